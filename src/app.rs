@@ -1,0 +1,218 @@
+//! The application: shared state, start-up wiring and the HTTP server's life cycle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::{Builder, ClientLike, ReconnectPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregates::{Aggregates, Fanout};
+use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
+use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
+use crate::config::Config;
+use crate::domain::Category;
+use crate::store::{self, Store, StoreError};
+use crate::worker::Worker;
+
+/// Everything a request, the worker or a subscription needs; shared as `Arc<App>`.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn SnapshotCache>,
+    pub bus: Arc<dyn Bus>,
+    pub aggregates: Aggregates,
+    /// Loaded once at start: categories change only by migration.
+    pub categories: Arc<Vec<Category>>,
+    pub worker_wake: Arc<Notify>,
+    /// Cancelled when the process shuts down: ends subscriptions, the worker, background tasks.
+    pub shutdown: CancellationToken,
+    /// True when a Redis URL is configured (readiness reports it).
+    pub uses_redis: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl App {
+    /// Connects to every backend, migrates, and loads the newest snapshot.
+    pub async fn start(config: Config) -> Result<Arc<App>, StartError> {
+        tracing::info!(database = %config.database.describe(), redis = config.redis_url.is_some(), "starting");
+        let store = store::connect(
+            &config.database,
+            config.database_pool_size,
+            config.worker_fold_pause,
+        )
+        .await?;
+        let categories = Arc::new(store.categories().await?);
+        let worker_wake = Arc::new(Notify::new());
+        let resync = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+
+        let (cache, bus, aggregates): (Arc<dyn SnapshotCache>, Arc<dyn Bus>, Aggregates) =
+            match &config.redis_url {
+                Some(url) => {
+                    let redis = fred::prelude::Config::from_url(url)?;
+                    let mut builder = Builder::from_config(redis);
+                    builder
+                        .with_connection_config(|c| {
+                            c.connection_timeout = Duration::from_secs(5);
+                        })
+                        .with_performance_config(|p| {
+                            p.default_command_timeout = Duration::from_secs(5);
+                        })
+                        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+                    let client = builder.build()?;
+                    client.init().await?;
+                    let subscriber = builder.build_subscriber_client()?;
+                    subscriber.init().await?;
+                    let cache: Arc<dyn SnapshotCache> =
+                        Arc::new(RedisCache::new(client.clone(), &config.redis_key_prefix));
+                    let aggregates = Aggregates::new(store.clone(), cache.clone());
+                    let fanout = Arc::new(Fanout {
+                        live: aggregates.live().clone(),
+                        worker_wake: worker_wake.clone(),
+                        resync: resync.clone(),
+                    });
+                    let bus =
+                        RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout)
+                            .await?;
+                    (cache, Arc::new(bus), aggregates)
+                }
+                None => {
+                    let cache: Arc<dyn SnapshotCache> = Arc::new(MemoryCache::default());
+                    let aggregates = Aggregates::new(store.clone(), cache.clone());
+                    let fanout = Arc::new(Fanout {
+                        live: aggregates.live().clone(),
+                        worker_wake: worker_wake.clone(),
+                        resync: resync.clone(),
+                    });
+                    (cache, Arc::new(MemoryBus::new(fanout)), aggregates)
+                }
+            };
+
+        // Seed the process-wide snapshot before anyone can subscribe.
+        aggregates.read().await?;
+        let app = Arc::new(App {
+            uses_redis: config.redis_url.is_some(),
+            config,
+            store,
+            cache,
+            bus,
+            aggregates,
+            categories,
+            worker_wake,
+            shutdown,
+        });
+        app.spawn_resync(resync);
+        Ok(app)
+    }
+
+    fn spawn_resync(self: &Arc<Self>, resync: Arc<Notify>) {
+        let aggregates = self.aggregates.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = resync.notified() => aggregates.resync().await,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
+
+    /// Wakes this process's worker at once and every other worker through the bus.
+    pub async fn wake_workers(&self) {
+        self.worker_wake.notify_one();
+        if let Err(error) = self.bus.nudge_workers().await {
+            tracing::warn!(%error, "could not nudge workers; they will poll");
+        }
+    }
+
+    pub fn worker(&self) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            cache: self.cache.clone(),
+            bus: self.bus.clone(),
+            wake: self.worker_wake.clone(),
+            batch_size: self.config.worker_batch_size,
+            poll: self.config.worker_poll,
+        }
+    }
+
+    /// Starts the outbox worker on this runtime; it stops with the app.
+    pub fn spawn_worker(&self) -> JoinHandle<()> {
+        tokio::spawn(self.worker().run(self.shutdown.clone()))
+    }
+}
+
+/// A running HTTP server.
+pub struct Server {
+    pub addr: SocketAddr,
+    app: Arc<App>,
+    task: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `app` on `listener` (and runs the worker when `run_worker`), until shut down.
+    pub fn spawn(app: Arc<App>, listener: TcpListener, run_worker: bool) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let router = crate::http::router(app.clone());
+        let shutdown = app.shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        });
+        let worker = run_worker.then(|| app.spawn_worker());
+        tracing::info!(%addr, run_worker, "listening");
+        Ok(Server {
+            addr,
+            app,
+            task,
+            worker,
+        })
+    }
+
+    pub async fn bind(app: Arc<App>, addr: SocketAddr, run_worker: bool) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Server::spawn(app, listener, run_worker).map_err(|source| StartError::Bind { addr, source })
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `grace`), closes WebSockets and
+    /// stops the worker after its current fold.
+    pub async fn shutdown(self, grace: Duration) {
+        self.app.shutdown.cancel();
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+            Ok(Err(error)) => tracing::error!(%error, "server task failed"),
+            Err(_) => tracing::warn!(?grace, "requests still running at the end of the grace period"),
+        }
+        if let Some(worker) = self.worker {
+            let _ = tokio::time::timeout(grace, worker).await;
+        }
+    }
+}

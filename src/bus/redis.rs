@@ -1,0 +1,117 @@
+//! Redis pub/sub: one subscriber connection per process, two channels.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fred::clients::SubscriberClient;
+use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
+use tokio::task::JoinHandle;
+
+use super::{Bus, BusError, BusHandler};
+use crate::domain::Snapshot;
+
+pub struct RedisBus {
+    publisher: Client,
+    subscriber: SubscriberClient,
+    snapshots_channel: String,
+    outbox_channel: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisBus {
+    /// Subscribes once for this process and starts handing messages to `handler`.
+    pub async fn start(
+        publisher: Client,
+        subscriber: SubscriberClient,
+        key_prefix: &str,
+        handler: Arc<dyn BusHandler>,
+    ) -> Result<Self, BusError> {
+        let snapshots_channel = format!("{key_prefix}aggregates");
+        let outbox_channel = format!("{key_prefix}outbox");
+
+        let mut messages = subscriber.message_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        let on_message = {
+            let handler = handler.clone();
+            let snapshots_channel = snapshots_channel.clone();
+            tokio::spawn(async move {
+                loop {
+                    let message = match messages.recv().await {
+                        Ok(message) => message,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "pub/sub messages dropped; resyncing");
+                            handler.resubscribed();
+                            continue;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    };
+                    if &*message.channel == snapshots_channel.as_str() {
+                        let parsed = message
+                            .value
+                            .as_str()
+                            .map(|json| serde_json::from_str::<Snapshot>(&json));
+                        match parsed {
+                            Some(Ok(snapshot)) => handler.snapshot_published(snapshot),
+                            _ => tracing::warn!("unreadable snapshot on the bus; ignored"),
+                        }
+                    } else {
+                        handler.outbox_nudged();
+                    }
+                }
+            })
+        };
+        let on_reconnect = tokio::spawn(async move {
+            while reconnects.recv().await.is_ok() {
+                handler.resubscribed();
+            }
+        });
+
+        subscriber
+            .subscribe(vec![snapshots_channel.clone(), outbox_channel.clone()])
+            .await?;
+        // Re-subscribes by itself after a reconnect.
+        let manager = subscriber.manage_subscriptions();
+        let manager = tokio::spawn(async move {
+            let _ = manager.await;
+        });
+
+        Ok(RedisBus {
+            publisher,
+            subscriber,
+            snapshots_channel,
+            outbox_channel,
+            tasks: vec![on_message, on_reconnect, manager],
+        })
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let subscriber = self.subscriber.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = subscriber.quit().await;
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish_snapshot(&self, snapshot: &Snapshot) -> Result<(), BusError> {
+        let json = serde_json::to_string(snapshot)?;
+        let _: i64 = self
+            .publisher
+            .publish(&self.snapshots_channel, json)
+            .await?;
+        Ok(())
+    }
+
+    async fn nudge_workers(&self) -> Result<(), BusError> {
+        let _: i64 = self.publisher.publish(&self.outbox_channel, "").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! Tier 1 of the read path: the newest snapshot, kept where reading it costs no SQL.
+
+mod memory;
+mod redis;
+
+use async_trait::async_trait;
+
+use crate::domain::Snapshot;
+
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("cached snapshot is unreadable: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+#[async_trait]
+pub trait SnapshotCache: Send + Sync + 'static {
+    /// The cached snapshot, if any: one round trip at most.
+    async fn get(&self) -> Result<Option<Snapshot>, CacheError>;
+
+    /// Stores `snapshot` unless the cache already holds the same or a newer version; returns
+    /// whether it was stored. The compare and the write are one atomic step.
+    async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError>;
+
+    /// Forgets the cached snapshot; the next read falls through to the summary.
+    async fn invalidate(&self) -> Result<(), CacheError>;
+
+    async fn ping(&self) -> Result<(), CacheError>;
+}

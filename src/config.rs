@@ -1,0 +1,194 @@
+//! Settings, read once at start from flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Where durable data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    /// The embedded default: a SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// `postgres://…` / `postgresql://…` is PostgreSQL; anything else is a SQLite file, given
+    /// as a path or as `sqlite://path`, `sqlite:path` or `file:path`.
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return DatabaseUrl::Postgres(value.to_owned());
+        }
+        let path = ["sqlite://", "sqlite:", "file://", "file:"]
+            .iter()
+            .find_map(|prefix| value.strip_prefix(prefix))
+            .unwrap_or(value);
+        DatabaseUrl::Sqlite(PathBuf::from(path))
+    }
+
+    /// Names the database for logs without leaking a password.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => format!("postgres://…@{host}"),
+                None => url.clone(),
+            },
+            DatabaseUrl::Sqlite(path) => format!("sqlite file {}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings every command shares: where the data and the cache are.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// PostgreSQL URL (postgres://…) or SQLite file path/URL. Unset: ./data/tax-budget.sqlite3.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL (redis://…). Unset: in-process cache and pub/sub (single process only).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments and tests can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "tax-budget:")]
+    pub redis_key_prefix: String,
+
+    /// Most database connections this process opens.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Settings of the outbox worker.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Most outbox rows folded in one transaction.
+    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 500)]
+    pub worker_batch_size: i64,
+
+    /// How often an idle worker looks at the outbox when no wake-up arrives (milliseconds).
+    #[arg(long, env = "WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+
+    /// Test hook: sleep this long inside each fold transaction, before it commits (milliseconds).
+    #[arg(long, env = "WORKER_FOLD_PAUSE_MS", default_value_t = 0, hide = true)]
+    pub worker_fold_pause_ms: u64,
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Run the outbox worker inside the server (`false` when separate `worker` processes run).
+    #[arg(long, env = "RUN_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_worker: bool,
+
+    /// How long shutdown waits for in-flight requests (seconds).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Everything the library needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseUrl,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
+    pub database_pool_size: usize,
+    pub worker_batch_size: i64,
+    pub worker_poll: Duration,
+    pub worker_fold_pause: Duration,
+}
+
+/// Where the embedded default keeps its file.
+pub const DEFAULT_SQLITE_PATH: &str = "data/tax-budget.sqlite3";
+
+impl Config {
+    pub fn new(backend: &BackendArgs, worker: &WorkerArgs) -> Self {
+        let database = DatabaseUrl::parse(
+            backend
+                .database_url
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(DEFAULT_SQLITE_PATH),
+        );
+        Config {
+            database,
+            redis_url: backend
+                .redis_url
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            redis_key_prefix: backend.redis_key_prefix.clone(),
+            database_pool_size: backend.database_pool_size.max(1),
+            worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),
+            worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
+            worker_fold_pause: Duration::from_millis(worker.worker_fold_pause_ms),
+        }
+    }
+
+    /// A configuration for tests and embedding: the given database, no Redis.
+    pub fn for_database(database: DatabaseUrl) -> Self {
+        Config {
+            database,
+            redis_url: None,
+            redis_key_prefix: "tax-budget:".into(),
+            database_pool_size: 8,
+            worker_batch_size: 500,
+            worker_poll: Duration::from_millis(1000),
+            worker_fold_pause: Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_postgres_from_sqlite() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db"),
+            DatabaseUrl::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db"),
+            DatabaseUrl::Sqlite("data/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("/tmp/x.sqlite3"),
+            DatabaseUrl::Sqlite("/tmp/x.sqlite3".into())
+        );
+    }
+
+    #[test]
+    fn hides_passwords_in_descriptions() {
+        let url = DatabaseUrl::parse("postgres://user:secret@db:5432/app");
+        assert!(!url.describe().contains("secret"));
+    }
+}
+
+impl WorkerArgs {
+    /// The defaults, for commands that start the app without running a worker.
+    pub fn parse_defaults() -> Self {
+        WorkerArgs {
+            worker_batch_size: 500,
+            worker_poll_ms: 1000,
+            worker_fold_pause_ms: 0,
+        }
+    }
+}

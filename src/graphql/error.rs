@@ -1,0 +1,147 @@
+//! The one place where internal errors become GraphQL errors.
+//!
+//! Every error a client sees has `extensions.code`; input errors also say which `field` was
+//! wrong (and, for allocations, every problem found). Internal details are logged here and
+//! never sent.
+
+use async_graphql::{Error, ErrorExtensions, Value};
+
+use crate::domain::AllocationError;
+use crate::store::StoreError;
+use crate::submissions::{AuthError, SubmitError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadUserInput {
+        message: String,
+        field: String,
+        problems: Vec<Problem>,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("internal error; it has been logged")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadUserInput {
+            problems: vec![Problem {
+                field: field.to_owned(),
+                message: message.clone(),
+            }],
+            field: field.to_owned(),
+            message,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> Error {
+        Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            if let ApiError::BadUserInput {
+                field, problems, ..
+            } = self
+            {
+                ext.set("field", field.as_str());
+                let list: Vec<Value> = problems
+                    .iter()
+                    .map(|p| {
+                        let mut entry = async_graphql::indexmap::IndexMap::new();
+                        entry.insert(async_graphql::Name::new("field"), Value::from(p.field.as_str()));
+                        entry.insert(
+                            async_graphql::Name::new("message"),
+                            Value::from(p.message.as_str()),
+                        );
+                        Value::Object(entry)
+                    })
+                    .collect();
+                ext.set("problems", Value::List(list));
+            }
+        })
+    }
+}
+
+impl From<AllocationError> for ApiError {
+    fn from(err: AllocationError) -> Self {
+        let problems: Vec<Problem> = err
+            .problems
+            .iter()
+            .map(|p| Problem {
+                field: format!("input.{}", p.location()),
+                message: p.to_string(),
+            })
+            .collect();
+        let field = problems
+            .first()
+            .map(|p| p.field.clone())
+            .unwrap_or_else(|| "input.allocations".into());
+        let message = problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::BadUserInput {
+            message,
+            field,
+            problems,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "store error");
+        ApiError::Internal
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Store(e) => e.into(),
+            other => ApiError::Unauthenticated(other.to_string()),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(err: SubmitError) -> Self {
+        match err {
+            SubmitError::Invalid(e) => e.into(),
+            SubmitError::BadIdempotencyKey | SubmitError::IdempotencyKeyTaken => {
+                ApiError::bad_input("input.idempotencyKey", err.to_string())
+            }
+            SubmitError::Auth(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `result.or_gql()?` in resolvers: maps any of our errors to a GraphQL error with a code.
+pub trait OrGraphqlError<T> {
+    fn or_gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: Into<ApiError>> OrGraphqlError<T> for Result<T, E> {
+    fn or_gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.into().extend())
+    }
+}

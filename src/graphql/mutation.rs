@@ -1,0 +1,37 @@
+use async_graphql::{Context, Object, Result};
+
+use super::error::OrGraphqlError;
+use super::types::{SubmissionView, SubmitAllocationInput, SubmitAllocationPayload};
+use crate::domain::RawAllocation;
+use crate::submissions::{submit, Credentials};
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Submit how you would split your taxes. Without a voter token this creates an anonymous
+    /// voter and returns its token once.
+    async fn submit_allocation(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitAllocationInput,
+    ) -> Result<SubmitAllocationPayload> {
+        let app = super::app(ctx);
+        let credentials = ctx.data_opt::<Credentials>().cloned().unwrap_or_default();
+        let raw: Vec<RawAllocation> = input
+            .allocations
+            .iter()
+            .map(|a| RawAllocation {
+                category_id: a.category_id.as_str(),
+                percentage: a.percentage,
+            })
+            .collect();
+        let submitted = submit(app, &credentials, &raw, input.idempotency_key)
+            .await
+            .or_gql()?;
+        Ok(SubmitAllocationPayload {
+            submission: SubmissionView::new(submitted.submission, &app.categories),
+            voter_token: submitted.voter_token.map(|t| t.as_str().to_owned()),
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP spec: `application/graphql-response+json`
+//! with 4xx for requests that cannot run, `application/json` (always 200) for legacy clients,
+//! queries by GET and POST, mutations by POST only.
+
+use async_graphql::http::parse_query_string;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Response as GqlResponse, Value};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::websocket;
+use super::HttpState;
+use crate::submissions::Credentials;
+use crate::voter_token::VoterToken;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            MediaType::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// Picks the response type from `Accept`; `None` when the client accepts neither.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::GraphqlResponseJson);
+    };
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim())
+        .collect();
+    if types.contains(&GRAPHQL_RESPONSE_JSON) {
+        Some(MediaType::GraphqlResponseJson)
+    } else if types.contains(&JSON) {
+        Some(MediaType::Json)
+    } else if types.iter().any(|t| *t == "*/*" || *t == "application/*") {
+        Some(MediaType::GraphqlResponseJson)
+    } else {
+        None
+    }
+}
+
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Credentials::Anonymous;
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|t| VoterToken::parse(t.trim()).ok());
+    token.map_or(Credentials::Malformed, Credentials::Bearer)
+}
+
+/// A request the server refuses before running it, in the shape GraphQL clients read.
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, MediaType::Json.header());
+    response
+}
+
+fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
+    // Errors without a path come from parsing or validation: the request never ran.
+    let not_run = response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let body = if not_run {
+        for error in &mut response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                extensions.set("code", "GRAPHQL_VALIDATION_FAILED");
+            }
+        }
+        json!({ "errors": response.errors })
+    } else {
+        serde_json::to_value(&response).unwrap_or_else(|_| json!({"errors": [{"message": "response could not be encoded"}]}))
+    };
+    let status = match (media, not_run) {
+        (MediaType::GraphqlResponseJson, true) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    let mut http = (status, body.to_string()).into_response();
+    http.headers_mut().insert(header::CONTENT_TYPE, media.header());
+    http
+}
+
+async fn execute(state: &HttpState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+    let Some(media) = negotiate(headers) else {
+        return refusal(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "accept application/graphql-response+json or application/json",
+        );
+    };
+    let request = request.data(credentials(headers));
+    let response = state.schema.execute(request).await;
+    graphql_response(media, response)
+}
+
+pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some(JSON) {
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send the request as application/json",
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not a GraphQL request: {error}"),
+            )
+        }
+    };
+    execute(&state, &headers, request).await
+}
+
+/// Is the selected operation a mutation? Unparseable queries say no: execution reports them.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
+            .map(|(_, op)| op.node.ty),
+        // Several operations and no name is an error that execution reports.
+        None if document.operations.iter().count() == 1 => {
+            document.operations.iter().next().map(|(_, op)| op.node.ty)
+        }
+        None => None,
+    };
+    operation == Some(OperationType::Mutation)
+}
+
+pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let is_upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+        {
+            Ok(upgrade) => websocket::upgrade(state, &parts.headers, upgrade),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    debug_assert_eq!(parts.method, Method::GET);
+    let request = match parse_query_string(parts.uri.query().unwrap_or("")) {
+        Ok(request) if !request.query.is_empty() => request,
+        _ => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "pass the query as ?query=…, or use GraphiQL at /graphiql",
+            )
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "mutations are only accepted by POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &parts.headers, request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn negotiates_the_response_type() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/json, application/graphql-response+json;q=0.9")),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(negotiate(&accept("text/html")), None);
+    }
+
+    #[test]
+    fn reads_bearer_tokens() {
+        let token = VoterToken::generate();
+        let mut headers = HeaderMap::new();
+        assert_eq!(credentials(&headers), Credentials::Anonymous);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", token.as_str())).unwrap(),
+        );
+        assert_eq!(credentials(&headers), Credentials::Bearer(token));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        assert_eq!(credentials(&headers), Credentials::Malformed);
+    }
+
+    #[test]
+    fn spots_mutations_by_operation_name() {
+        let mut request = async_graphql::Request::new("query A { categories { id } } mutation B { x }");
+        assert!(!is_mutation(&request));
+        request.operation_name = Some("B".into());
+        assert!(is_mutation(&request));
+    }
+}

@@ -1,0 +1,15 @@
+//! tax-budget: citizens split their taxes across budget categories; everyone sees the live
+//! average. See README.md for the architecture.
+
+pub mod aggregates;
+pub mod app;
+pub mod bus;
+pub mod cache;
+pub mod config;
+pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod store;
+pub mod submissions;
+pub mod voter_token;
+pub mod worker;

@@ -1,0 +1,126 @@
+//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, schema.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tax_budget::app::{App, Server};
+use tax_budget::config::{BackendArgs, Config, LogFormat, ServeArgs, WorkerArgs};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "tax-budget", version, about = "Tax Budget Allocator: GraphQL service and outbox worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API, GraphiQL and the web app (runs the outbox worker too by default).
+    Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run only the outbox worker (several may run against one database).
+    Worker {
+        #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Recompute the summary from all submissions; safe while servers and workers run.
+    RebuildAggregates {
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Print the GraphQL schema (SDL), as published in schema.graphql.
+    Schema,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            serve,
+            backend,
+            worker,
+        } => {
+            init_logging(backend.log_format);
+            let app = App::start(Config::new(&backend, &worker)).await?;
+            let server = Server::bind(app, serve.bind, serve.run_worker).await?;
+            println!("tax-budget listening on http://{}/ (GraphiQL: http://{}/graphiql)", server.addr, server.addr);
+            shutdown_signal().await;
+            server
+                .shutdown(Duration::from_secs(serve.shutdown_grace_secs))
+                .await;
+        }
+        Command::Worker { backend, worker } => {
+            init_logging(backend.log_format);
+            let app = App::start(Config::new(&backend, &worker)).await?;
+            let running = app.spawn_worker();
+            shutdown_signal().await;
+            app.shutdown.cancel();
+            running.await.context("worker task")?;
+        }
+        Command::Migrate { backend } => {
+            init_logging(backend.log_format);
+            let config = Config::new(&backend, &WorkerArgs::parse_defaults());
+            tax_budget::store::connect(&config.database, 1, Duration::ZERO).await?;
+            println!("migrations applied to {}", config.database.describe());
+        }
+        Command::RebuildAggregates { backend } => {
+            init_logging(backend.log_format);
+            let app = App::start(Config::new(&backend, &WorkerArgs::parse_defaults())).await?;
+            let snapshot = tax_budget::aggregates::rebuild(&app).await?;
+            println!(
+                "summary rebuilt: version {}, {} submissions",
+                snapshot.version, snapshot.total_submissions
+            );
+            app.shutdown.cancel();
+        }
+        Command::Schema => print!("{}", tax_budget::graphql::sdl()),
+    }
+    Ok(())
+}
