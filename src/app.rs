@@ -89,9 +89,8 @@ impl App {
                         worker_wake: worker_wake.clone(),
                         resync: resync.clone(),
                     });
-                    let bus =
-                        RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout)
-                            .await?;
+                    let bus = RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout)
+                        .await?;
                     (cache, Arc::new(bus), aggregates)
                 }
                 None => {
@@ -190,7 +189,11 @@ impl Server {
         })
     }
 
-    pub async fn bind(app: Arc<App>, addr: SocketAddr, run_worker: bool) -> Result<Self, StartError> {
+    pub async fn bind(
+        app: Arc<App>,
+        addr: SocketAddr,
+        run_worker: bool,
+    ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -209,7 +212,10 @@ impl Server {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
             Ok(Err(error)) => tracing::error!(%error, "server task failed"),
-            Err(_) => tracing::warn!(?grace, "requests still running at the end of the grace period"),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "requests still running at the end of the grace period"
+            ),
         }
         if let Some(worker) = self.worker {
             let _ = tokio::time::timeout(grace, worker).await;

@@ -129,10 +129,7 @@ impl Config {
         );
         Config {
             database,
-            redis_url: backend
-                .redis_url
-                .clone()
-                .filter(|v| !v.trim().is_empty()),
+            redis_url: backend.redis_url.clone().filter(|v| !v.trim().is_empty()),
             redis_key_prefix: backend.redis_key_prefix.clone(),
             database_pool_size: backend.database_pool_size.max(1),
             worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),

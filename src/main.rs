@@ -9,7 +9,11 @@ use tax_budget::config::{BackendArgs, Config, LogFormat, ServeArgs, WorkerArgs};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "tax-budget", version, about = "Tax Budget Allocator: GraphQL service and outbox worker")]
+#[command(
+    name = "tax-budget",
+    version,
+    about = "Tax Budget Allocator: GraphQL service and outbox worker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging(backend.log_format);
             let app = App::start(Config::new(&backend, &worker)).await?;
             let server = Server::bind(app, serve.bind, serve.run_worker).await?;
-            println!("tax-budget listening on http://{}/ (GraphiQL: http://{}/graphiql)", server.addr, server.addr);
+            println!(
+                "tax-budget listening on http://{}/ (GraphiQL: http://{}/graphiql)",
+                server.addr, server.addr
+            );
             shutdown_signal().await;
             server
                 .shutdown(Duration::from_secs(serve.shutdown_grace_secs))

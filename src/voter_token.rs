@@ -26,7 +26,9 @@ impl VoterToken {
     pub fn parse(text: &str) -> Result<Self, MalformedToken> {
         let body = text.strip_prefix(PREFIX).ok_or(MalformedToken)?;
         let well_formed = body.len() == RANDOM_BYTES * 2
-            && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if well_formed {
             Ok(VoterToken(text.to_owned()))
         } else {
@@ -61,7 +63,13 @@ mod tests {
     #[test]
     fn refuses_malformed_tokens() {
         assert_eq!(VoterToken::parse("abc"), Err(MalformedToken));
-        assert_eq!(VoterToken::parse(&format!("{PREFIX}{}", "g".repeat(64))), Err(MalformedToken));
-        assert_eq!(VoterToken::parse(&format!("{PREFIX}{}", "a".repeat(63))), Err(MalformedToken));
+        assert_eq!(
+            VoterToken::parse(&format!("{PREFIX}{}", "g".repeat(64))),
+            Err(MalformedToken)
+        );
+        assert_eq!(
+            VoterToken::parse(&format!("{PREFIX}{}", "a".repeat(63))),
+            Err(MalformedToken)
+        );
     }
 }

@@ -33,7 +33,12 @@ impl Worker {
         let mut idle_ticks = 0u32;
         while !shutdown.is_cancelled() {
             let batch = tracing::info_span!("fold_batch", limit = self.batch_size);
-            match self.store.fold_outbox(self.batch_size).instrument(batch.clone()).await {
+            match self
+                .store
+                .fold_outbox(self.batch_size)
+                .instrument(batch.clone())
+                .await
+            {
                 Ok(Some(snapshot)) => {
                     self.deliver(&snapshot).instrument(batch).await;
                     idle_ticks = 0;

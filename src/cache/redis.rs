@@ -35,9 +35,7 @@ impl RedisCache {
 impl SnapshotCache for RedisCache {
     async fn get(&self) -> Result<Option<Snapshot>, CacheError> {
         let raw: Option<String> = self.client.hget(&self.key, "snapshot").await?;
-        Ok(raw
-            .map(|json| serde_json::from_str(&json))
-            .transpose()?)
+        Ok(raw.map(|json| serde_json::from_str(&json)).transpose()?)
     }
 
     async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError> {

@@ -163,7 +163,9 @@ pub fn validate_allocation(
         .map(|c| c.name.clone())
         .collect();
     if !missing.is_empty() {
-        return fail(vec![AllocationProblem::MissingCategories { names: missing }]);
+        return fail(vec![AllocationProblem::MissingCategories {
+            names: missing,
+        }]);
     }
 
     let total: u32 = given.values().map(|h| u32::from(h.raw())).sum();

@@ -81,20 +81,44 @@ mod tests {
     #[test]
     fn accepts_two_decimals_and_bounds() {
         assert_eq!(Hundredths::from_percent(0.0).map(Hundredths::raw), Ok(0));
-        assert_eq!(Hundredths::from_percent(100.0).map(Hundredths::raw), Ok(10_000));
-        assert_eq!(Hundredths::from_percent(33.33).map(Hundredths::raw), Ok(3333));
+        assert_eq!(
+            Hundredths::from_percent(100.0).map(Hundredths::raw),
+            Ok(10_000)
+        );
+        assert_eq!(
+            Hundredths::from_percent(33.33).map(Hundredths::raw),
+            Ok(3333)
+        );
         assert_eq!(Hundredths::from_percent(0.01).map(Hundredths::raw), Ok(1));
-        assert_eq!(Hundredths::from_percent(12.5).map(Hundredths::raw), Ok(1250));
+        assert_eq!(
+            Hundredths::from_percent(12.5).map(Hundredths::raw),
+            Ok(1250)
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_percentage() {
         assert_eq!(Hundredths::from_percent(-0.01), Err(PercentError::Negative));
-        assert_eq!(Hundredths::from_percent(100.01), Err(PercentError::OverHundred));
-        assert_eq!(Hundredths::from_percent(10.001), Err(PercentError::TooManyDecimals));
-        assert_eq!(Hundredths::from_percent(33.335), Err(PercentError::TooManyDecimals));
-        assert_eq!(Hundredths::from_percent(f64::NAN), Err(PercentError::NotFinite));
-        assert_eq!(Hundredths::from_percent(f64::INFINITY), Err(PercentError::NotFinite));
+        assert_eq!(
+            Hundredths::from_percent(100.01),
+            Err(PercentError::OverHundred)
+        );
+        assert_eq!(
+            Hundredths::from_percent(10.001),
+            Err(PercentError::TooManyDecimals)
+        );
+        assert_eq!(
+            Hundredths::from_percent(33.335),
+            Err(PercentError::TooManyDecimals)
+        );
+        assert_eq!(
+            Hundredths::from_percent(f64::NAN),
+            Err(PercentError::NotFinite)
+        );
+        assert_eq!(
+            Hundredths::from_percent(f64::INFINITY),
+            Err(PercentError::NotFinite)
+        );
     }
 
     #[test]

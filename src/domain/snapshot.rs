@@ -105,7 +105,10 @@ impl Snapshot {
         let leftover = shares.iter().map(|(_, _, rem)| rem).sum::<i64>() / count;
         let mut by_remainder: Vec<usize> = (0..shares.len()).collect();
         by_remainder.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
-        for &i in by_remainder.iter().take(usize::try_from(leftover).unwrap_or(0)) {
+        for &i in by_remainder
+            .iter()
+            .take(usize::try_from(leftover).unwrap_or(0))
+        {
             shares[i].1 += 1;
         }
         shares

@@ -65,7 +65,10 @@ impl ErrorExtensions for ApiError {
                     .iter()
                     .map(|p| {
                         let mut entry = async_graphql::indexmap::IndexMap::new();
-                        entry.insert(async_graphql::Name::new("field"), Value::from(p.field.as_str()));
+                        entry.insert(
+                            async_graphql::Name::new("field"),
+                            Value::from(p.field.as_str()),
+                        );
                         entry.insert(
                             async_graphql::Name::new("message"),
                             Value::from(p.message.as_str()),

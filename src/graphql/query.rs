@@ -47,8 +47,11 @@ impl QueryRoot {
     ) -> Result<Vec<SubmissionView>> {
         let app = super::app(ctx);
         if !(1..=MAX_PAGE).contains(&first) {
-            return Err(ApiError::bad_input("first", format!("first must be between 1 and {MAX_PAGE}")))
-                .or_gql();
+            return Err(ApiError::bad_input(
+                "first",
+                format!("first must be between 1 and {MAX_PAGE}"),
+            ))
+            .or_gql();
         }
         let credentials = ctx.data_opt::<Credentials>().cloned().unwrap_or_default();
         let voter = voter_of(app, &credentials)

@@ -152,10 +152,12 @@ impl AggregateSnapshotView {
             categories: snapshot
                 .averages(categories)
                 .into_iter()
-                .map(|(id, average): (CategoryId, Hundredths)| CategoryAggregateView {
-                    category: category_view(categories, id),
-                    average_percentage: average.as_percent(),
-                })
+                .map(
+                    |(id, average): (CategoryId, Hundredths)| CategoryAggregateView {
+                        category: category_view(categories, id),
+                        average_percentage: average.as_percent(),
+                    },
+                )
                 .collect(),
         }
     }

@@ -6,6 +6,7 @@ use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Response as GqlResponse, Value};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,7 +62,10 @@ fn credentials(headers: &HeaderMap) -> Credentials {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .and_then(|t| VoterToken::parse(t.trim()).ok());
     token.map_or(Credentials::Malformed, Credentials::Bearer)
 }
@@ -90,18 +94,24 @@ fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
         }
         json!({ "errors": response.errors })
     } else {
-        serde_json::to_value(&response).unwrap_or_else(|_| json!({"errors": [{"message": "response could not be encoded"}]}))
+        serde_json::to_value(&response)
+            .unwrap_or_else(|_| json!({"errors": [{"message": "response could not be encoded"}]}))
     };
     let status = match (media, not_run) {
         (MediaType::GraphqlResponseJson, true) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     let mut http = (status, body.to_string()).into_response();
-    http.headers_mut().insert(header::CONTENT_TYPE, media.header());
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
     http
 }
 
-async fn execute(state: &HttpState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+async fn execute(
+    state: &HttpState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
     let Some(media) = negotiate(headers) else {
         return refusal(
             StatusCode::NOT_ACCEPTABLE,
@@ -114,11 +124,27 @@ async fn execute(state: &HttpState, headers: &HeaderMap, request: async_graphql:
     graphql_response(media, response)
 }
 
-pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return refusal(rejection.status(), "BAD_REQUEST", &rejection.body_text());
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if content_type.as_deref() != Some(JSON) {
         return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -211,13 +237,24 @@ mod tests {
 
     #[test]
     fn negotiates_the_response_type() {
-        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::GraphqlResponseJson));
-        assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
         assert_eq!(
-            negotiate(&accept("application/json, application/graphql-response+json;q=0.9")),
+            negotiate(&HeaderMap::new()),
             Some(MediaType::GraphqlResponseJson)
         );
-        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(
+            negotiate(&accept("application/json")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json, application/graphql-response+json;q=0.9"
+            )),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(&accept("*/*")),
+            Some(MediaType::GraphqlResponseJson)
+        );
         assert_eq!(negotiate(&accept("text/html")), None);
     }
 
@@ -231,13 +268,17 @@ mod tests {
             HeaderValue::from_str(&format!("Bearer {}", token.as_str())).unwrap(),
         );
         assert_eq!(credentials(&headers), Credentials::Bearer(token));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nope"),
+        );
         assert_eq!(credentials(&headers), Credentials::Malformed);
     }
 
     #[test]
     fn spots_mutations_by_operation_name() {
-        let mut request = async_graphql::Request::new("query A { categories { id } } mutation B { x }");
+        let mut request =
+            async_graphql::Request::new("query A { categories { id } } mutation B { x }");
         assert!(!is_mutation(&request));
         request.operation_name = Some("B".into());
         assert!(is_mutation(&request));

@@ -15,7 +15,9 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-fn verdict<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> &'static str {
+fn verdict<E: std::fmt::Display>(
+    result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> &'static str {
     match result {
         Ok(Ok(())) => "ok",
         Ok(Err(error)) => {

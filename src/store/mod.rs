@@ -35,7 +35,10 @@ pub enum StoreError {
 pub enum VoterRef {
     Existing(Uuid),
     /// Created in the submission's transaction, so a refused submission leaves no voter behind.
-    New { id: Uuid, token_hash: String },
+    New {
+        id: Uuid,
+        token_hash: String,
+    },
 }
 
 #[derive(Debug, Clone)]

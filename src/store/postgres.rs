@@ -13,8 +13,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
 use super::{
-    attach_allocations, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    VoterRef,
+    attach_allocations, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
 };
 use crate::domain::{Category, CategoryId, CategoryTotal, Snapshot, SnapshotSource};
 
@@ -167,11 +166,10 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
 }
 
 async fn totals(conn: &mut AsyncPgConnection) -> Result<Vec<CategoryTotal>, diesel::result::Error> {
-    let rows: Vec<TotalRow> = sql_query(
-        "SELECT category_id, sum_hundredths FROM aggregate_totals ORDER BY category_id",
-    )
-    .load(conn)
-    .await?;
+    let rows: Vec<TotalRow> =
+        sql_query("SELECT category_id, sum_hundredths FROM aggregate_totals ORDER BY category_id")
+            .load(conn)
+            .await?;
     Ok(rows.into_iter().map(to_total).collect())
 }
 
@@ -261,7 +259,9 @@ async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), diesel::re
     Ok(())
 }
 
-async fn summary_row(conn: &mut AsyncPgConnection) -> Result<Option<SummaryRow>, diesel::result::Error> {
+async fn summary_row(
+    conn: &mut AsyncPgConnection,
+) -> Result<Option<SummaryRow>, diesel::result::Error> {
     let mut rows: Vec<SummaryRow> = sql_query(
         "SELECT version, total_submissions, updated_at, stale FROM aggregate_summary WHERE id = 1",
     )
@@ -435,13 +435,9 @@ impl Store for PostgresStore {
             .build_transaction()
             .repeatable_read()
             .read_only()
-            .run::<_, diesel::result::Error, _>(async |conn| {
-                {
-                    match summary_row(conn).await? {
-                        Some(row) if !row.stale => current_snapshot(conn).await.map(Some),
-                        _ => Ok(None),
-                    }
-                }
+            .run::<_, diesel::result::Error, _>(async |conn| match summary_row(conn).await? {
+                Some(row) if !row.stale => current_snapshot(conn).await.map(Some),
+                _ => Ok(None),
             })
             .await?;
         Ok(snapshot)
@@ -454,29 +450,27 @@ impl Store for PostgresStore {
             .repeatable_read()
             .read_only()
             .run::<_, diesel::result::Error, _>(async |conn| {
-                {
-                    let rows: Vec<TotalRow> = sql_query(
-                        "SELECT category_id, SUM(hundredths)::BIGINT AS sum_hundredths
+                let rows: Vec<TotalRow> = sql_query(
+                    "SELECT category_id, SUM(hundredths)::BIGINT AS sum_hundredths
                          FROM allocations GROUP BY category_id ORDER BY category_id",
-                    )
-                    .load(conn)
-                    .await?;
-                    let count: CountRow = sql_query("SELECT COUNT(*) AS n FROM submissions")
-                        .get_result(conn)
-                        .await?;
-                    let version: VersionRow = sql_query(
-                        "SELECT (SELECT version FROM aggregate_summary WHERE id = 1) AS version",
-                    )
+                )
+                .load(conn)
+                .await?;
+                let count: CountRow = sql_query("SELECT COUNT(*) AS n FROM submissions")
                     .get_result(conn)
                     .await?;
-                    Ok(Snapshot {
-                        version: version.version.unwrap_or(0),
-                        total_submissions: count.n,
-                        updated_at: Utc::now(),
-                        totals: rows.into_iter().map(to_total).collect(),
-                        source: SnapshotSource::Live,
-                    })
-                }
+                let version: VersionRow = sql_query(
+                    "SELECT (SELECT version FROM aggregate_summary WHERE id = 1) AS version",
+                )
+                .get_result(conn)
+                .await?;
+                Ok(Snapshot {
+                    version: version.version.unwrap_or(0),
+                    total_submissions: count.n,
+                    updated_at: Utc::now(),
+                    totals: rows.into_iter().map(to_total).collect(),
+                    source: SnapshotSource::Live,
+                })
             })
             .await?;
         Ok(snapshot)
@@ -556,11 +550,9 @@ impl Store for PostgresStore {
         let mut conn = self.conn().await?;
         let snapshot = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
-                {
-                    lock_summary(conn).await?;
-                    recompute_folded(conn).await?;
-                    current_snapshot(conn).await
-                }
+                lock_summary(conn).await?;
+                recompute_folded(conn).await?;
+                current_snapshot(conn).await
             })
             .await?;
         Ok(snapshot)

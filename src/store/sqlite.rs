@@ -22,8 +22,7 @@ use futures_util::FutureExt;
 use uuid::Uuid;
 
 use super::{
-    attach_allocations, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    VoterRef,
+    attach_allocations, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
 };
 use crate::domain::{Category, CategoryId, CategoryTotal, Snapshot, SnapshotSource};
 
@@ -201,15 +200,18 @@ fn migrate(url: &str) -> Result<(), StoreError> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map_err(|e| StoreError::Migration(e.to_string()))?;
-    tracing::info!(applied = applied.len(), path = url, "sqlite migrations up to date");
+    tracing::info!(
+        applied = applied.len(),
+        path = url,
+        "sqlite migrations up to date"
+    );
     Ok(())
 }
 
 fn totals(conn: &mut SqliteConnection) -> QueryResult<Vec<CategoryTotal>> {
-    let rows: Vec<TotalRow> = sql_query(
-        "SELECT category_id, sum_hundredths FROM aggregate_totals ORDER BY category_id",
-    )
-    .load(conn)?;
+    let rows: Vec<TotalRow> =
+        sql_query("SELECT category_id, sum_hundredths FROM aggregate_totals ORDER BY category_id")
+            .load(conn)?;
     Ok(rows.into_iter().map(to_total).collect())
 }
 
@@ -237,7 +239,11 @@ fn load_submissions(
         for a in allocations {
             rows.push((parse_uuid(&a.submission_id)?, a.category_id, a.hundredths));
         }
-        parsed.push((id, parse_uuid(&head.voter_id)?, parse_time(&head.created_at)?));
+        parsed.push((
+            id,
+            parse_uuid(&head.voter_id)?,
+            parse_time(&head.created_at)?,
+        ));
     }
     attach_allocations(parsed, rows)
         .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))
@@ -332,11 +338,13 @@ fn insert_submission(conn: &mut SqliteConnection, new: &NewSubmission) -> Result
         return Err(SubmitAbort::KeyTaken);
     }
     for (category, value) in new.allocation.entries() {
-        sql_query("INSERT INTO allocations (submission_id, category_id, hundredths) VALUES (?, ?, ?)")
-            .bind::<Text, _>(new.id.to_string())
-            .bind::<Integer, _>(category.0)
-            .bind::<Integer, _>(i32::from(value.raw()))
-            .execute(conn)?;
+        sql_query(
+            "INSERT INTO allocations (submission_id, category_id, hundredths) VALUES (?, ?, ?)",
+        )
+        .bind::<Text, _>(new.id.to_string())
+        .bind::<Integer, _>(category.0)
+        .bind::<Integer, _>(i32::from(value.raw()))
+        .execute(conn)?;
     }
     sql_query("INSERT INTO aggregate_outbox (submission_id, created_at) VALUES (?, ?)")
         .bind::<Text, _>(new.id.to_string())
@@ -461,7 +469,8 @@ impl Store for SqliteStore {
                      FROM allocations GROUP BY category_id ORDER BY category_id",
                 )
                 .load(c)?;
-                let count: CountRow = sql_query("SELECT COUNT(*) AS n FROM submissions").get_result(c)?;
+                let count: CountRow =
+                    sql_query("SELECT COUNT(*) AS n FROM submissions").get_result(c)?;
                 let version: MaybeCountRow =
                     sql_query("SELECT (SELECT version FROM aggregate_summary WHERE id = 1) AS n")
                         .get_result(c)?;
@@ -516,7 +525,11 @@ impl Store for SqliteStore {
                 .bind::<Text, _>(now())
                 .execute(c)?;
                 if !pause.is_zero() {
-                    tracing::warn!(rows = folded, ?pause, "fold paused before commit (test hook)");
+                    tracing::warn!(
+                        rows = folded,
+                        ?pause,
+                        "fold paused before commit (test hook)"
+                    );
                     std::thread::sleep(pause);
                 }
                 current_snapshot(c).map(Some)

@@ -1,0 +1,152 @@
+//! A minimal GraphQL WebSocket client for tests, speaking either protocol.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws` (the graphql-ws library).
+    TransportWs,
+    /// Legacy `graphql-ws` (subscriptions-transport-ws).
+    LegacyGraphqlWs,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::TransportWs => "graphql-transport-ws",
+            Protocol::LegacyGraphqlWs => "graphql-ws",
+        }
+    }
+}
+
+pub struct Subscription {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    protocol: Protocol,
+}
+
+pub const AGGREGATES_UPDATED: &str =
+    "subscription { aggregatesUpdated { version totalSubmissions source categories { averagePercentage } } }";
+
+impl Subscription {
+    pub async fn connect(addr: std::net::SocketAddr, protocol: Protocol) -> Self {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(protocol.name()),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol.name())
+        );
+        Subscription { socket, protocol }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next protocol message (pings and pongs skipped), or `None` when the socket closed.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + super::DEADLINE;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("a websocket message before the deadline");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("json message"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(
+                        json!({ "type": "__closed", "code": frame.map(|f| u16::from(f.code)) }),
+                    )
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Initialises the connection and subscribes to `query` under id "1".
+    pub async fn start(addr: std::net::SocketAddr, protocol: Protocol, query: &str) -> Self {
+        let mut sub = Subscription::connect(addr, protocol).await;
+        sub.send(json!({ "type": "connection_init", "payload": {} }))
+            .await;
+        loop {
+            let message = sub.next_message().await.expect("ack");
+            match message["type"].as_str() {
+                Some("connection_ack") => break,
+                Some("ka") => continue,
+                other => panic!("expected connection_ack, got {other:?}: {message}"),
+            }
+        }
+        let start = match protocol {
+            Protocol::TransportWs => "subscribe",
+            Protocol::LegacyGraphqlWs => "start",
+        };
+        sub.send(json!({ "id": "1", "type": start, "payload": { "query": query } }))
+            .await;
+        sub
+    }
+
+    /// The data of the next result, failing on errors.
+    pub async fn next_data(&mut self) -> Value {
+        let data_type = match self.protocol {
+            Protocol::TransportWs => "next",
+            Protocol::LegacyGraphqlWs => "data",
+        };
+        loop {
+            let message = self.next_message().await.expect("socket open");
+            match message["type"].as_str() {
+                Some(t) if t == data_type => {
+                    assert!(message["payload"]["errors"].is_null(), "errors: {message}");
+                    return message["payload"]["data"].clone();
+                }
+                Some("ka") | Some("ping") | Some("pong") => continue,
+                _ => panic!("unexpected message: {message}"),
+            }
+        }
+    }
+
+    /// Waits for an `aggregatesUpdated` result that satisfies `done`, checking on the way that
+    /// versions never go back.
+    pub async fn wait_for(&mut self, mut done: impl FnMut(&Value) -> bool) -> Value {
+        let mut last_version = i64::MIN;
+        loop {
+            let data = self.next_data().await;
+            let snapshot = data["aggregatesUpdated"].clone();
+            let version = snapshot["version"].as_i64().expect("version");
+            assert!(
+                version > last_version,
+                "version went from {last_version} to {version}"
+            );
+            last_version = version;
+            if done(&snapshot) {
+                return snapshot;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close(None)).await;
+    }
+}
