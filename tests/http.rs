@@ -1,0 +1,227 @@
+//! The HTTP surface: GraphQL over HTTP rules, GraphiQL, health, the published schema.
+
+mod common;
+
+use common::{spawn_app, Backend};
+use serde_json::{json, Value};
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+#[test]
+fn the_published_schema_matches_the_code() {
+    let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql at the repository root");
+    let generated = tax_budget::graphql::sdl();
+    assert!(
+        published == generated,
+        "schema.graphql differs from the code; regenerate it with `cargo run -- schema > schema.graphql` \
+         if the change is intended.\n--- generated ---\n{generated}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_graphql_over_http() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    let client = reqwest::Client::new();
+    let url = app.url("/graphql");
+
+    // Queries by GET, answered as application/graphql-response+json by default.
+    let response = client
+        .get(&url)
+        .query(&[("query", "{ categories { slug } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with(GRAPHQL_RESPONSE));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["categories"][0]["slug"], "healthcare");
+
+    // Mutations are refused over GET, with the method that works.
+    let response = client
+        .get(&url)
+        .query(&[(
+            "query",
+            "mutation { submitAllocation(input: {allocations: []}) { voterToken } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(
+        app.app
+            .store
+            .live_snapshot()
+            .await
+            .unwrap()
+            .total_submissions,
+        0
+    );
+
+    // A request that cannot run: 400 with graphql-response+json, 200 for legacy JSON clients.
+    let invalid = json!({ "query": "{ noSuchField }" });
+    let response = client
+        .post(&url)
+        .header("accept", GRAPHQL_RESPONSE)
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    let response = client
+        .post(&url)
+        .header("accept", "application/json")
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+
+    // A field error is still a 200: the request ran.
+    let response = client
+        .post(&url)
+        .header("accept", GRAPHQL_RESPONSE)
+        .json(&json!({ "query": "{ mySubmissions { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+
+    // Bodies that are not GraphQL requests.
+    let response = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let response = client
+        .post(&url)
+        .header("accept", "text/html")
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 406);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_introspection_passes_the_query_limits() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    let page = reqwest::get(app.url("/graphiql"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("graphiql"), "{page}");
+    // The introspection query GraphiQL sends, at its full depth.
+    let body = app.gql(INTROSPECTION, json!({}), None).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "AggregateSnapshot"));
+    assert_eq!(
+        body["data"]["__schema"]["subscriptionType"]["name"],
+        "Subscription"
+    );
+
+    // A query nested beyond any real use is refused.
+    let deep = format!(
+        "{{ __schema {{ types {{ {} name {} }} }} }}",
+        "ofType {".repeat(30),
+        "}".repeat(30)
+    );
+    let body = app.gql(&deep, json!({}), None).await;
+    assert!(body.get("data").is_none(), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too deep"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_index() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["redis"], "not configured");
+    let index = reqwest::get(app.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains("/graphiql"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_redis_when_configured() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let body: Value = reqwest::get(app.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({ "status": "ready", "database": "ok", "redis": "ok" })
+    );
+}
+
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+}
+"#;

@@ -1,0 +1,295 @@
+//! Real processes of the `tax-budget` binary: several servers on one PostgreSQL + Redis, a
+//! worker killed in the middle of a fold, the rebuild command, graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::ws::{Protocol, Subscription, AGGREGATES_UPDATED};
+use common::{eventually, spawn_app_with, Backend, Options, TestApp, TestDb, EVEN};
+use serde_json::json;
+
+/// A child process whose output lines are collected as they come.
+struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tax-budget"));
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("tax-budget starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if std::env::var_os("TEST_LOG").is_some() {
+                        eprintln!("[child] {line}");
+                    }
+                    lines.lock().expect("lines").push(line);
+                }
+            });
+        }
+        Process { child, lines }
+    }
+
+    async fn wait_for_line(&self, needle: &str) -> String {
+        let lines = self.lines.clone();
+        eventually(&format!("output line containing {needle:?}"), || {
+            let found = lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
+            async move { found }
+        })
+        .await
+    }
+
+    /// Starts `serve` on a random port and returns it with its address.
+    async fn serve(env: &[(&str, String)]) -> (Process, std::net::SocketAddr) {
+        let mut env = env.to_vec();
+        env.push(("BIND", "127.0.0.1:0".into()));
+        let process = Process::spawn(&["serve"], &env);
+        let line = process
+            .wait_for_line("tax-budget listening on http://")
+            .await;
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .expect("address in the listening line");
+        (process, addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        let mut status = None;
+        eventually("process exit", || {
+            status = status.or_else(|| child.try_wait().expect("try_wait"));
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn backend_env(app: &TestApp) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DATABASE_URL", app.db.env_value()),
+        ("REDIS_KEY_PREFIX", app.key_prefix.clone()),
+    ];
+    if let Some(redis) = &app.redis_url {
+        env.push(("REDIS_URL", redis.clone()));
+    }
+    env
+}
+
+async fn post(addr: std::net::SocketAddr, body: serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_on_one_server_reaches_a_subscriber_on_another() {
+    let Some((db, Some(redis))) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let env = vec![
+        ("DATABASE_URL", db.env_value()),
+        ("REDIS_URL", redis),
+        (
+            "REDIS_KEY_PREFIX",
+            format!("tb-test-{}:", uuid::Uuid::new_v4().simple()),
+        ),
+    ];
+    let (_a, a) = Process::serve(&env).await;
+    let (_b, b) = Process::serve(&env).await;
+
+    let mut on_b = Subscription::start(b, Protocol::TransportWs, AGGREGATES_UPDATED).await;
+    let initial = on_b.next_data().await;
+    assert_eq!(initial["aggregatesUpdated"]["totalSubmissions"], 0);
+
+    let submitted = post(
+        a,
+        json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation([30.0, 70.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]) } } }),
+    )
+    .await;
+    assert!(submitted["errors"].is_null(), "{submitted}");
+    let update = on_b.wait_for(|s| s["totalSubmissions"] == 1).await;
+    assert_eq!(update["categories"][1]["averagePercentage"], 70.0);
+
+    // And the other way round, with both servers' workers running against one database.
+    let mut on_a = Subscription::start(a, Protocol::LegacyGraphqlWs, AGGREGATES_UPDATED).await;
+    on_a.next_data().await;
+    post(b, json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation(EVEN) } } })).await;
+    let update = on_a.wait_for(|s| s["totalSubmissions"] == 2).await;
+    assert_eq!(update["categories"][1]["averagePercentage"], 40.0);
+}
+
+async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options { run_worker: false }).await else {
+        return;
+    };
+    for i in 0..30 {
+        let mut values = EVEN;
+        values[i % 10] = 1.0;
+        values[(i + 3) % 10] = 19.0;
+        app.submit(values, None).await;
+    }
+    let mut env = backend_env(&app);
+    env.push(("WORKER_BATCH_SIZE", "10".into()));
+
+    let mut paused = env.clone();
+    paused.push(("WORKER_FOLD_PAUSE_MS", "600000".into()));
+    let doomed = Process::spawn(&["worker"], &paused);
+    doomed.wait_for_line("fold paused before commit").await;
+    drop(doomed); // SIGKILL in the middle of the fold transaction
+
+    assert_eq!(
+        app.app.store.outbox_len().await.unwrap(),
+        30,
+        "no outbox row was lost"
+    );
+    let summary = app.app.store.summary_snapshot().await.unwrap();
+    assert_eq!(
+        summary.map_or(0, |s| s.total_submissions),
+        0,
+        "nothing was counted"
+    );
+
+    let mut worker = Process::spawn(&["worker"], &env);
+    let store = app.app.store.clone();
+    eventually("outbox drained", || async {
+        (store.outbox_len().await.unwrap() == 0).then_some(())
+    })
+    .await;
+    let summary = app
+        .app
+        .store
+        .summary_snapshot()
+        .await
+        .unwrap()
+        .expect("summary");
+    let live = app.app.store.live_snapshot().await.unwrap();
+    assert_eq!(summary.total_submissions, 30);
+    assert_eq!(summary.totals, live.totals);
+
+    worker.signal("TERM");
+    assert!(
+        worker.wait_exit().await.success(),
+        "a worker stops cleanly on SIGTERM"
+    );
+}
+
+mod killed_worker {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        a_killed_worker_loses_and_double_counts_nothing(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_redis() {
+        a_killed_worker_loses_and_double_counts_nothing(Backend::Postgres).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_aggregates_command_recomputes_the_summary() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .expect("app");
+    for _ in 0..5 {
+        app.submit(EVEN, None).await;
+    }
+    app.wait_folded(5).await;
+    let env = backend_env(&app);
+    let mut rebuild = Process::spawn(&["rebuild-aggregates"], &env);
+    assert!(rebuild.wait_exit().await.success());
+    let line = rebuild.wait_for_line("summary rebuilt").await;
+    assert!(line.contains("5 submissions"), "{line}");
+    let summary = app
+        .app
+        .store
+        .summary_snapshot()
+        .await
+        .unwrap()
+        .expect("fresh summary");
+    assert_eq!(summary.total_submissions, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_websockets_and_exits_cleanly() {
+    let (db, _) = TestDb::create(Backend::Sqlite).await.expect("db");
+    let (mut server, addr) = Process::serve(&[("DATABASE_URL", db.env_value())]).await;
+    let mut sub = Subscription::start(addr, Protocol::TransportWs, AGGREGATES_UPDATED).await;
+    sub.next_data().await;
+    server.signal("TERM");
+    // The subscription is completed and the socket closed with "going away".
+    let mut saw_close = false;
+    while let Some(message) = sub.next_message().await {
+        if message["type"] == "__closed" {
+            assert_eq!(message["code"], 1001);
+            saw_close = true;
+            break;
+        }
+        assert!(
+            message["type"] == "complete" || message["type"] == "next",
+            "{message}"
+        );
+    }
+    assert!(saw_close, "the server sent a close frame");
+    assert!(server.wait_exit().await.success());
+}
