@@ -128,6 +128,18 @@ impl BusHandler for Fanout {
     }
 }
 
+/// Recomputes the summary, then caches and announces the result like a fold would.
+pub async fn rebuild(app: &crate::app::App) -> Result<Snapshot, StoreError> {
+    let snapshot = app.store.rebuild_summary().await?;
+    if let Err(error) = app.cache.put_if_newer(&snapshot).await {
+        tracing::warn!(%error, "cache write failed after rebuild");
+    }
+    if let Err(error) = app.bus.publish_snapshot(&snapshot).await {
+        tracing::warn!(%error, "publish failed after rebuild");
+    }
+    Ok(snapshot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,16 +161,4 @@ mod tests {
         assert_eq!(stream.next().await.map(|s| s.version), Some(5));
         assert_eq!(live.current().version, 5);
     }
-}
-
-/// Recomputes the summary, then caches and announces the result like a fold would.
-pub async fn rebuild(app: &crate::app::App) -> Result<Snapshot, StoreError> {
-    let snapshot = app.store.rebuild_summary().await?;
-    if let Err(error) = app.cache.put_if_newer(&snapshot).await {
-        tracing::warn!(%error, "cache write failed after rebuild");
-    }
-    if let Err(error) = app.bus.publish_snapshot(&snapshot).await {
-        tracing::warn!(%error, "publish failed after rebuild");
-    }
-    Ok(snapshot)
 }

@@ -152,6 +152,17 @@ impl Config {
     }
 }
 
+impl WorkerArgs {
+    /// The defaults, for commands that start the app without running a worker.
+    pub fn parse_defaults() -> Self {
+        WorkerArgs {
+            worker_batch_size: 500,
+            worker_poll_ms: 1000,
+            worker_fold_pause_ms: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,16 +187,5 @@ mod tests {
     fn hides_passwords_in_descriptions() {
         let url = DatabaseUrl::parse("postgres://user:secret@db:5432/app");
         assert!(!url.describe().contains("secret"));
-    }
-}
-
-impl WorkerArgs {
-    /// The defaults, for commands that start the app without running a worker.
-    pub fn parse_defaults() -> Self {
-        WorkerArgs {
-            worker_batch_size: 500,
-            worker_poll_ms: 1000,
-            worker_fold_pause_ms: 0,
-        }
     }
 }

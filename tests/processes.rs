@@ -6,7 +6,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::ws::{Protocol, Subscription, AGGREGATES_UPDATED};
 use common::{eventually, spawn_app_with, Backend, Options, TestApp, TestDb, EVEN};
