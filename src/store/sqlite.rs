@@ -36,6 +36,10 @@ type QueryResult<T> = Result<T, diesel::result::Error>;
 
 pub struct SqliteStore {
     pool: Pool<Conn>,
+    /// Writers of this process queue here instead of in SQLite's busy handler, which sleeps
+    /// in growing steps and would add milliseconds to every contended write. Other processes
+    /// on the same file still meet the busy timeout.
+    write_lock: tokio::sync::Mutex<()>,
     fold_pause: Duration,
 }
 
@@ -173,7 +177,11 @@ impl SqliteStore {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Connection(e.to_string()))?;
-        Ok(SqliteStore { pool, fold_pause })
+        Ok(SqliteStore {
+            pool,
+            write_lock: tokio::sync::Mutex::new(()),
+            fold_pause,
+        })
     }
 
     /// Runs `work` on a pooled connection in a blocking task.
@@ -188,6 +196,16 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Connection(e.to_string()))?;
         Ok(conn.spawn_blocking(work).await?)
+    }
+
+    /// Like [`Self::run`], for work that writes.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+    {
+        let _turn = self.write_lock.lock().await;
+        self.run(work).await
     }
 }
 
@@ -396,7 +414,7 @@ impl Store for SqliteStore {
     }
 
     async fn submit(&self, new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
-        self.run(move |c| {
+        self.write(move |c| {
             match c.immediate_transaction(|c| insert_submission(c, &new)) {
                 Ok(()) => Ok(SubmitOutcome::Created(StoredSubmission {
                     id: new.id,
@@ -488,7 +506,7 @@ impl Store for SqliteStore {
 
     async fn fold_outbox(&self, batch_size: i64) -> Result<Option<Snapshot>, StoreError> {
         let pause = self.fold_pause;
-        self.run(move |c| {
+        self.write(move |c| {
             c.immediate_transaction(|c| {
                 // Writers are serialised by the write lock, so outbox ids below the batch's
                 // last id are exactly the batch.
@@ -548,7 +566,7 @@ impl Store for SqliteStore {
     }
 
     async fn mark_summary_stale(&self) -> Result<(), StoreError> {
-        self.run(|c| {
+        self.write(|c| {
             sql_query("UPDATE aggregate_summary SET stale = 1 WHERE id = 1")
                 .execute(c)
                 .map(drop)
@@ -558,7 +576,7 @@ impl Store for SqliteStore {
 
     async fn rebuild_summary(&self) -> Result<Snapshot, StoreError> {
         self.mark_summary_stale().await?;
-        self.run(|c| {
+        self.write(|c| {
             c.immediate_transaction(|c| {
                 ensure_summary(c)?;
                 recompute_folded(c)?;
