@@ -86,7 +86,7 @@ impl Bench {
         }
         times.sort();
         println!(
-            "| {seeded:>9} | {tier:<7} | {count:>5} | {:>10} | {:>10} | {:>10} |",
+            "| {seeded:>11} | {tier:<7} | {count:>5} | {:>10} | {:>10} | {:>10} |",
             ms(percentile(&times, 0.5)),
             ms(percentile(&times, 0.99)),
             ms(times.iter().sum::<Duration>() / count as u32),
