@@ -91,6 +91,28 @@ async fn follows_graphql_over_http() {
         .unwrap()
         .starts_with("application/json"));
 
+    // A value of the wrong type is bad input, refused before anything runs.
+    let wrong_type = json!({
+        "query": common::SUBMIT,
+        "variables": { "input": { "allocations": [{ "categoryId": "1", "percentage": "ten" }] } }
+    });
+    let response = client.post(&url).json(&wrong_type).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert_eq!(
+        app.app
+            .store
+            .live_snapshot()
+            .await
+            .unwrap()
+            .total_submissions,
+        0
+    );
+
     // A field error is still a 200: the request ran.
     let response = client
         .post(&url)

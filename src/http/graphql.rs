@@ -80,6 +80,17 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
     response
 }
 
+/// Values of the wrong type for an argument or variable are bad input, like any other; the
+/// rest (unknown fields, syntax, limits) is a malformed request.
+fn request_error_code(message: &str) -> &'static str {
+    let bad_value = ["Invalid value for argument", "Failed to parse"];
+    if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
+        "BAD_USER_INPUT"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
 fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
     // Errors without a path come from parsing or validation: the request never ran.
     let not_run = response.data == Value::Null
@@ -89,7 +100,7 @@ fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
         for error in &mut response.errors {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
-                extensions.set("code", "GRAPHQL_VALIDATION_FAILED");
+                extensions.set("code", request_error_code(&error.message));
             }
         }
         json!({ "errors": response.errors })

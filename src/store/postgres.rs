@@ -110,15 +110,6 @@ struct VersionRow {
     version: Option<i64>,
 }
 
-/// Why a submission transaction rolled back.
-#[derive(Debug, thiserror::Error)]
-enum SubmitAbort {
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
-    #[error("idempotency key already used")]
-    KeyTaken,
-}
-
 impl PostgresStore {
     pub async fn connect(
         url: &str,
@@ -331,74 +322,58 @@ impl Store for PostgresStore {
             .iter()
             .map(|(_, h)| i32::from(h.raw()))
             .collect();
-        let written = conn
-            .transaction::<_, SubmitAbort, _>(async |conn| {
-                {
-                    if let VoterRef::New { id, token_hash } = &new.voter {
-                        sql_query(
-                            "INSERT INTO voters (id, token_hash, created_at) VALUES ($1, $2, $3)",
-                        )
-                        .bind::<SqlUuid, _>(id)
-                        .bind::<Text, _>(token_hash)
-                        .bind::<Timestamptz, _>(new.created_at)
-                        .execute(conn)
-                        .await?;
-                    }
-                    // A concurrent insert of the same key waits for the first to commit, then
-                    // inserts nothing: the loser rolls back and replays the winner.
-                    let inserted = sql_query(
-                        "INSERT INTO submissions (id, voter_id, created_at, idempotency_key)
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
-                    )
-                    .bind::<SqlUuid, _>(new.id)
-                    .bind::<SqlUuid, _>(new.voter_id())
-                    .bind::<Timestamptz, _>(new.created_at)
-                    .bind::<Nullable<Text>, _>(new.idempotency_key.as_deref())
-                    .execute(conn)
-                    .await?;
-                    if inserted == 0 {
-                        return Err(SubmitAbort::KeyTaken);
-                    }
-                    sql_query(
-                        "INSERT INTO allocations (submission_id, category_id, hundredths)
-                         SELECT $1, c, h FROM unnest($2::INTEGER[], $3::INTEGER[]) AS t(c, h)",
-                    )
-                    .bind::<SqlUuid, _>(new.id)
-                    .bind::<Array<Integer>, _>(categories)
-                    .bind::<Array<Integer>, _>(values)
-                    .execute(conn)
-                    .await?;
-                    sql_query("INSERT INTO aggregate_outbox (submission_id) VALUES ($1)")
-                        .bind::<SqlUuid, _>(new.id)
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                }
-            })
-            .await;
-        match written {
-            Ok(()) => Ok(SubmitOutcome::Created(StoredSubmission {
+        let new_voter_hash = match &new.voter {
+            VoterRef::New { token_hash, .. } => Some(token_hash.as_str()),
+            VoterRef::Existing(_) => None,
+        };
+        // One statement, so one round trip and atomic by itself. Foreign keys are checked at
+        // the end of the statement, so the voter may be inserted after the submission that
+        // names it. When the idempotency key is taken (a concurrent insert of the same key
+        // waits for the first to commit), `s` is empty and nothing else is written either.
+        let written: CountRow = sql_query(
+            "WITH s AS (
+                INSERT INTO submissions (id, voter_id, created_at, idempotency_key)
+                VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id),
+             v AS (
+                INSERT INTO voters (id, token_hash, created_at)
+                SELECT $2, $5, $3 FROM s WHERE $5::TEXT IS NOT NULL),
+             a AS (
+                INSERT INTO allocations (submission_id, category_id, hundredths)
+                SELECT s.id, t.c, t.h FROM s, unnest($6::INTEGER[], $7::INTEGER[]) AS t(c, h)),
+             o AS (
+                INSERT INTO aggregate_outbox (submission_id) SELECT id FROM s)
+             SELECT COUNT(*) AS n FROM s",
+        )
+        .bind::<SqlUuid, _>(new.id)
+        .bind::<SqlUuid, _>(new.voter_id())
+        .bind::<Timestamptz, _>(new.created_at)
+        .bind::<Nullable<Text>, _>(new.idempotency_key.as_deref())
+        .bind::<Nullable<Text>, _>(new_voter_hash)
+        .bind::<Array<Integer>, _>(&categories)
+        .bind::<Array<Integer>, _>(&values)
+        .get_result(&mut conn)
+        .await?;
+        if written.n == 1 {
+            return Ok(SubmitOutcome::Created(StoredSubmission {
                 id: new.id,
                 voter_id: new.voter_id(),
                 created_at: new.created_at,
                 allocations: new.allocation.entries().to_vec(),
-            })),
-            Err(SubmitAbort::KeyTaken) => {
-                let key = new.idempotency_key.unwrap_or_default();
-                let heads: Vec<HeadRow> = sql_query(
-                    "SELECT id, voter_id, created_at FROM submissions WHERE idempotency_key = $1",
-                )
-                .bind::<Text, _>(&key)
-                .load(&mut conn)
-                .await?;
-                load_submissions(&mut conn, heads)
-                    .await?
-                    .pop()
-                    .map(SubmitOutcome::Replayed)
-                    .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))
-            }
-            Err(SubmitAbort::Query(e)) => Err(e.into()),
+            }));
         }
+        let key = new.idempotency_key.unwrap_or_default();
+        let heads: Vec<HeadRow> = sql_query(
+            "SELECT id, voter_id, created_at FROM submissions WHERE idempotency_key = $1",
+        )
+        .bind::<Text, _>(&key)
+        .load(&mut conn)
+        .await?;
+        load_submissions(&mut conn, heads)
+            .await?
+            .pop()
+            .map(SubmitOutcome::Replayed)
+            .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError> {
