@@ -6,6 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::ws::{Protocol, Subscription, AGGREGATES_UPDATED};
 use common::{eventually, spawn_app_with, Backend, Options, TestApp, TestDb, EVEN};
@@ -176,6 +177,51 @@ async fn a_submission_on_one_server_reaches_a_subscriber_on_another() {
     assert_eq!(update["categories"][1]["averagePercentage"], 40.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_processes_are_woken_through_redis_and_fold_exactly() {
+    let Some(app) = spawn_app_with(Backend::Postgres, Options { run_worker: false }).await else {
+        return;
+    };
+    let mut env = backend_env(&app);
+    // An hour between polls: only the Redis nudge can wake these workers in time.
+    env.push(("WORKER_POLL_MS", "3600000".into()));
+    env.push(("WORKER_BATCH_SIZE", "25".into()));
+    let workers = [
+        Process::spawn(&["worker"], &env),
+        Process::spawn(&["worker"], &env),
+    ];
+    for worker in &workers {
+        worker.wait_for_line("outbox worker started").await;
+    }
+    let app = Arc::new(app);
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let mut values = EVEN;
+                    values[(w + i) % 10] = 0.5;
+                    values[(w + i + 5) % 10] = 19.5;
+                    app.submit(values, None).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let store = app.app.store.clone();
+    eventually("outbox drained by the workers", || async {
+        (store.outbox_len().await.unwrap() == 0).then_some(())
+    })
+    .await;
+    let summary = store.summary_snapshot().await.unwrap().expect("summary");
+    let live = store.live_snapshot().await.unwrap();
+    assert_eq!(summary.total_submissions, 300);
+    assert_eq!(summary.totals, live.totals);
+    drop(workers);
+}
+
 async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
     let Some(app) = spawn_app_with(backend, Options { run_worker: false }).await else {
         return;
@@ -267,6 +313,21 @@ async fn rebuild_aggregates_command_recomputes_the_summary() {
         .unwrap()
         .expect("fresh summary");
     assert_eq!(summary.total_submissions, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_without_connection_init_is_closed() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .expect("app");
+    let mut idle = common::ws::Subscription::connect(app.addr, Protocol::TransportWs).await;
+    let started = tokio::time::Instant::now();
+    let message = idle.next_message().await.expect("a close frame");
+    assert_eq!(message, json!({ "type": "__closed", "code": 4408 }));
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "not before the init timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,7 +186,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     let mut config = Config::for_database(db.url.clone());
     config.redis_url = redis_url.clone();
     config.redis_key_prefix = key_prefix.clone();
-    config.worker_poll = Duration::from_millis(200);
+    // Workers must be woken by submissions, not find them by polling: poll once an hour.
+    config.worker_poll = Duration::from_secs(3600);
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = Server::spawn(app.clone(), listener, options.run_worker).expect("serve");
