@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{Builder, ClientLike, ReconnectPolicy};
+use fred::clients::SubscriberClient;
+use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -64,46 +65,28 @@ impl App {
         let resync = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
 
-        let (cache, bus, aggregates): (Arc<dyn SnapshotCache>, Arc<dyn Bus>, Aggregates) =
-            match &config.redis_url {
-                Some(url) => {
-                    let redis = fred::prelude::Config::from_url(url)?;
-                    let mut builder = Builder::from_config(redis);
-                    builder
-                        .with_connection_config(|c| {
-                            c.connection_timeout = Duration::from_secs(5);
-                        })
-                        .with_performance_config(|p| {
-                            p.default_command_timeout = Duration::from_secs(5);
-                        })
-                        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
-                    let client = builder.build()?;
-                    client.init().await?;
-                    let subscriber = builder.build_subscriber_client()?;
-                    subscriber.init().await?;
-                    let cache: Arc<dyn SnapshotCache> =
-                        Arc::new(RedisCache::new(client.clone(), &config.redis_key_prefix));
-                    let aggregates = Aggregates::new(store.clone(), cache.clone());
-                    let fanout = Arc::new(Fanout {
-                        live: aggregates.live().clone(),
-                        worker_wake: worker_wake.clone(),
-                        resync: resync.clone(),
-                    });
-                    let bus = RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout)
-                        .await?;
-                    (cache, Arc::new(bus), aggregates)
-                }
-                None => {
-                    let cache: Arc<dyn SnapshotCache> = Arc::new(MemoryCache::default());
-                    let aggregates = Aggregates::new(store.clone(), cache.clone());
-                    let fanout = Arc::new(Fanout {
-                        live: aggregates.live().clone(),
-                        worker_wake: worker_wake.clone(),
-                        resync: resync.clone(),
-                    });
-                    (cache, Arc::new(MemoryBus::new(fanout)), aggregates)
-                }
-            };
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
+        };
+        let cache: Arc<dyn SnapshotCache> = match &redis {
+            Some((client, _)) => {
+                Arc::new(RedisCache::new(client.clone(), &config.redis_key_prefix))
+            }
+            None => Arc::new(MemoryCache::default()),
+        };
+        let aggregates = Aggregates::new(store.clone(), cache.clone());
+        let fanout = Arc::new(Fanout {
+            live: aggregates.live().clone(),
+            worker_wake: worker_wake.clone(),
+            resync: resync.clone(),
+        });
+        let bus: Arc<dyn Bus> = match redis {
+            Some((client, subscriber)) => Arc::new(
+                RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout).await?,
+            ),
+            None => Arc::new(MemoryBus::new(fanout)),
+        };
 
         // Seed the process-wide snapshot before anyone can subscribe.
         aggregates.read().await?;
@@ -158,6 +141,25 @@ impl App {
     pub fn spawn_worker(&self) -> JoinHandle<()> {
         tokio::spawn(self.worker().run(self.shutdown.clone()))
     }
+}
+
+/// One multiplexed client for commands and one connection for this process's subscription;
+/// both reconnect by themselves.
+async fn connect_redis(url: &str) -> Result<(Client, SubscriberClient), StartError> {
+    let mut builder = Builder::from_config(fred::prelude::Config::from_url(url)?);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_secs(5);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    let client = builder.build()?;
+    client.init().await?;
+    let subscriber = builder.build_subscriber_client()?;
+    subscriber.init().await?;
+    Ok((client, subscriber))
 }
 
 /// A running HTTP server.

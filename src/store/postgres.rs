@@ -194,15 +194,14 @@ async fn load_submissions(
     )
 }
 
+const LOCK_SUMMARY: &str = "SELECT 1::BIGINT AS n FROM aggregate_summary WHERE id = 1 FOR UPDATE";
+
 /// Locks the summary row, creating it from the folded submissions when it is missing.
 ///
 /// Every writer of the summary (fold, rebuild) takes this lock first, so they run one at a
 /// time and each sees the others' committed work.
 async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
-    let locked: Vec<CountRow> =
-        sql_query("SELECT 1::BIGINT AS n FROM aggregate_summary WHERE id = 1 FOR UPDATE")
-            .load(conn)
-            .await?;
+    let locked: Vec<CountRow> = sql_query(LOCK_SUMMARY).load(conn).await?;
     if !locked.is_empty() {
         return Ok(());
     }
@@ -215,9 +214,7 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), diesel::result
     if created == 1 {
         recompute_folded(conn).await?;
     } else {
-        sql_query("SELECT 1::BIGINT AS n FROM aggregate_summary WHERE id = 1 FOR UPDATE")
-            .load::<CountRow>(conn)
-            .await?;
+        sql_query(LOCK_SUMMARY).load::<CountRow>(conn).await?;
     }
     Ok(())
 }
@@ -265,6 +262,13 @@ async fn current_snapshot(conn: &mut AsyncPgConnection) -> Result<Snapshot, dies
     let row = summary_row(conn)
         .await?
         .ok_or(diesel::result::Error::NotFound)?;
+    snapshot_of(conn, row).await
+}
+
+async fn snapshot_of(
+    conn: &mut AsyncPgConnection,
+    row: SummaryRow,
+) -> Result<Snapshot, diesel::result::Error> {
     Ok(Snapshot {
         version: row.version,
         total_submissions: row.total_submissions,
@@ -411,7 +415,7 @@ impl Store for PostgresStore {
             .repeatable_read()
             .read_only()
             .run::<_, diesel::result::Error, _>(async |conn| match summary_row(conn).await? {
-                Some(row) if !row.stale => current_snapshot(conn).await.map(Some),
+                Some(row) if !row.stale => snapshot_of(conn, row).await.map(Some),
                 _ => Ok(None),
             })
             .await?;

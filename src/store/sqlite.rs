@@ -277,6 +277,10 @@ fn summary_row(conn: &mut SqliteConnection) -> QueryResult<Option<SummaryRow>> {
 
 fn current_snapshot(conn: &mut SqliteConnection) -> QueryResult<Snapshot> {
     let row = summary_row(conn)?.ok_or(diesel::result::Error::NotFound)?;
+    snapshot_of(conn, row)
+}
+
+fn snapshot_of(conn: &mut SqliteConnection, row: SummaryRow) -> QueryResult<Snapshot> {
     Ok(Snapshot {
         version: row.version,
         total_submissions: row.total_submissions,
@@ -472,7 +476,7 @@ impl Store for SqliteStore {
         // A read transaction in WAL mode sees one consistent state of the file.
         self.run(|c| {
             c.transaction(|c| match summary_row(c)? {
-                Some(row) if !row.stale => current_snapshot(c).map(Some),
+                Some(row) if !row.stale => snapshot_of(c, row).map(Some),
                 _ => Ok(None),
             })
         })
