@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::aggregates::{Aggregates, Fanout};
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
@@ -33,6 +34,9 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// True when a Redis URL is configured (readiness reports it).
     pub uses_redis: bool,
+    /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
+    /// shutdown waits for these to send their close frames.
+    pub connections: TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,7 @@ impl App {
             categories,
             worker_wake,
             shutdown,
+            connections: TaskTracker::new(),
         });
         app.spawn_resync(resync);
         Ok(app)
@@ -218,6 +223,13 @@ impl Server {
                 ?grace,
                 "requests still running at the end of the grace period"
             ),
+        }
+        self.app.connections.close();
+        if tokio::time::timeout(grace, self.app.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("websockets still open at the end of the grace period");
         }
         if let Some(worker) = self.worker {
             let _ = tokio::time::timeout(grace, worker).await;

@@ -37,9 +37,13 @@ fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
 
 pub fn upgrade(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
     let protocol = protocol(headers);
+    let open = state.app.connections.token();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(state, socket, protocol))
+        .on_upgrade(move |socket| async move {
+            serve(state, socket, protocol).await;
+            drop(open);
+        })
 }
 
 fn close(code: u16, reason: &str) -> Message {
