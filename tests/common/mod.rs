@@ -286,6 +286,29 @@ impl TestApp {
         .await
     }
 
+    /// Runs SQL on the test's database behind the app's back.
+    pub async fn execute_sql(&self, sql: &str) {
+        match &self.db.url {
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+                conn.batch_execute(sql).await.expect("sql");
+            }
+            DatabaseUrl::Sqlite(path) => {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let (path, sql) = (path.display().to_string(), sql.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
+                    conn.batch_execute("PRAGMA busy_timeout = 10000;")
+                        .expect("pragma");
+                    conn.batch_execute(&sql).expect("sql");
+                })
+                .await
+                .expect("sql task");
+            }
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown(Duration::from_secs(5)).await;
