@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API, GraphiQL and the web app (runs the outbox worker too by default).
+    /// Serve the GraphQL API, GraphiQL and the home page (runs the outbox worker too by default).
     Serve {
         #[command(flatten)]
         serve: ServeArgs,
