@@ -566,17 +566,7 @@ async fn concurrent_submissions_fold_exactly(backend: Backend) {
         client.await.expect("client");
     }
     app.wait_folded(N as i64).await;
-    let summary = app
-        .app
-        .store
-        .summary_snapshot()
-        .await
-        .unwrap()
-        .expect("summary");
-    let live = app.app.store.live_snapshot().await.unwrap();
-    assert_eq!(summary.total_submissions, N as i64);
-    assert_eq!(summary.totals, live.totals);
-    assert_eq!(live.total_submissions, N as i64);
+    let live = app.assert_folded_exactly(N as i64).await;
     let total: i64 = live.totals.iter().map(|t| t.sum_hundredths).sum();
     assert_eq!(total, 10_000 * N as i64);
 }
@@ -614,16 +604,7 @@ async fn rebuild_during_writes_ends_exact(backend: Backend) {
         .expect("final rebuild");
     assert!(rebuilds >= 1);
     let aggregates = app.wait_folded(N as i64).await;
-    let summary = app
-        .app
-        .store
-        .summary_snapshot()
-        .await
-        .unwrap()
-        .expect("summary is not stale");
-    let live = app.app.store.live_snapshot().await.unwrap();
-    assert_eq!(summary.totals, live.totals);
-    assert_eq!(summary.total_submissions, N as i64);
+    app.assert_folded_exactly(N as i64).await;
     assert_eq!(averages(&aggregates).iter().sum::<i64>(), 10_000);
 }
 

@@ -210,15 +210,7 @@ async fn worker_processes_are_woken_through_redis_and_fold_exactly() {
     for writer in writers {
         writer.await.expect("writer");
     }
-    let store = app.app.store.clone();
-    eventually("outbox drained by the workers", || async {
-        (store.outbox_len().await.unwrap() == 0).then_some(())
-    })
-    .await;
-    let summary = store.summary_snapshot().await.unwrap().expect("summary");
-    let live = store.live_snapshot().await.unwrap();
-    assert_eq!(summary.total_submissions, 300);
-    assert_eq!(summary.totals, live.totals);
+    app.assert_folded_exactly(300).await;
     drop(workers);
 }
 
@@ -254,21 +246,7 @@ async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
     );
 
     let mut worker = Process::spawn(&["worker"], &env);
-    let store = app.app.store.clone();
-    eventually("outbox drained", || async {
-        (store.outbox_len().await.unwrap() == 0).then_some(())
-    })
-    .await;
-    let summary = app
-        .app
-        .store
-        .summary_snapshot()
-        .await
-        .unwrap()
-        .expect("summary");
-    let live = app.app.store.live_snapshot().await.unwrap();
-    assert_eq!(summary.total_submissions, 30);
-    assert_eq!(summary.totals, live.totals);
+    app.assert_folded_exactly(30).await;
 
     worker.signal("TERM");
     assert!(

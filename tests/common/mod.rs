@@ -286,6 +286,26 @@ impl TestApp {
         .await
     }
 
+    /// Waits for the outbox to drain, then checks that the summary counts `n` submissions and
+    /// holds exactly the sums live SQL computes over every allocation.
+    pub async fn assert_folded_exactly(&self, n: i64) -> tax_budget::domain::Snapshot {
+        let store = self.app.store.clone();
+        eventually("outbox drained", || async {
+            (store.outbox_len().await.expect("outbox") == 0).then_some(())
+        })
+        .await;
+        let summary = store
+            .summary_snapshot()
+            .await
+            .expect("summary read")
+            .expect("a fresh summary");
+        let live = store.live_snapshot().await.expect("live read");
+        assert_eq!(summary.total_submissions, n);
+        assert_eq!(live.total_submissions, n);
+        assert_eq!(summary.totals, live.totals);
+        summary
+    }
+
     /// Runs SQL on the test's database behind the app's back.
     pub async fn execute_sql(&self, sql: &str) {
         match &self.db.url {
