@@ -7,7 +7,7 @@ use futures_util::Stream;
 use tokio::sync::{watch, Notify};
 use tokio_stream::wrappers::WatchStream;
 
-use crate::bus::BusHandler;
+use crate::bus::{Bus, BusHandler};
 use crate::cache::SnapshotCache;
 use crate::domain::{Snapshot, SnapshotSource};
 use crate::store::{Store, StoreError};
@@ -128,15 +128,23 @@ impl BusHandler for Fanout {
     }
 }
 
+/// Puts a freshly committed snapshot in the cache and publishes it. Both are best effort: the
+/// summary already holds the truth, and the next fold or heal repeats them. It publishes even
+/// when the cache already had this version, because a reader may have backfilled the cache
+/// from the summary before this call, and subscribers learn of versions only from the bus.
+pub async fn announce(cache: &dyn SnapshotCache, bus: &dyn Bus, snapshot: &Snapshot) {
+    if let Err(error) = cache.put_if_newer(snapshot).await {
+        tracing::warn!(%error, version = snapshot.version, "cache write failed");
+    }
+    if let Err(error) = bus.publish_snapshot(snapshot).await {
+        tracing::warn!(%error, version = snapshot.version, "publish failed");
+    }
+}
+
 /// Recomputes the summary, then caches and announces the result like a fold would.
 pub async fn rebuild(app: &crate::app::App) -> Result<Snapshot, StoreError> {
     let snapshot = app.store.rebuild_summary().await?;
-    if let Err(error) = app.cache.put_if_newer(&snapshot).await {
-        tracing::warn!(%error, "cache write failed after rebuild");
-    }
-    if let Err(error) = app.bus.publish_snapshot(&snapshot).await {
-        tracing::warn!(%error, "publish failed after rebuild");
-    }
+    announce(app.cache.as_ref(), app.bus.as_ref(), &snapshot).await;
     Ok(snapshot)
 }
 

@@ -32,8 +32,6 @@ pub struct App {
     pub worker_wake: Arc<Notify>,
     /// Cancelled when the process shuts down: ends subscriptions, the worker, background tasks.
     pub shutdown: CancellationToken,
-    /// True when a Redis URL is configured (readiness reports it).
-    pub uses_redis: bool,
     /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
     /// shutdown waits for these to send their close frames.
     pub connections: TaskTracker,
@@ -95,7 +93,6 @@ impl App {
         // Seed the process-wide snapshot before anyone can subscribe.
         aggregates.read().await?;
         let app = Arc::new(App {
-            uses_redis: config.redis_url.is_some(),
             config,
             store,
             cache,
@@ -121,6 +118,10 @@ impl App {
                 }
             }
         });
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.config.redis_url.is_some()
     }
 
     /// Wakes this process's worker at once and every other worker through the bus.

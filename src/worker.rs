@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::aggregates::announce;
 use crate::bus::Bus;
 use crate::cache::SnapshotCache;
 use crate::domain::Snapshot;
@@ -61,22 +62,17 @@ impl Worker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// Puts a freshly committed snapshot in the cache and announces it. Both are best effort:
-    /// the summary already holds the truth, and the next fold or heal repeats them.
     async fn deliver(&self, snapshot: &Snapshot) {
         tracing::debug!(
             version = snapshot.version,
             total = snapshot.total_submissions,
             "folded"
         );
-        if let Err(error) = self.cache.put_if_newer(snapshot).await {
-            tracing::warn!(%error, "cache write failed");
-        }
-        if let Err(error) = self.bus.publish_snapshot(snapshot).await {
-            tracing::warn!(%error, "publish failed");
-        }
+        announce(self.cache.as_ref(), self.bus.as_ref(), snapshot).await;
     }
 
+    /// Unlike a fold, publishes only when the cache was behind: then nobody announced this
+    /// version yet (its worker died between commit and publish).
     async fn heal(&self) {
         match self.store.summary_snapshot().await {
             Ok(Some(snapshot)) => match self.cache.put_if_newer(&snapshot).await {

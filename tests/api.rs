@@ -316,15 +316,7 @@ async fn an_idempotency_key_replays_the_first_submission(backend: Backend) {
     );
 
     app.wait_folded(2).await;
-    assert_eq!(
-        app.app
-            .store
-            .live_snapshot()
-            .await
-            .unwrap()
-            .total_submissions,
-        2
-    );
+    assert_eq!(app.stored_submissions().await, 2);
 }
 
 async fn an_idempotency_key_sent_concurrently_writes_once(backend: Backend) {
@@ -351,15 +343,7 @@ async fn an_idempotency_key_sent_concurrently_writes_once(backend: Backend) {
     assert_eq!(ids.len(), 1, "all calls return the first submission");
     assert_eq!(tokens, 1, "only the call that wrote created a voter");
     app.wait_folded(1).await;
-    assert_eq!(
-        app.app
-            .store
-            .live_snapshot()
-            .await
-            .unwrap()
-            .total_submissions,
-        1
-    );
+    assert_eq!(app.stored_submissions().await, 1);
 }
 
 const MY_SUBMISSIONS: &str = "{ mySubmissions { id createdAt allocations { percentage } } }";
@@ -433,15 +417,7 @@ async fn voter_tokens_scope_history_and_bad_tokens_are_refused(backend: Backend)
     );
 
     // Refused calls wrote nothing.
-    assert_eq!(
-        app.app
-            .store
-            .live_snapshot()
-            .await
-            .unwrap()
-            .total_submissions,
-        3
-    );
+    assert_eq!(app.stored_submissions().await, 3);
 }
 
 async fn each_tier_answers_with_the_same_numbers(backend: Backend) {

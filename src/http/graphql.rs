@@ -8,7 +8,7 @@ use async_graphql::{Response as GqlResponse, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -211,7 +211,6 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
             Err(rejection) => rejection.into_response(),
         };
     }
-    debug_assert_eq!(parts.method, Method::GET);
     let request = match parse_query_string(parts.uri.query().unwrap_or("")) {
         Ok(request) if !request.query.is_empty() => request,
         _ => {

@@ -45,7 +45,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>)
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
-        "redis": if app.uses_redis { cache } else { "not configured" },
+        "redis": if app.uses_redis() { cache } else { "not configured" },
     });
     (status, Json(body))
 }

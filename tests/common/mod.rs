@@ -306,6 +306,12 @@ impl TestApp {
         summary
     }
 
+    /// How many submissions the database holds, counted by live SQL (not through any tier).
+    pub async fn stored_submissions(&self) -> i64 {
+        let live = self.app.store.live_snapshot().await.expect("live read");
+        live.total_submissions
+    }
+
     /// Runs SQL on the test's database behind the app's back.
     pub async fn execute_sql(&self, sql: &str) {
         match &self.db.url {
