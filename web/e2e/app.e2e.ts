@@ -1,0 +1,255 @@
+// The web app against the real server (embedded default) in a real Chromium.
+
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEADLINE_MS, Server, launchBrowser, screenshot } from './harness';
+
+const SPLIT: Record<string, string> = {
+  healthcare: '25',
+  education: '20',
+  defense: '5',
+  infrastructure: '10',
+  'social-security': '15',
+  environment: '10',
+  science: '5',
+  'public-safety': '4.5',
+  housing: '3.25',
+  other: '2.25',
+};
+
+const poll = { timeout: DEADLINE_MS, interval: 50 };
+
+let browser: Browser;
+let server: Server;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** Gives the enclosing `describe` a server (and database) of its own. */
+function ownServer(): void {
+  beforeAll(async () => {
+    server = await Server.start();
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+}
+
+async function newPage(context?: BrowserContext): Promise<Page> {
+  const page = await (context ?? (await browser.newContext())).newPage();
+  page.setDefaultTimeout(DEADLINE_MS);
+  return page;
+}
+
+async function openAllocate(page: Page): Promise<void> {
+  await page.goto(`${server.url}/`);
+  await page.locator('#pct-healthcare').waitFor();
+}
+
+async function fill(page: Page, split: Record<string, string>): Promise<void> {
+  for (const [slug, value] of Object.entries(split)) {
+    await page.locator(`#pct-${slug}`).fill(value);
+  }
+}
+
+async function submitThroughApi(percentages: number[]): Promise<string> {
+  const { categories } = await server.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
+  const data = await server.graphql<{ submitAllocation: { submission: { id: string } } }>(
+    'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
+    { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
+  );
+  return data.submitAllocation.submission.id;
+}
+
+async function cell(page: Page, slug: string, column: 'mine' | 'national' | 'difference'): Promise<string> {
+  return (await page.locator(`#result-table tr[data-category="${slug}"] td[data-column="${column}"]`).textContent()) ?? '';
+}
+
+describe('allocate → result → history', () => {
+  ownServer();
+  let context: BrowserContext;
+  const submitted: string[] = [];
+
+  beforeAll(async () => {
+    context = await browser.newContext();
+  });
+  afterAll(async () => {
+    await context.close();
+  });
+
+  it('submits a filled form and shows the numbers beside the national average', async () => {
+    const page = await newPage(context);
+    await openAllocate(page);
+    await page.locator('#consent-accept').click();
+    await expect.poll(() => page.locator('#consent-banner').count(), poll).toBe(0);
+
+    await fill(page, SPLIT);
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    expect(await page.locator('#submit').isEnabled()).toBe(true);
+    await screenshot(page, 'allocate');
+
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice('/s/'.length));
+    submitted.push(id);
+    await page.locator('#result-table').waitFor();
+
+    for (const [slug, value] of Object.entries(SPLIT)) {
+      expect(await cell(page, slug, 'mine')).toBe(`${Number(value).toFixed(2)} %`);
+    }
+    // The only submission is the national average once the worker has folded it.
+    await expect.poll(() => cell(page, 'public-safety', 'national'), poll).toBe('4.50 %');
+    expect(await cell(page, 'healthcare', 'national')).toBe('25.00 %');
+    expect(await cell(page, 'healthcare', 'difference')).toBe('0.00');
+    expect(await page.locator('#result-table caption').textContent()).toContain('1 submission');
+    await screenshot(page, 'result');
+
+    // The URL is shareable: a fresh browser opening it sees the same numbers.
+    const stranger = await newPage();
+    await stranger.goto(page.url());
+    await stranger.locator('#result-table').waitFor();
+    expect(await cell(stranger, 'housing', 'mine')).toBe('3.25 %');
+    await stranger.context().close();
+  });
+
+  it('lists the visitor’s submissions in History, newest first, each linking to its result', async () => {
+    const page = await newPage(context);
+    await openAllocate(page);
+    await page.locator('#split-evenly').click();
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    submitted.push(decodeURIComponent(new URL(page.url()).pathname.slice('/s/'.length)));
+
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.locator('#history-list').waitFor();
+    const listed = await page.locator('#history-list li').evaluateAll((items) =>
+      items.map((item) => item.getAttribute('data-submission')),
+    );
+    expect(listed).toEqual([...submitted].reverse());
+    await screenshot(page, 'history');
+
+    await page.locator('#history-list li').last().getByRole('link').click();
+    await page.waitForURL(`**/s/${submitted[0]}`);
+    await page.locator('#result-table').waitFor();
+    expect(await cell(page, 'healthcare', 'mine')).toBe('25.00 %');
+  });
+});
+
+describe('allocate form', () => {
+  ownServer();
+  it('enables submit only at exactly 100.00', async () => {
+    const page = await newPage();
+    await openAllocate(page);
+    await page.locator('#split-evenly').click();
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    expect(await page.locator('#submit').isEnabled()).toBe(true);
+
+    await page.locator('#pct-other').fill('9.99');
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('99.99 %');
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+    expect(await page.locator('#remaining').textContent()).toBe('0.01 % left to allocate');
+    expect(await page.locator('#submit-hint').textContent()).toBe('Allocate 0.01 % more to submit.');
+
+    await page.locator('#pct-other').fill('10.01');
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.01 %');
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+
+    await page.locator('#pct-other').fill('10.001');
+    expect(await page.locator('#err-other').textContent()).toBe('Use at most two decimals');
+    expect(await page.locator('#pct-other').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+
+    await page.locator('#pct-other').fill('10');
+    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    expect(await page.locator('#err-other').isHidden()).toBe(true);
+
+    await page.locator('#reset').click();
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('0.00 %');
+    expect(await page.locator('#pct-healthcare').inputValue()).toBe('0.00');
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+    await page.context().close();
+  });
+
+  it('keeps slider and number field in sync', async () => {
+    const page = await newPage();
+    await openAllocate(page);
+    await page.locator('#pct-education').fill('42.5');
+    expect(await page.locator('#range-education').inputValue()).toBe('42.5');
+    await page.locator('#range-science').fill('12.25');
+    expect(await page.locator('#pct-science').inputValue()).toBe('12.25');
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('54.75 %');
+    await page.context().close();
+  });
+
+  it('labels every control and works with the keyboard alone', async () => {
+    const page = await newPage();
+    await openAllocate(page);
+    const unlabelled = await page.locator('input, button, select, textarea').evaluateAll((controls) =>
+      controls
+        .filter((control) => {
+          const labels = (control as HTMLInputElement).labels;
+          const named = (labels && labels.length > 0) || control.getAttribute('aria-label') || control.textContent?.trim();
+          return !named;
+        })
+        .map((control) => control.outerHTML),
+    );
+    expect(unlabelled).toEqual([]);
+
+    // Tab to "Split evenly", press it, tab on to submit and press Enter: no mouse involved.
+    const focusNext = async (id: string) => {
+      for (let presses = 0; presses < 60; presses++) {
+        await page.keyboard.press('Tab');
+        if ((await page.evaluate(() => document.activeElement?.id)) === id) return;
+      }
+      throw new Error(`could not reach #${id} with Tab`);
+    };
+    await focusNext('split-evenly');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    await focusNext('submit');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/s\/[^/]+$/);
+    await page.locator('#result-table').waitFor();
+    expect(await cell(page, 'education', 'mine')).toBe('10.00 %');
+    await page.context().close();
+  });
+
+  it('fits a phone-sized screen', async () => {
+    const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const page = await newPage(context);
+    await openAllocate(page);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(page, 'allocate-phone');
+    await context.close();
+  });
+});
+
+describe('live page', () => {
+  ownServer();
+  it('updates in place when another client submits through the API', async () => {
+    const page = await newPage();
+    await page.goto(`${server.url}/live`);
+    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+    const before = Number(await page.locator('#total-submissions').getAttribute('data-value'));
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+
+    await submitThroughApi([100]);
+
+    await expect
+      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
+      .toBe(before + 1);
+    await expect.poll(() => page.locator('#total-submissions').textContent(), poll).toBe(String(before + 1));
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.locator('#last-update').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
+    await screenshot(page, 'live');
+    await page.context().close();
+  });
+});

@@ -1,0 +1,160 @@
+// Charts through Chart.js, registering only the parts the pages use so the bundle stays small.
+// Every chart is drawn once and then updated in place (no flicker, no re-creation).
+
+import {
+  ArcElement,
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  DoughnutController,
+  Legend,
+  LinearScale,
+  Tooltip,
+} from 'chart.js';
+import { prefersReducedMotion } from './dom';
+
+Chart.register(ArcElement, BarController, BarElement, CategoryScale, DoughnutController, Legend, LinearScale, Tooltip);
+
+/** Slice colour for what is not allocated yet: light, so it reads as "empty". */
+const UNALLOCATED = '#e4e4e7';
+/** One colour per series (not per category) so the legend reads true; both pass 3:1 on white. */
+const MINE = '#1d4ed8';
+const NATIONAL = '#71717a';
+/** Text and grid colours with at least 4.5:1 contrast on white. */
+const TEXT = '#27272a';
+const GRID = '#d4d4d8';
+
+Chart.defaults.color = TEXT;
+Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+function percent(value: unknown): string {
+  return `${Number(value).toFixed(2)} %`;
+}
+
+export interface Slice {
+  label: string;
+  color: string;
+  /** In percent, e.g. 12.5. */
+  value: number;
+}
+
+/** The doughnut preview on the allocate page; `unallocated` adds a grey slice. */
+export class SplitPreview {
+  private readonly chart: Chart<'doughnut'>;
+
+  constructor(canvas: HTMLCanvasElement) {
+    this.chart = new Chart(canvas, {
+      type: 'doughnut',
+      data: { labels: [], datasets: [{ data: [], backgroundColor: [], borderColor: '#ffffff', borderWidth: 1 }] },
+      options: {
+        animation: prefersReducedMotion() ? false : { duration: 200 },
+        maintainAspectRatio: false,
+        plugins: {
+          legend: { display: false },
+          tooltip: { callbacks: { label: (item) => `${item.label}: ${percent(item.raw)}` } },
+        },
+      },
+    });
+  }
+
+  update(slices: Slice[], unallocated: number): void {
+    const shown = unallocated > 0 ? [...slices, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : slices;
+    const dataset = this.chart.data.datasets[0];
+    if (!dataset) return;
+    this.chart.data.labels = shown.map((slice) => slice.label);
+    dataset.data = shown.map((slice) => slice.value);
+    dataset.backgroundColor = shown.map((slice) => slice.color);
+    this.chart.update();
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+  }
+}
+
+export interface Bar {
+  label: string;
+  color: string;
+  value: number;
+}
+
+/** Horizontal bars, one per category; the live page updates them as snapshots arrive. */
+export class CategoryBars {
+  private readonly chart: Chart<'bar'>;
+
+  constructor(canvas: HTMLCanvasElement, datasetLabel: string) {
+    this.chart = new Chart(canvas, {
+      type: 'bar',
+      data: { labels: [], datasets: [{ label: datasetLabel, data: [], backgroundColor: [], borderColor: TEXT, borderWidth: 1 }] },
+      options: {
+        indexAxis: 'y',
+        animation: prefersReducedMotion() ? false : { duration: 400 },
+        maintainAspectRatio: false,
+        scales: {
+          x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
+          y: { grid: { display: false } },
+        },
+        plugins: {
+          legend: { display: false },
+          tooltip: { callbacks: { label: (item) => percent(item.raw) } },
+        },
+      },
+    });
+  }
+
+  update(bars: Bar[]): void {
+    const dataset = this.chart.data.datasets[0];
+    if (!dataset) return;
+    this.chart.data.labels = bars.map((bar) => bar.label);
+    dataset.data = bars.map((bar) => bar.value);
+    dataset.backgroundColor = bars.map((bar) => bar.color);
+    this.chart.update();
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+  }
+}
+
+/** Two bars per category: one allocation beside the national average. */
+export class Comparison {
+  private readonly chart: Chart<'bar'>;
+
+  constructor(canvas: HTMLCanvasElement, labels: string[], mine: number[], national: number[]) {
+    this.chart = new Chart(canvas, {
+      type: 'bar',
+      data: {
+        labels,
+        datasets: [
+          { label: 'This allocation', data: mine, backgroundColor: MINE },
+          { label: 'National average', data: national, backgroundColor: NATIONAL },
+        ],
+      },
+      options: {
+        indexAxis: 'y',
+        animation: prefersReducedMotion() ? false : { duration: 300 },
+        maintainAspectRatio: false,
+        scales: {
+          x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
+          y: { grid: { display: false } },
+        },
+        plugins: {
+          legend: { position: 'top' },
+          tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${percent(item.raw)}` } },
+        },
+      },
+    });
+  }
+
+  updateNational(national: number[]): void {
+    const dataset = this.chart.data.datasets[1];
+    if (!dataset) return;
+    dataset.data = national;
+    this.chart.update();
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+  }
+}

@@ -1,0 +1,96 @@
+// Boots the single-page app: routes, the consent banner, and page switching without reloads.
+
+import './styles.css';
+import { parseRoute, type Route } from './router';
+import { mountConsentBanner } from './views/consent';
+import { allocateView } from './views/allocate';
+import { historyView } from './views/history';
+import { liveView } from './views/live';
+import { resultView } from './views/result';
+import type { AppContext, View } from './views/view';
+import { h, replace } from './dom';
+import { Voter, browserStorage } from './voter';
+
+const notFoundView: View = (root) => {
+  replace(
+    root,
+    h('h1', { tabindex: -1 }, 'Page not found'),
+    h('p', {}, 'There is nothing at this address. ', h('a', { href: '/', 'data-link': true }, 'Go to the allocation form'), '.'),
+  );
+};
+
+const TITLES: Record<Route['page'], string> = {
+  allocate: 'Allocate',
+  result: 'Result',
+  history: 'History',
+  live: 'Live',
+  'not-found': 'Not found',
+};
+
+function viewFor(route: Route): View {
+  switch (route.page) {
+    case 'allocate':
+      return allocateView;
+    case 'result':
+      return resultView(route.id);
+    case 'history':
+      return historyView;
+    case 'live':
+      return liveView;
+    case 'not-found':
+      return notFoundView;
+  }
+}
+
+function start(): void {
+  const main = document.getElementById('main');
+  const consentRoot = document.getElementById('consent-root');
+  if (!main || !consentRoot) return;
+  const voter = new Voter(browserStorage());
+  let leave: (() => void) | void;
+  let first = true;
+
+  const show = () => {
+    leave?.();
+    const route = parseRoute(window.location.pathname);
+    document.title = `${TITLES[route.page]} · Tax Budget Allocator`;
+    for (const link of document.querySelectorAll<HTMLAnchorElement>('[data-nav]')) {
+      if (link.dataset.nav === route.page) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+    main.replaceChildren();
+    leave = viewFor(route)(main, context);
+    // After a client-side navigation, move focus to the new page, as a full page load
+    // would, so keyboard and screen reader users start at the top of the new content (main
+    // stays while the page inside it loads; a heading may be replaced).
+    if (!first) main.focus();
+    first = false;
+  };
+
+  const context: AppContext = {
+    voter,
+    navigate(path) {
+      if (path !== window.location.pathname) window.history.pushState(null, '', path);
+      window.scrollTo(0, 0);
+      show();
+    },
+  };
+
+  document.addEventListener('click', (event) => {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const link = (event.target as Element | null)?.closest?.('a[data-link]');
+    if (!(link instanceof HTMLAnchorElement) || link.origin !== window.location.origin) return;
+    event.preventDefault();
+    context.navigate(link.pathname);
+  });
+  window.addEventListener('popstate', show);
+  document.getElementById('privacy-choice')?.addEventListener('click', () => {
+    voter.reconsider();
+    document.getElementById('consent-accept')?.focus();
+  });
+
+  mountConsentBanner(consentRoot, voter);
+  show();
+}
+
+start();
