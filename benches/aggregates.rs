@@ -18,7 +18,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
-use tax_budget::app::{App, Server};
+use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 
 const AGGREGATES: &str =
@@ -261,7 +261,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let server = Server::spawn(app.clone(), listener, true).expect("serve");
+    let server = Server::spawn(app.clone(), listener, ServerOptions::default()).expect("serve");
     let bench = Bench {
         url: format!("http://{}/graphql", server.addr),
         app: app.clone(),

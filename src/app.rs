@@ -1,6 +1,7 @@
 //! The application: shared state, start-up wiring and the HTTP server's life cycle.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::aggregates::{Aggregates, Fanout};
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
 use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::Category;
+use crate::http::WebApp;
 use crate::store::{self, Store, StoreError};
 use crate::worker::Worker;
 
@@ -168,6 +170,24 @@ async fn connect_redis(url: &str) -> Result<(Client, SubscriberClient), StartErr
     Ok((client, subscriber))
 }
 
+/// What a server does besides serving the API.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Run the outbox worker in this process.
+    pub run_worker: bool,
+    /// The built web app (`index.html` + `assets/`); see [`crate::http::WebApp`].
+    pub web_dir: PathBuf,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            run_worker: true,
+            web_dir: PathBuf::from(DEFAULT_WEB_DIR),
+        }
+    }
+}
+
 /// A running HTTP server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -177,10 +197,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `app` on `listener` (and runs the worker when `run_worker`), until shut down.
-    pub fn spawn(app: Arc<App>, listener: TcpListener, run_worker: bool) -> std::io::Result<Self> {
+    /// Serves `app` and the web app on `listener` (and runs the worker when
+    /// `options.run_worker`), until shut down.
+    pub fn spawn(
+        app: Arc<App>,
+        listener: TcpListener,
+        options: ServerOptions,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let router = crate::http::router(app.clone());
+        let ServerOptions {
+            run_worker,
+            web_dir,
+        } = options;
+        let web = WebApp::new(web_dir);
+        web.log_status();
+        let router = crate::http::router(app.clone(), web);
         let shutdown = app.shutdown.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -200,12 +231,12 @@ impl Server {
     pub async fn bind(
         app: Arc<App>,
         addr: SocketAddr,
-        run_worker: bool,
+        options: ServerOptions,
     ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        Server::spawn(app, listener, run_worker).map_err(|source| StartError::Bind { addr, source })
+        Server::spawn(app, listener, options).map_err(|source| StartError::Bind { addr, source })
     }
 
     pub fn app(&self) -> &Arc<App> {

@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight requests (seconds).
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Directory of the built web app (index.html + assets)
+    #[arg(long, env = "WEB_DIR", default_value = DEFAULT_WEB_DIR)]
+    pub web_dir: PathBuf,
 }
 
 /// Everything the library needs, validated.
@@ -117,6 +121,10 @@ pub struct Config {
 
 /// Where the embedded default keeps its file.
 pub const DEFAULT_SQLITE_PATH: &str = "data/tax-budget.sqlite3";
+
+/// Where Vite puts the built web app, relative to the working directory (the repository root
+/// when started by `scripts/run` or `cargo run`).
+pub const DEFAULT_WEB_DIR: &str = "web/dist";
 
 impl Config {
     pub fn new(backend: &BackendArgs, worker: &WorkerArgs) -> Self {

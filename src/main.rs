@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tax_budget::app::{App, Server};
+use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{BackendArgs, Config, LogFormat, ServeArgs, WorkerArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API, GraphiQL and the home page (runs the outbox worker too by default).
+    /// Serve the GraphQL API, GraphiQL and the web app (runs the outbox worker too by default).
     Serve {
         #[command(flatten)]
         serve: ServeArgs,
@@ -93,7 +93,11 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_logging(backend.log_format);
             let app = App::start(Config::new(&backend, &worker)).await?;
-            let server = Server::bind(app, serve.bind, serve.run_worker).await?;
+            let options = ServerOptions {
+                run_worker: serve.run_worker,
+                web_dir: serve.web_dir,
+            };
+            let server = Server::bind(app, serve.bind, options).await?;
             println!(
                 "tax-budget listening on http://{}/ (GraphiQL: http://{}/graphiql)",
                 server.addr, server.addr

@@ -466,7 +466,7 @@ async fn each_tier_answers_with_the_same_numbers(backend: Backend) {
 }
 
 async fn an_empty_summary_is_answered_by_live_sql(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, Options { run_worker: false }).await else {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
         return;
     };
     app.submit([50.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], None)

@@ -179,7 +179,7 @@ async fn a_submission_on_one_server_reaches_a_subscriber_on_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_processes_are_woken_through_redis_and_fold_exactly() {
-    let Some(app) = spawn_app_with(Backend::Postgres, Options { run_worker: false }).await else {
+    let Some(app) = spawn_app_with(Backend::Postgres, Options::without_worker()).await else {
         return;
     };
     let mut env = backend_env(&app);
@@ -215,7 +215,7 @@ async fn worker_processes_are_woken_through_redis_and_fold_exactly() {
 }
 
 async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, Options { run_worker: false }).await else {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
         return;
     };
     for i in 0..30 {

@@ -1,9 +1,12 @@
-//! HTTP surface: routes, GraphQL over HTTP and WebSocket, health, GraphiQL.
+//! HTTP surface: routes, GraphQL over HTTP and WebSocket, health, GraphiQL, the web app.
 
 mod graphql;
 mod health;
 mod pages;
+mod web;
 mod websocket;
+
+pub use web::{WebApp, WebError, APP_ROUTES, CONTENT_SECURITY_POLICY};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +31,14 @@ pub struct HttpState {
     pub schema: AppSchema,
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
+/// else 404) for every other path.
+pub fn router(app: Arc<App>, web: WebApp) -> Router {
     let state = HttpState {
         schema: build_schema(app.clone()),
         app,
     };
-    Router::new()
+    let api = Router::new()
         .route(
             "/graphql",
             get(graphql::get_or_websocket).post(graphql::post),
@@ -41,7 +46,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/graphiql", get(pages::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/", get(pages::index))
+        .with_state(state);
+    api.merge(web.routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -52,5 +58,4 @@ pub fn router(app: Arc<App>) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(state)
 }

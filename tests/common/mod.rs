@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
-use tax_budget::app::{App, Server};
+use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -167,11 +167,26 @@ pub struct TestApp {
 
 pub struct Options {
     pub run_worker: bool,
+    /// The web app's directory. `None`: one that does not exist, so tests see the same page
+    /// whether or not `web/dist` has been built in this checkout.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { run_worker: true }
+        Options {
+            run_worker: true,
+            web_dir: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn without_worker() -> Self {
+        Options {
+            run_worker: false,
+            ..Options::default()
+        }
     }
 }
 
@@ -190,7 +205,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     config.worker_poll = Duration::from_secs(3600);
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = Server::spawn(app.clone(), listener, options.run_worker).expect("serve");
+    let web_dir = options.web_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tax-budget-test-no-web-{}", Uuid::new_v4()))
+    });
+    let server_options = ServerOptions {
+        run_worker: options.run_worker,
+        web_dir,
+    };
+    let server = Server::spawn(app.clone(), listener, server_options).expect("serve");
     Some(TestApp {
         addr: server.addr,
         app,

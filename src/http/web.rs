@@ -1,0 +1,384 @@
+//! The web app: the single-page app Vite builds into the web directory (`web/dist` by default).
+//!
+//! - The app routes (`/`, `/s/{id}`, `/history`, `/live`) answer with its `index.html`, so deep
+//!   links and reloads work; the app routes itself in the browser. The file is read on every
+//!   request: it is small, and a developer can rebuild the app while the server runs.
+//! - `/assets/…` are Vite's content-hashed files: cached for a year, immutable.
+//! - Other files in the directory (favicon, robots.txt) are served with a short cache.
+//! - Anything else is 404, not `index.html`: a mistyped URL should not look like a page.
+//!
+//! When the directory has no `index.html`, the app routes answer with a page that says how to
+//! build the app — or, in a binary built with the `embed-web` feature, with the app embedded at
+//! build time (assets and files then come from the embedded copy too).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+/// What the app needs and nothing more: its own scripts and styles (Chart.js sets inline style
+/// attributes, hence `'unsafe-inline'` for styles only), the API over HTTP and WebSocket on this
+/// origin, and no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+    frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// The paths the app answers itself. `/index.html` is one too, so the page is never served by
+/// the file service with a cache that would outlive a rebuild.
+pub const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/s/{id}", "/history", "/live"];
+
+/// HTML names the hashed assets of one build; the browser must ask again every time.
+const CACHE_HTML: &str = "no-cache";
+/// Vite puts a content hash in every asset name: a name never changes its content.
+const CACHE_ASSET: &str = "public, max-age=31536000, immutable";
+/// Unhashed files such as the favicon: short, so a rebuild shows within the hour.
+const CACHE_FILE: &str = "public, max-age=3600";
+
+/// Where the web app comes from. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WebApp(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    /// Serves both `/assets/…` and the top-level files: it refuses `..`, backslashes and
+    /// absolute segments, so no request reaches outside `dir`.
+    files: ServeDir,
+    /// The page for app routes while the app is not built; it names `dir`, which is fixed.
+    not_built: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        // The path and the OS error are for the log, not for the browser.
+        tracing::error!(error = %self, "web app");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    }
+}
+
+impl WebApp {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        let files = ServeDir::new(&dir)
+            .append_index_html_on_directories(false)
+            .redirect_to_trailing_slash(false);
+        // An absolute path says more in the page than `web/dist` when the working directory
+        // is not the one the reader thinks.
+        let shown = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+        let not_built = not_built_page(&shown);
+        WebApp(Arc::new(Inner {
+            dir,
+            files,
+            not_built,
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0.dir
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.0.dir.join("index.html")
+    }
+
+    /// Says once, at start, where the app will come from (the routes decide per request).
+    pub fn log_status(&self) {
+        let dir = self.0.dir.display();
+        if self.index_path().is_file() {
+            tracing::info!(web_dir = %dir, "serving the web app from disk");
+        } else if embedded::available() {
+            tracing::info!(web_dir = %dir, "no index.html in the web directory; serving the web app embedded at build time");
+        } else {
+            tracing::warn!(
+                web_dir = %dir,
+                "no index.html in the web directory: the web app is not built \
+                 (npm --prefix web ci && npm --prefix web run build); / shows how to build it"
+            );
+        }
+    }
+
+    /// The embedded copy answers only while the directory on disk has no app, so a build on
+    /// disk always wins and the two are never mixed.
+    async fn use_embedded(&self) -> bool {
+        embedded::available()
+            && !tokio::fs::metadata(self.index_path())
+                .await
+                .is_ok_and(|m| m.is_file())
+    }
+
+    /// The routes of the web app, to merge into the server's router. Unknown paths fall back
+    /// to the file service, which answers 404 for anything that is not a file.
+    pub fn routes(self) -> Router {
+        let mut router = Router::new();
+        for route in APP_ROUTES {
+            router = router.route(route, get(app_page));
+        }
+        router
+            .route("/assets/{*path}", get(asset))
+            .fallback(top_level_file)
+            .with_state(self)
+    }
+}
+
+async fn app_page(State(web): State<WebApp>) -> Result<Response, WebError> {
+    let path = web.index_path();
+    let body = match tokio::fs::read(&path).await {
+        Ok(bytes) => Body::from(bytes),
+        Err(source) if means_absent(&source) => match embedded::index() {
+            Some(bytes) => Body::from(bytes),
+            None => Body::from(web.0.not_built.clone()),
+        },
+        Err(source) => return Err(WebError::Read { path, source }),
+    };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(finish(response, CACHE_HTML))
+}
+
+/// A missing directory or file, or one in the place of the other: the app is not built there.
+fn means_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
+    )
+}
+
+async fn asset(State(web): State<WebApp>, request: Request) -> Response {
+    let response = serve_file(&web, request).await;
+    finish(response, CACHE_ASSET)
+}
+
+async fn top_level_file(State(web): State<WebApp>, request: Request) -> Response {
+    // Only reading methods reach files; anything else at an unknown path is unknown.
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let response = serve_file(&web, request).await;
+    // An HTML file reached another way (`/./index.html`) must not be cached like a favicon.
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    finish(response, if is_html { CACHE_HTML } else { CACHE_FILE })
+}
+
+/// The file the request's path names, from disk or (when the disk has no app) the embedded copy.
+async fn serve_file(web: &WebApp, request: Request) -> Response {
+    if web.use_embedded().await {
+        return embedded::file(&request);
+    }
+    match web.0.files.clone().oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// The headers every web app response carries; the cache policy only on what may be cached.
+fn finish(mut response: Response, cache: &'static str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // A 404 cached for a year would outlive the deploy that fixes it.
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    response
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A self-contained page (no script, one inline style, which the CSP allows): the web app is
+/// not built, how to build it, and what works meanwhile.
+fn not_built_page(dir: &Path) -> String {
+    NOT_BUILT.replace("{web_dir}", &escape_html(&dir.display().to_string()))
+}
+
+const NOT_BUILT: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Tax Budget Allocator</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1a1a1a; }
+  code, pre { background: #f2f2f2; border-radius: 3px; }
+  code { padding: .1rem .3rem; }
+  pre { padding: .6rem .8rem; overflow-x: auto; }
+  pre code { padding: 0; }
+  a { color: #0b57d0; }
+</style>
+</head>
+<body>
+<h1>Tax Budget Allocator</h1>
+<p>Split your (hypothetical) taxes across the budget categories and see the live average of all citizens.</p>
+<h2>The web app is not built</h2>
+<p>The server looked for <code>index.html</code> in <code>{web_dir}</code> and found none.
+Build the app from the repository root (needs Node.js and npm):</p>
+<pre><code>npm --prefix web ci &amp;&amp; npm --prefix web run build</code></pre>
+<p>or just run <code>scripts/run</code>, which builds it when npm is installed. Then reload this page.
+(<code>--web-dir</code> or <code>WEB_DIR</code> points the server at another directory.)</p>
+<p>Meanwhile the API works:</p>
+<ul>
+  <li><a href="/graphiql">GraphiQL</a>: explore the API, run queries, mutations and the live subscription.</li>
+  <li>GraphQL endpoint: <code>POST /graphql</code> (queries also by <code>GET</code>; subscriptions by WebSocket on the same URL).</li>
+  <li>Health: <a href="/healthz"><code>/healthz</code></a>, readiness: <a href="/readyz"><code>/readyz</code></a>.</li>
+</ul>
+</body>
+</html>
+"#;
+
+/// The app as it was in `web/dist` when this binary was built (feature `embed-web`).
+#[cfg(feature = "embed-web")]
+mod embedded {
+    use std::borrow::Cow;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    /// A relative folder is taken from the crate's root (`$CARGO_MANIFEST_DIR/web/dist`). No
+    /// `allow_missing`: asking for the embedded app without building it first is a compile
+    /// error ("folder … does not exist"), not a binary that silently lacks its app. The
+    /// `debug-embed` feature embeds in debug builds too, instead of reading this folder at run
+    /// time, so debug and release binaries behave alike.
+    #[derive(rust_embed::Embed)]
+    #[folder = "web/dist/"]
+    struct Dist;
+
+    pub fn available() -> bool {
+        Dist::get("index.html").is_some()
+    }
+
+    pub fn index() -> Option<Cow<'static, [u8]>> {
+        Dist::get("index.html").map(|file| file.data)
+    }
+
+    /// The embedded file the request's path names. A lookup by name in a fixed table: no path
+    /// can reach anything that was not embedded.
+    pub fn file(request: &Request) -> Response {
+        let name = request.uri().path().trim_start_matches('/');
+        let Some(file) = Dist::get(name) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        // The content's hash is an ETag that only changes with the content.
+        let etag = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
+        let Ok(etag) = HeaderValue::from_str(&etag) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let unchanged = request
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v == etag);
+        let mut response = if unchanged {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let mut response = Response::new(Body::from(file.data));
+            if let Ok(mime) = HeaderValue::from_str(file.metadata.mimetype()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, mime);
+            }
+            response
+        };
+        response.headers_mut().insert(header::ETAG, etag);
+        response
+    }
+}
+
+/// Without the `embed-web` feature nothing is embedded, and the build reads nothing of
+/// `web/dist`.
+#[cfg(not(feature = "embed-web"))]
+mod embedded {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    pub fn available() -> bool {
+        false
+    }
+
+    pub fn index() -> Option<Vec<u8>> {
+        None
+    }
+
+    pub fn file(_request: &Request) -> Response {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_html_would_read_as_markup() {
+        assert_eq!(
+            escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn the_not_built_page_says_where_it_looked_and_how_to_build() {
+        let page = not_built_page(Path::new("/srv/<web>/dist"));
+        assert!(page.contains("<code>/srv/&lt;web&gt;/dist</code>"));
+        assert!(page.contains("npm --prefix web ci &amp;&amp; npm --prefix web run build"));
+        assert!(page.contains("scripts/run"));
+        for link in ["/graphiql", "/healthz", "/readyz"] {
+            assert!(page.contains(&format!("href=\"{link}\"")), "{link}");
+        }
+        assert!(!page.contains("<script"), "the CSP allows no inline script");
+    }
+
+    #[test]
+    fn caches_only_what_succeeded() {
+        let ok = finish(StatusCode::OK.into_response(), CACHE_ASSET);
+        assert_eq!(ok.headers()[header::CACHE_CONTROL], CACHE_ASSET);
+        assert_eq!(ok.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let missing = finish(StatusCode::NOT_FOUND.into_response(), CACHE_ASSET);
+        assert!(missing.headers().get(header::CACHE_CONTROL).is_none());
+        assert_eq!(
+            missing.headers()[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
+    }
+}
