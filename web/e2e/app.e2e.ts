@@ -67,7 +67,9 @@ async function submitThroughApi(percentages: number[]): Promise<string> {
 }
 
 async function cell(page: Page, slug: string, column: 'mine' | 'national' | 'difference'): Promise<string> {
-  return (await page.locator(`#result-table tr[data-category="${slug}"] td[data-column="${column}"]`).textContent()) ?? '';
+  return (
+    (await page.locator(`#result-table tr[data-category="${slug}"] td[data-column="${column}"]`).textContent()) ?? ''
+  );
 }
 
 describe('allocate → result → history', () => {
@@ -127,9 +129,9 @@ describe('allocate → result → history', () => {
 
     await page.getByRole('link', { name: 'History' }).click();
     await page.locator('#history-list').waitFor();
-    const listed = await page.locator('#history-list li').evaluateAll((items) =>
-      items.map((item) => item.getAttribute('data-submission')),
-    );
+    const listed = await page
+      .locator('#history-list li')
+      .evaluateAll((items) => items.map((item) => item.getAttribute('data-submission')));
     expect(listed).toEqual([...submitted].reverse());
     await screenshot(page, 'history');
 
@@ -193,7 +195,8 @@ describe('allocate form', () => {
       controls
         .filter((control) => {
           const labels = (control as HTMLInputElement).labels;
-          const named = (labels && labels.length > 0) || control.getAttribute('aria-label') || control.textContent?.trim();
+          const named =
+            (labels && labels.length > 0) || control.getAttribute('aria-label') || control.textContent?.trim();
           return !named;
         })
         .map((control) => control.outerHTML),
@@ -250,6 +253,53 @@ describe('live page', () => {
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.locator('#last-update').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
     await screenshot(page, 'live');
+    await page.context().close();
+  });
+});
+
+describe('when the server goes away', () => {
+  ownServer();
+
+  it('keeps the numbers after a network failure and submits once the server is back', async () => {
+    const page = await newPage();
+    await openAllocate(page);
+    await page.locator('#consent-decline').click();
+    await fill(page, SPLIT);
+    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+
+    await server.stop();
+    await page.locator('#submit').click();
+    await expect.poll(() => page.locator('#form-errors').textContent(), poll).toContain('Could not reach the server');
+    expect(await page.locator('#pct-housing').inputValue()).toBe('3.25');
+    expect(await page.locator('#total').textContent()).toBe('100.00 %');
+    expect(new URL(page.url()).pathname).toBe('/');
+
+    await server.launch();
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    await page.locator('#result-table').waitFor();
+    expect(await cell(page, 'housing', 'mine')).toBe('3.25 %');
+    // Declined: nothing kept, so History has nothing to list.
+    await page.getByRole('link', { name: 'History' }).click();
+    await expect.poll(() => page.locator('main').textContent(), poll).toContain('chose not to keep a voter token');
+    await page.context().close();
+  });
+
+  it('live page reconnects by itself after a restart', async () => {
+    const page = await newPage();
+    await page.goto(`${server.url}/live`);
+    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+    const before = Number(await page.locator('#total-submissions').getAttribute('data-value'));
+
+    await server.stop();
+    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Reconnecting…');
+    await server.launch();
+    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+
+    await submitThroughApi([50, 50]);
+    await expect
+      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
+      .toBe(before + 1);
     await page.context().close();
   });
 });

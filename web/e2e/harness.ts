@@ -18,7 +18,8 @@ export const DEADLINE_MS = 20_000;
 
 function serverBinary(): string {
   const binary =
-    process.env.TAX_BUDGET_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(REPO, 'target'), 'debug', 'tax-budget');
+    process.env.TAX_BUDGET_BIN ??
+    path.join(process.env.CARGO_TARGET_DIR ?? path.join(REPO, 'target'), 'debug', 'tax-budget');
   if (!existsSync(binary)) {
     throw new Error(`no server binary at ${binary}: run \`cargo build\` first or set TAX_BUDGET_BIN`);
   }

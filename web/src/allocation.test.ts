@@ -99,15 +99,7 @@ describe('evenSplit', () => {
 
   it('puts the remainder on the first categories', () => {
     expect(evenSplit(3)).toEqual([3334, 3333, 3333]);
-    expect(evenSplit(7).map(formatHundredths)).toEqual([
-      '14.29',
-      '14.29',
-      '14.29',
-      '14.29',
-      '14.28',
-      '14.28',
-      '14.28',
-    ]);
+    expect(evenSplit(7).map(formatHundredths)).toEqual(['14.29', '14.29', '14.29', '14.29', '14.28', '14.28', '14.28']);
   });
 
   it('adds up to exactly 100.00 for every count, with shares one hundredth apart at most', () => {

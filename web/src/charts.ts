@@ -59,7 +59,8 @@ export class SplitPreview {
   }
 
   update(slices: Slice[], unallocated: number): void {
-    const shown = unallocated > 0 ? [...slices, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : slices;
+    const shown =
+      unallocated > 0 ? [...slices, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : slices;
     const dataset = this.chart.data.datasets[0];
     if (!dataset) return;
     this.chart.data.labels = shown.map((slice) => slice.label);
@@ -86,7 +87,10 @@ export class CategoryBars {
   constructor(canvas: HTMLCanvasElement, datasetLabel: string) {
     this.chart = new Chart(canvas, {
       type: 'bar',
-      data: { labels: [], datasets: [{ label: datasetLabel, data: [], backgroundColor: [], borderColor: TEXT, borderWidth: 1 }] },
+      data: {
+        labels: [],
+        datasets: [{ label: datasetLabel, data: [], backgroundColor: [], borderColor: TEXT, borderWidth: 1 }],
+      },
       options: {
         indexAxis: 'y',
         animation: prefersReducedMotion() ? false : { duration: 400 },

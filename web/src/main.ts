@@ -15,7 +15,13 @@ const notFoundView: View = (root) => {
   replace(
     root,
     h('h1', { tabindex: -1 }, 'Page not found'),
-    h('p', {}, 'There is nothing at this address. ', h('a', { href: '/', 'data-link': true }, 'Go to the allocation form'), '.'),
+    h(
+      'p',
+      {},
+      'There is nothing at this address. ',
+      h('a', { href: '/', 'data-link': true }, 'Go to the allocation form'),
+      '.',
+    ),
   );
 };
 
@@ -77,7 +83,15 @@ function start(): void {
   };
 
   document.addEventListener('click', (event) => {
-    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    if (
+      event.defaultPrevented ||
+      event.button !== 0 ||
+      event.metaKey ||
+      event.ctrlKey ||
+      event.shiftKey ||
+      event.altKey
+    )
+      return;
     const link = (event.target as Element | null)?.closest?.('a[data-link]');
     if (!(link instanceof HTMLAnchorElement) || link.origin !== window.location.origin) return;
     event.preventDefault();

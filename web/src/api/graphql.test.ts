@@ -36,10 +36,7 @@ describe('readResponse', () => {
       }),
     );
     expect(error.code).toBe('BAD_USER_INPUT');
-    expect(error.problems.map((p) => p.field)).toEqual([
-      'input.allocations[1].percentage',
-      'input.allocations',
-    ]);
+    expect(error.problems.map((p) => p.field)).toEqual(['input.allocations[1].percentage', 'input.allocations']);
   });
 
   it('falls back to the single field when no problem list is sent', () => {

@@ -32,8 +32,7 @@ interface GraphQLResponseBody<T> {
   errors?: GraphQLErrorBody[];
 }
 
-export const NETWORK_MESSAGE =
-  'Could not reach the server. Check your connection and try again; nothing was lost.';
+export const NETWORK_MESSAGE = 'Could not reach the server. Check your connection and try again; nothing was lost.';
 
 function problemsOf(error: GraphQLErrorBody, message: string): FieldProblem[] {
   const raw = error.extensions?.problems;

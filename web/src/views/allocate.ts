@@ -103,12 +103,20 @@ export const allocateView: View = (root, { voter, navigate }) => {
     const totalText = h('output', { id: 'total', for: rows.map((r) => r.field.id).join(' ') });
     const remainingText = h('output', { id: 'remaining' });
     const meter = h('div', { class: 'meter', 'aria-hidden': 'true' }, h('div', { class: 'meter-fill' }));
-    const submit = h('button', { type: 'submit', class: 'button primary', id: 'submit', 'aria-describedby': 'submit-hint form-errors' }, 'Submit allocation');
+    const submit = h(
+      'button',
+      { type: 'submit', class: 'button primary', id: 'submit', 'aria-describedby': 'submit-hint form-errors' },
+      'Submit allocation',
+    );
     const hint = h('p', { id: 'submit-hint', class: 'hint' });
     const formErrors = h('div', { id: 'form-errors', class: 'form-errors', role: 'alert' });
     const evenly = h('button', { type: 'button', class: 'button', id: 'split-evenly' }, 'Split evenly');
     const reset = h('button', { type: 'button', class: 'button', id: 'reset' }, 'Reset to 0');
-    const canvas = h('canvas', { id: 'preview-chart', role: 'img', 'aria-label': 'Doughnut chart of your split as you set it' });
+    const canvas = h('canvas', {
+      id: 'preview-chart',
+      role: 'img',
+      'aria-label': 'Doughnut chart of your split as you set it',
+    });
 
     const form = h(
       'form',
@@ -207,7 +215,11 @@ export const allocateView: View = (root, { voter, navigate }) => {
       replace(formErrors, ...formProblems.map((message) => h('p', { class: 'error-text' }, message)));
 
       chart.update(
-        rows.map((row) => ({ label: row.category.name, color: row.category.color, value: toPercentage(row.value ?? 0) })),
+        rows.map((row) => ({
+          label: row.category.name,
+          color: row.category.color,
+          value: toPercentage(row.value ?? 0),
+        })),
         toPercentage(Math.max(0, left)),
       );
     };
@@ -284,7 +296,10 @@ export const allocateView: View = (root, { voter, navigate }) => {
           SUBMIT,
           {
             input: {
-              allocations: rows.map((row) => ({ categoryId: row.category.id, percentage: toPercentage(row.value ?? 0) })),
+              allocations: rows.map((row) => ({
+                categoryId: row.category.id,
+                percentage: toPercentage(row.value ?? 0),
+              })),
               idempotencyKey,
             },
           },

@@ -45,7 +45,11 @@ export const historyView: View = (root, { voter }) => {
       replace(
         root,
         heading(),
-        h('p', {}, 'You chose not to keep a voter token in this browser, so there is no history to show. You can still submit and see results.'),
+        h(
+          'p',
+          {},
+          'You chose not to keep a voter token in this browser, so there is no history to show. You can still submit and see results.',
+        ),
         privacyButton('Change privacy choice'),
       );
       return;
@@ -56,7 +60,11 @@ export const historyView: View = (root, { voter }) => {
         heading(),
         h('p', { id: 'history-empty' }, 'No submissions from this browser yet.'),
         voter.consent() === 'undecided'
-          ? h('p', {}, 'To see your submissions here later, allow this browser to keep your voter token (see the banner below).')
+          ? h(
+              'p',
+              {},
+              'To see your submissions here later, allow this browser to keep your voter token (see the banner below).',
+            )
           : null,
         h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
       );
@@ -64,15 +72,30 @@ export const historyView: View = (root, { voter }) => {
     }
     replace(root, heading(), h('p', { class: 'loading', role: 'status' }, 'Loading your submissions…'));
     try {
-      const { mySubmissions } = await request<HistoryData>(HISTORY, { first: PAGE }, { token, signal: controller.signal });
+      const { mySubmissions } = await request<HistoryData>(
+        HISTORY,
+        { first: PAGE },
+        { token, signal: controller.signal },
+      );
       if (mySubmissions.length === 0) {
-        replace(root, heading(), h('p', { id: 'history-empty' }, 'No submissions yet.'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')));
+        replace(
+          root,
+          heading(),
+          h('p', { id: 'history-empty' }, 'No submissions yet.'),
+          h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
+        );
         return;
       }
       replace(
         root,
         heading(),
-        h('p', { class: 'lede' }, voter.consent() === 'undecided' ? 'Newest first. These are kept only until you close this tab unless you allow it in the banner below.' : 'Newest first.'),
+        h(
+          'p',
+          { class: 'lede' },
+          voter.consent() === 'undecided'
+            ? 'Newest first. These are kept only until you close this tab unless you allow it in the banner below.'
+            : 'Newest first.',
+        ),
         h(
           'ol',
           { class: 'history', id: 'history-list', reversed: true },
@@ -80,7 +103,11 @@ export const historyView: View = (root, { voter }) => {
             h(
               'li',
               { 'data-submission': submission.id },
-              h('a', { href: resultPath(submission.id), 'data-link': true }, h('time', { datetime: submission.createdAt }, formatDateTime(submission.createdAt))),
+              h(
+                'a',
+                { href: resultPath(submission.id), 'data-link': true },
+                h('time', { datetime: submission.createdAt }, formatDateTime(submission.createdAt)),
+              ),
               summary(submission),
             ),
           ),
@@ -90,7 +117,15 @@ export const historyView: View = (root, { voter }) => {
       if (controller.signal.aborted) return;
       if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') {
         voter.forget();
-        replace(root, heading(), h('p', { role: 'alert' }, 'This browser’s voter token is no longer recognised, so it was forgotten. New submissions will start a new history.'));
+        replace(
+          root,
+          heading(),
+          h(
+            'p',
+            { role: 'alert' },
+            'This browser’s voter token is no longer recognised, so it was forgotten. New submissions will start a new history.',
+          ),
+        );
         return;
       }
       const retry = h('button', { type: 'button', class: 'button' }, 'Try again');

@@ -35,7 +35,11 @@ function countTo(element: HTMLElement, from: number, target: number): () => void
 }
 
 export const liveView: View = (root) => {
-  const state = h('p', { id: 'connection-state', class: 'connection', role: 'status', 'data-state': 'connecting' }, STATE_TEXT.connecting);
+  const state = h(
+    'p',
+    { id: 'connection-state', class: 'connection', role: 'status', 'data-state': 'connecting' },
+    STATE_TEXT.connecting,
+  );
   const count = h('strong', { id: 'total-submissions', 'data-value': '' }, '–');
   const updated = h('time', { id: 'last-update' }, 'not yet');
   const canvas = h('canvas', {
@@ -48,8 +52,19 @@ export const liveView: View = (root) => {
   replace(
     root,
     h('h1', { tabindex: -1 }, 'Live national average'),
-    h('div', { class: 'live-header' }, state, h('p', { class: 'count' }, count, ' submissions'), h('p', { class: 'hint' }, 'Last update: ', updated)),
-    h('div', { class: 'live-layout' }, h('figure', { class: 'live-chart' }, h('div', { class: 'chart-box tall' }, canvas)), values),
+    h(
+      'div',
+      { class: 'live-header' },
+      state,
+      h('p', { class: 'count' }, count, ' submissions'),
+      h('p', { class: 'hint' }, 'Last update: ', updated),
+    ),
+    h(
+      'div',
+      { class: 'live-layout' },
+      h('figure', { class: 'live-chart' }, h('div', { class: 'chart-box tall' }, canvas)),
+      values,
+    ),
   );
 
   const chart = new CategoryBars(canvas, 'National average');
@@ -58,11 +73,18 @@ export const liveView: View = (root) => {
 
   const show = (snapshot: AggregateSnapshot) => {
     const categories = [...snapshot.categories].sort((a, b) => a.category.displayOrder - b.category.displayOrder);
-    chart.update(categories.map((c) => ({ label: c.category.name, color: c.category.color, value: c.averagePercentage })));
+    chart.update(
+      categories.map((c) => ({ label: c.category.name, color: c.category.color, value: c.averagePercentage })),
+    );
     replace(
       values,
       ...categories.flatMap((c) => [
-        h('dt', {}, h('span', { class: 'swatch', style: `--swatch: ${c.category.color}`, 'aria-hidden': 'true' }), c.category.name),
+        h(
+          'dt',
+          {},
+          h('span', { class: 'swatch', style: `--swatch: ${c.category.color}`, 'aria-hidden': 'true' }),
+          c.category.name,
+        ),
         h('dd', { 'data-category': c.category.slug }, `${formatHundredths(fromPercentage(c.averagePercentage))} %`),
       ]),
     );

@@ -24,149 +24,165 @@ function describeSnapshot(snapshot: AggregateSnapshot): string {
 export const resultView =
   (id: string): View =>
   (root) => {
-  const controller = new AbortController();
-  let chart: Comparison | null = null;
-  let stopLive: (() => void) | null = null;
+    const controller = new AbortController();
+    let chart: Comparison | null = null;
+    let stopLive: (() => void) | null = null;
 
-  replace(root, h('h1', { tabindex: -1 }, 'Result'), h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+    replace(root, h('h1', { tabindex: -1 }, 'Result'), h('p', { class: 'loading', role: 'status' }, 'Loading…'));
 
-  const render = (submission: Submission, snapshot: AggregateSnapshot) => {
-    const rows = submission.allocations.map((allocation) => ({
-      category: allocation.category,
-      mine: fromPercentage(allocation.percentage),
-    }));
-    const nationalCells = new Map<string, { national: HTMLTableCellElement; difference: HTMLTableCellElement }>();
-    const caption = h('caption', {}, describeSnapshot(snapshot));
-    const body = h(
-      'tbody',
-      {},
-      ...rows.map(({ category, mine }) => {
-        const national = h('td', { class: 'num', 'data-column': 'national' });
-        const difference = h('td', { class: 'num', 'data-column': 'difference' });
-        nationalCells.set(category.id, { national, difference });
-        return h(
-          'tr',
-          { 'data-category': category.slug },
-          h('th', { scope: 'row' }, h('span', { class: 'swatch', style: `--swatch: ${category.color}`, 'aria-hidden': 'true' }), category.name),
-          h('td', { class: 'num', 'data-column': 'mine' }, `${formatHundredths(mine)} %`),
-          national,
-          difference,
-        );
-      }),
-    );
-    const showNational = (current: AggregateSnapshot) => {
-      const national = nationalById(current);
-      replace(caption, describeSnapshot(current));
-      for (const { category, mine } of rows) {
-        const cells = nationalCells.get(category.id);
-        const average = national.get(category.id) ?? 0;
-        if (!cells) continue;
-        replace(cells.national, `${formatHundredths(average)} %`);
-        replace(cells.difference, formatDifference(mine - average));
-        cells.difference.className = `num ${mine > average ? 'more' : mine < average ? 'less' : ''}`;
-      }
-      chart?.updateNational(rows.map(({ category }) => (national.get(category.id) ?? 0) / 100));
+    const render = (submission: Submission, snapshot: AggregateSnapshot) => {
+      const rows = submission.allocations.map((allocation) => ({
+        category: allocation.category,
+        mine: fromPercentage(allocation.percentage),
+      }));
+      const nationalCells = new Map<string, { national: HTMLTableCellElement; difference: HTMLTableCellElement }>();
+      const caption = h('caption', {}, describeSnapshot(snapshot));
+      const body = h(
+        'tbody',
+        {},
+        ...rows.map(({ category, mine }) => {
+          const national = h('td', { class: 'num', 'data-column': 'national' });
+          const difference = h('td', { class: 'num', 'data-column': 'difference' });
+          nationalCells.set(category.id, { national, difference });
+          return h(
+            'tr',
+            { 'data-category': category.slug },
+            h(
+              'th',
+              { scope: 'row' },
+              h('span', { class: 'swatch', style: `--swatch: ${category.color}`, 'aria-hidden': 'true' }),
+              category.name,
+            ),
+            h('td', { class: 'num', 'data-column': 'mine' }, `${formatHundredths(mine)} %`),
+            national,
+            difference,
+          );
+        }),
+      );
+      const showNational = (current: AggregateSnapshot) => {
+        const national = nationalById(current);
+        replace(caption, describeSnapshot(current));
+        for (const { category, mine } of rows) {
+          const cells = nationalCells.get(category.id);
+          const average = national.get(category.id) ?? 0;
+          if (!cells) continue;
+          replace(cells.national, `${formatHundredths(average)} %`);
+          replace(cells.difference, formatDifference(mine - average));
+          cells.difference.className = `num ${mine > average ? 'more' : mine < average ? 'less' : ''}`;
+        }
+        chart?.updateNational(rows.map(({ category }) => (national.get(category.id) ?? 0) / 100));
+      };
+
+      const link = new URL(window.location.pathname, window.location.origin).toString();
+      const linkField = h('input', { id: 'share-link', type: 'text', readonly: true, value: link });
+      const copy = h('button', { type: 'button', class: 'button' }, 'Copy link');
+      const copied = h('span', { class: 'hint', role: 'status' });
+      copy.addEventListener('click', async () => {
+        try {
+          await navigator.clipboard.writeText(link);
+          replace(copied, 'Link copied.');
+        } catch {
+          linkField.select();
+          replace(copied, 'Press Ctrl+C (⌘C) to copy the selected link.');
+        }
+      });
+      linkField.addEventListener('focus', () => linkField.select());
+
+      const canvas = h('canvas', {
+        id: 'comparison-chart',
+        role: 'img',
+        'aria-label': 'Bar chart comparing this allocation with the national average; the table below has the numbers',
+      });
+      replace(
+        root,
+        h('h1', { tabindex: -1 }, 'Result'),
+        h('p', { class: 'lede' }, `Submitted ${formatDateTime(submission.createdAt)}.`),
+        h(
+          'div',
+          { class: 'share' },
+          h('label', { for: 'share-link' }, 'Share this result'),
+          h('div', { class: 'share-row' }, linkField, copy),
+          copied,
+        ),
+        h('figure', { class: 'comparison' }, h('div', { class: 'chart-box tall' }, canvas)),
+        h(
+          'div',
+          { class: 'table-scroll' },
+          h(
+            'table',
+            { class: 'result-table', id: 'result-table' },
+            caption,
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                h('th', { scope: 'col' }, 'Category'),
+                h('th', { scope: 'col', class: 'num' }, 'This allocation'),
+                h('th', { scope: 'col', class: 'num' }, 'National average'),
+                h('th', { scope: 'col', class: 'num' }, 'Difference'),
+              ),
+            ),
+            body,
+          ),
+        ),
+        h(
+          'p',
+          {},
+          h('a', { href: '/', 'data-link': true }, 'Make another allocation'),
+          ' · ',
+          h('a', { href: '/live', 'data-link': true }, 'Watch the live average'),
+        ),
+      );
+      chart = new Comparison(
+        canvas,
+        rows.map(({ category }) => category.name),
+        rows.map(({ mine }) => mine / 100),
+        rows.map(() => 0),
+      );
+      showNational(snapshot);
+      let shown = snapshot.version;
+      stopLive = watchAggregates({
+        snapshot: (next) => {
+          if (next.version <= shown) return;
+          shown = next.version;
+          showNational(next);
+        },
+      });
     };
 
-    const link = new URL(window.location.pathname, window.location.origin).toString();
-    const linkField = h('input', { id: 'share-link', type: 'text', readonly: true, value: link });
-    const copy = h('button', { type: 'button', class: 'button' }, 'Copy link');
-    const copied = h('span', { class: 'hint', role: 'status' });
-    copy.addEventListener('click', async () => {
+    const load = async () => {
       try {
-        await navigator.clipboard.writeText(link);
-        replace(copied, 'Link copied.');
-      } catch {
-        linkField.select();
-        replace(copied, 'Press Ctrl+C (⌘C) to copy the selected link.');
-      }
-    });
-    linkField.addEventListener('focus', () => linkField.select());
-
-    const canvas = h('canvas', {
-      id: 'comparison-chart',
-      role: 'img',
-      'aria-label': 'Bar chart comparing this allocation with the national average; the table below has the numbers',
-    });
-    replace(
-      root,
-      h('h1', { tabindex: -1 }, 'Result'),
-      h('p', { class: 'lede' }, `Submitted ${formatDateTime(submission.createdAt)}.`),
-      h(
-        'div',
-        { class: 'share' },
-        h('label', { for: 'share-link' }, 'Share this result'),
-        h('div', { class: 'share-row' }, linkField, copy),
-        copied,
-      ),
-      h('figure', { class: 'comparison' }, h('div', { class: 'chart-box tall' }, canvas)),
-      h(
-        'div',
-        { class: 'table-scroll' },
-        h(
-          'table',
-          { class: 'result-table', id: 'result-table' },
-          caption,
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              h('th', { scope: 'col' }, 'Category'),
-              h('th', { scope: 'col', class: 'num' }, 'This allocation'),
-              h('th', { scope: 'col', class: 'num' }, 'National average'),
-              h('th', { scope: 'col', class: 'num' }, 'Difference'),
-            ),
-          ),
-          body,
-        ),
-      ),
-      h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make another allocation'), ' · ', h('a', { href: '/live', 'data-link': true }, 'Watch the live average')),
-    );
-    chart = new Comparison(
-      canvas,
-      rows.map(({ category }) => category.name),
-      rows.map(({ mine }) => mine / 100),
-      rows.map(() => 0),
-    );
-    showNational(snapshot);
-    let shown = snapshot.version;
-    stopLive = watchAggregates({
-      snapshot: (next) => {
-        if (next.version <= shown) return;
-        shown = next.version;
-        showNational(next);
-      },
-    });
-  };
-
-  const load = async () => {
-    try {
-      const data = await request<ResultData>(RESULT, { id }, { signal: controller.signal });
-      if (!data.submission) {
+        const data = await request<ResultData>(RESULT, { id }, { signal: controller.signal });
+        if (!data.submission) {
+          replace(
+            root,
+            h('h1', { tabindex: -1 }, 'Result not found'),
+            h('p', {}, 'There is no submission with this link. Check that it was copied whole.'),
+            h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
+          );
+          return;
+        }
+        render(data.submission, data.aggregates);
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        const message = error instanceof ApiError ? error.message : 'The result could not be loaded.';
+        const retry = h('button', { type: 'button', class: 'button' }, 'Try again');
+        retry.addEventListener('click', () => void load());
         replace(
           root,
-          h('h1', { tabindex: -1 }, 'Result not found'),
-          h('p', {}, 'There is no submission with this link. Check that it was copied whole.'),
-          h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
+          h('h1', { tabindex: -1 }, 'Result'),
+          h('p', { class: 'error-text', role: 'alert' }, message),
+          retry,
         );
-        return;
       }
-      render(data.submission, data.aggregates);
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      const message = error instanceof ApiError ? error.message : 'The result could not be loaded.';
-      const retry = h('button', { type: 'button', class: 'button' }, 'Try again');
-      retry.addEventListener('click', () => void load());
-      replace(root, h('h1', { tabindex: -1 }, 'Result'), h('p', { class: 'error-text', role: 'alert' }, message), retry);
-    }
-  };
+    };
 
-  void load();
-  return () => {
-    controller.abort();
-    stopLive?.();
-    chart?.destroy();
-  };
+    void load();
+    return () => {
+      controller.abort();
+      stopLive?.();
+      chart?.destroy();
+    };
   };
