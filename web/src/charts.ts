@@ -32,11 +32,22 @@ function percent(value: unknown): string {
   return `${Number(value).toFixed(2)} %`;
 }
 
-export interface Slice {
+/** One category's part of a chart. */
+export interface Share {
   label: string;
   color: string;
   /** In percent, e.g. 12.5. */
   value: number;
+}
+
+/** Puts one value per category into a single-dataset chart, in place. */
+function showShares(chart: Chart<'doughnut'> | Chart<'bar'>, shares: readonly Share[]): void {
+  const dataset = chart.data.datasets[0];
+  if (!dataset) return;
+  chart.data.labels = shares.map((share) => share.label);
+  dataset.data = shares.map((share) => share.value);
+  dataset.backgroundColor = shares.map((share) => share.color);
+  chart.update();
 }
 
 /** The doughnut preview on the allocate page; `unallocated` adds a grey slice. */
@@ -58,26 +69,16 @@ export class SplitPreview {
     });
   }
 
-  update(slices: Slice[], unallocated: number): void {
-    const shown =
-      unallocated > 0 ? [...slices, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : slices;
-    const dataset = this.chart.data.datasets[0];
-    if (!dataset) return;
-    this.chart.data.labels = shown.map((slice) => slice.label);
-    dataset.data = shown.map((slice) => slice.value);
-    dataset.backgroundColor = shown.map((slice) => slice.color);
-    this.chart.update();
+  update(shares: Share[], unallocated: number): void {
+    showShares(
+      this.chart,
+      unallocated > 0 ? [...shares, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : shares,
+    );
   }
 
   destroy(): void {
     this.chart.destroy();
   }
-}
-
-export interface Bar {
-  label: string;
-  color: string;
-  value: number;
 }
 
 /** Horizontal bars, one per category; the live page updates them as snapshots arrive. */
@@ -107,13 +108,8 @@ export class CategoryBars {
     });
   }
 
-  update(bars: Bar[]): void {
-    const dataset = this.chart.data.datasets[0];
-    if (!dataset) return;
-    this.chart.data.labels = bars.map((bar) => bar.label);
-    dataset.data = bars.map((bar) => bar.value);
-    dataset.backgroundColor = bars.map((bar) => bar.color);
-    this.chart.update();
+  update(shares: Share[]): void {
+    showShares(this.chart, shares);
   }
 
   destroy(): void {

@@ -256,6 +256,8 @@ export const allocateView: View = (root, { voter, navigate }) => {
         showRowError(row);
         edited();
       });
+      // Typing replaces the whole value, as in a spreadsheet cell; arrow keys still edit it.
+      row.field.addEventListener('focus', () => row.field.select());
       // Tidy the text once the visitor moves on ("7" → "7.00"), but never a value in error.
       row.field.addEventListener('change', () => {
         if (row.value !== null) row.field.value = formatHundredths(row.value);

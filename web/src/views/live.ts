@@ -41,6 +41,7 @@ export const liveView: View = (root) => {
     STATE_TEXT.connecting,
   );
   const count = h('strong', { id: 'total-submissions', 'data-value': '' }, '–');
+  const noun = h('span', {}, 'submissions');
   const updated = h('time', { id: 'last-update' }, 'not yet');
   const canvas = h('canvas', {
     id: 'live-chart',
@@ -56,7 +57,7 @@ export const liveView: View = (root) => {
       'div',
       { class: 'live-header' },
       state,
-      h('p', { class: 'count' }, count, ' submissions'),
+      h('p', { class: 'count' }, count, ' ', noun),
       h('p', { class: 'hint' }, 'Last update: ', updated),
     ),
     h(
@@ -92,6 +93,7 @@ export const liveView: View = (root) => {
     stopCounting = countTo(count, shownTotal, snapshot.totalSubmissions);
     shownTotal = snapshot.totalSubmissions;
     count.dataset.value = String(snapshot.totalSubmissions);
+    replace(noun, snapshot.totalSubmissions === 1 ? 'submission' : 'submissions');
     updated.dateTime = snapshot.updatedAt;
     replace(updated, formatDateTime(snapshot.updatedAt));
   };
