@@ -211,6 +211,12 @@ describe('allocate form', () => {
       }
       throw new Error(`could not reach #${id} with Tab`);
     };
+    // A category's description shows while one of its controls has focus.
+    expect(await page.locator('#desc-healthcare').isVisible()).toBe(false);
+    await focusNext('pct-healthcare');
+    expect(await page.locator('#desc-healthcare').isVisible()).toBe(true);
+    expect(await page.locator('#desc-healthcare').textContent()).toContain('Hospitals');
+
     await focusNext('split-evenly');
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
@@ -219,6 +225,13 @@ describe('allocate form', () => {
     await page.waitForURL(/\/s\/[^/]+$/);
     await page.locator('#result-table').waitFor();
     expect(await cell(page, 'education', 'mine')).toBe('10.00 %');
+    await page.context().close();
+  });
+
+  it('says so when a result link leads nowhere', async () => {
+    const page = await newPage();
+    await page.goto(`${server.url}/s/00000000-0000-4000-8000-000000000000`);
+    await expect.poll(() => page.locator('h1').textContent(), poll).toBe('Result not found');
     await page.context().close();
   });
 
