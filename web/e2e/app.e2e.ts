@@ -127,7 +127,7 @@ describe('allocate → result → history', () => {
     await page.waitForURL(/\/s\/[^/]+$/);
     submitted.push(decodeURIComponent(new URL(page.url()).pathname.slice('/s/'.length)));
 
-    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByRole('link', { name: 'History', exact: true }).click();
     await page.locator('#history-list').waitFor();
     const listed = await page
       .locator('#history-list li')
@@ -235,13 +235,33 @@ describe('allocate form', () => {
     await page.context().close();
   });
 
-  it('fits a phone-sized screen', async () => {
+  it('fits a phone-sized screen on every page', async () => {
     const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     const page = await newPage(context);
+    // How far the widest thing on the page (the result table included) sticks out sideways.
+    const overflow = () =>
+      page.evaluate(() =>
+        Math.max(
+          document.documentElement.scrollWidth - window.innerWidth,
+          ...[...document.querySelectorAll('.table-scroll')].map((box) => box.scrollWidth - box.clientWidth),
+        ),
+      );
     await openAllocate(page);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
+    expect(await overflow()).toBeLessThanOrEqual(0);
     await screenshot(page, 'allocate-phone');
+
+    await page.locator('#consent-accept').click();
+    await page.locator('#split-evenly').click();
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    await page.locator('#result-table').waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await screenshot(page, 'result-phone');
+
+    await page.getByRole('link', { name: 'Live', exact: true }).click();
+    await page.locator('#live-values dd').first().waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await screenshot(page, 'live-phone');
     await context.close();
   });
 });
@@ -293,7 +313,7 @@ describe('when the server goes away', () => {
     await page.locator('#result-table').waitFor();
     expect(await cell(page, 'housing', 'mine')).toBe('3.25 %');
     // Declined: nothing kept, so History has nothing to list.
-    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByRole('link', { name: 'History', exact: true }).click();
     await expect.poll(() => page.locator('main').textContent(), poll).toContain('chose not to keep a voter token');
     await page.context().close();
   });

@@ -7,12 +7,17 @@ import { ApiError, request } from '../api/graphql';
 import { watchAggregates } from '../api/live';
 import { type AggregateSnapshot, RESULT, type ResultData, type Submission } from '../api/operations';
 import { Comparison } from '../charts';
-import { formatDateTime, h, replace } from '../dom';
+import { type Child, formatDateTime, h, replace } from '../dom';
 import type { View } from './view';
 
 /** National average per category id, in hundredths. */
 function nationalById(snapshot: AggregateSnapshot): Map<string, number> {
   return new Map(snapshot.categories.map((c) => [c.category.id, fromPercentage(c.averagePercentage)]));
+}
+
+/** "12.50 %"; on a phone the unit moves into the column header to make room. */
+function percentCell(hundredths: number): Child[] {
+  return [formatHundredths(hundredths), h('span', { class: 'unit' }, ' %')];
 }
 
 function describeSnapshot(snapshot: AggregateSnapshot): string {
@@ -53,7 +58,7 @@ export const resultView =
               h('span', { class: 'swatch', style: `--swatch: ${category.color}`, 'aria-hidden': 'true' }),
               category.name,
             ),
-            h('td', { class: 'num', 'data-column': 'mine' }, `${formatHundredths(mine)} %`),
+            h('td', { class: 'num', 'data-column': 'mine' }, ...percentCell(mine)),
             national,
             difference,
           );
@@ -66,7 +71,7 @@ export const resultView =
           const cells = nationalCells.get(category.id);
           const average = national.get(category.id) ?? 0;
           if (!cells) continue;
-          replace(cells.national, `${formatHundredths(average)} %`);
+          replace(cells.national, ...percentCell(average));
           replace(cells.difference, formatDifference(mine - average));
           cells.difference.className = `num ${mine > average ? 'more' : mine < average ? 'less' : ''}`;
         }
@@ -119,9 +124,19 @@ export const resultView =
                 'tr',
                 {},
                 h('th', { scope: 'col' }, 'Category'),
-                h('th', { scope: 'col', class: 'num' }, 'This allocation'),
-                h('th', { scope: 'col', class: 'num' }, 'National average'),
-                h('th', { scope: 'col', class: 'num' }, 'Difference'),
+                h('th', { scope: 'col', class: 'num' }, 'This allocation', h('span', { class: 'header-unit' }, ' (%)')),
+                h(
+                  'th',
+                  { scope: 'col', class: 'num' },
+                  'National average',
+                  h('span', { class: 'header-unit' }, ' (%)'),
+                ),
+                h(
+                  'th',
+                  { scope: 'col', class: 'num' },
+                  h('span', { class: 'wide-label' }, 'Difference'),
+                  h('span', { class: 'phone-label', 'aria-hidden': 'true' }, 'Diff.'),
+                ),
               ),
             ),
             body,
