@@ -35,14 +35,15 @@ export class Server {
   private constructor(
     private readonly dataDir: string,
     private bind: string,
+    private readonly flags: string[],
   ) {}
 
-  /** A server on a random port with a fresh SQLite database of its own. */
-  static async start(): Promise<Server> {
+  /** A server on a random port with a fresh SQLite database of its own; `flags` go to `serve`. */
+  static async start(flags: string[] = []): Promise<Server> {
     if (!existsSync(path.join(webDir, 'index.html'))) {
       throw new Error(`the web app is not built in ${webDir}: run \`npm run build\` first`);
     }
-    const server = new Server(await mkdtemp(path.join(tmpdir(), 'tax-budget-e2e-')), '127.0.0.1:0');
+    const server = new Server(await mkdtemp(path.join(tmpdir(), 'tax-budget-e2e-')), '127.0.0.1:0', flags);
     await server.launch();
     return server;
   }
@@ -51,7 +52,16 @@ export class Server {
   async launch(): Promise<void> {
     const child = spawn(
       serverBinary(),
-      ['serve', '--bind', this.bind, '--database-url', path.join(this.dataDir, 'e2e.sqlite3'), '--web-dir', webDir],
+      [
+        'serve',
+        '--bind',
+        this.bind,
+        '--database-url',
+        path.join(this.dataDir, 'e2e.sqlite3'),
+        '--web-dir',
+        webDir,
+        ...this.flags,
+      ],
       { env: { ...process.env, RUST_LOG: process.env.E2E_SERVER_LOG ?? 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.process = child;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, NETWORK_MESSAGE } from './api/graphql';
-import { placeProblems, placeSubmitError } from './submit-errors';
+import { placeProblems, placeSubmitError, sentence } from './submit-errors';
 
 const ids = ['1', '2', '3'];
 
@@ -18,17 +18,25 @@ describe('placeProblems', () => {
       ids,
     );
     expect(Object.fromEntries(placed.byCategory)).toEqual({
-      '2': ['too many decimals', 'appears twice'],
-      '3': ['negative'],
+      '2': ['Too many decimals.', 'Appears twice.'],
+      '3': ['Negative.'],
     });
-    expect(placed.form).toEqual(['adds up to 99.99', 'no such row', 'too long']);
+    expect(placed.form).toEqual(['Adds up to 99.99.', 'No such row.', 'Too long.']);
+  });
+});
+
+describe('sentence', () => {
+  it('capitalises and ends a clause', () => {
+    expect(sentence('the percentages add up to 99.99, not 100')).toBe('The percentages add up to 99.99, not 100.');
+    expect(sentence('Done!')).toBe('Done!');
+    expect(sentence('  ')).toBe('');
   });
 });
 
 describe('placeSubmitError', () => {
   it('shows a rate limit beside the button and says the numbers are kept', () => {
-    const placed = placeSubmitError(new ApiError('RATE_LIMITED', 'Too many submissions'), ids);
-    expect(placed.form).toEqual(['Too many submissions. Your numbers are kept; submit again in a moment.']);
+    const placed = placeSubmitError(new ApiError('RATE_LIMITED', 'too many submissions; try again in 12 s'), ids);
+    expect(placed.form).toEqual(['Too many submissions; try again in 12 s. Your numbers are kept; submit again then.']);
     expect(placed.byCategory.size).toBe(0);
   });
 
@@ -38,7 +46,7 @@ describe('placeSubmitError', () => {
   });
 
   it('uses the message when bad input names no field', () => {
-    expect(placeSubmitError(new ApiError('BAD_USER_INPUT', 'Nope'), ids).form).toEqual(['Nope']);
+    expect(placeSubmitError(new ApiError('BAD_USER_INPUT', 'Nope'), ids).form).toEqual(['Nope.']);
   });
 
   it('explains a forgotten token', () => {

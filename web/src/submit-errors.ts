@@ -10,6 +10,14 @@ export interface PlacedErrors {
   form: string[];
 }
 
+/** Server messages are lower-case clauses ("the percentages add up to 99.99, not 100"). */
+export function sentence(message: string): string {
+  const trimmed = message.trim();
+  if (trimmed === '') return trimmed;
+  const capitalised = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
+}
+
 // `input.allocations[3].percentage` → 3: the page sends one entry per category, in the order
 // the categories are shown, so the index names the row.
 const ENTRY = /^input\.allocations\[(\d+)\]/;
@@ -19,10 +27,11 @@ export function placeProblems(problems: FieldProblem[], categoryIdsInOrder: read
   for (const problem of problems) {
     const index = ENTRY.exec(problem.field)?.[1];
     const categoryId = index === undefined ? undefined : categoryIdsInOrder[Number(index)];
+    const message = sentence(problem.message);
     if (categoryId === undefined) {
-      placed.form.push(problem.message);
+      placed.form.push(message);
     } else {
-      placed.byCategory.set(categoryId, [...(placed.byCategory.get(categoryId) ?? []), problem.message]);
+      placed.byCategory.set(categoryId, [...(placed.byCategory.get(categoryId) ?? []), message]);
     }
   }
   return placed;
@@ -36,13 +45,13 @@ export function placeSubmitError(error: unknown, categoryIdsInOrder: readonly st
   switch (error.code) {
     case 'BAD_USER_INPUT': {
       const placed = placeProblems(error.problems, categoryIdsInOrder);
-      if (placed.form.length === 0 && placed.byCategory.size === 0) placed.form.push(error.message);
+      if (placed.form.length === 0 && placed.byCategory.size === 0) placed.form.push(sentence(error.message));
       return placed;
     }
     case 'RATE_LIMITED':
       return {
         byCategory: new Map(),
-        form: [`${error.message.replace(/\.?$/, '.')} Your numbers are kept; submit again in a moment.`],
+        form: [`${sentence(error.message)} Your numbers are kept; submit again then.`],
       };
     case 'UNAUTHENTICATED':
       return {
@@ -52,6 +61,6 @@ export function placeSubmitError(error: unknown, categoryIdsInOrder: readonly st
         ],
       };
     default:
-      return { byCategory: new Map(), form: [error.message] };
+      return { byCategory: new Map(), form: [sentence(error.message)] };
   }
 }
