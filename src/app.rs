@@ -19,6 +19,7 @@ use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::Category;
 use crate::http::WebApp;
+use crate::rate_limit::RateLimiter;
 use crate::store::{self, Store, StoreError};
 use crate::worker::Worker;
 
@@ -37,6 +38,9 @@ pub struct App {
     /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
     /// shutdown waits for these to send their close frames.
     pub connections: TaskTracker,
+    /// `submitAllocation` per client address; `None` when the limit is off. Per process: with
+    /// several servers a client gets the limit once per server.
+    pub submit_limiter: Option<RateLimiter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +98,7 @@ impl App {
 
         // Seed the process-wide snapshot before anyone can subscribe.
         aggregates.read().await?;
+        let submit_limiter = RateLimiter::per_minute(config.submit_rate_per_minute);
         let app = Arc::new(App {
             config,
             store,
@@ -104,6 +109,7 @@ impl App {
             worker_wake,
             shutdown,
             connections: TaskTracker::new(),
+            submit_limiter,
         });
         app.spawn_resync(resync);
         Ok(app)
@@ -214,9 +220,13 @@ impl Server {
         let router = crate::http::router(app.clone(), web);
         let shutdown = app.shutdown.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
+            // The peer address keys the submission rate limit.
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
         });
         let worker = run_worker.then(|| app.spawn_worker());
         tracing::info!(%addr, run_worker, "listening");

@@ -105,6 +105,12 @@ pub struct ServeArgs {
     /// Directory of the built web app (index.html + assets)
     #[arg(long, env = "WEB_DIR", default_value = DEFAULT_WEB_DIR)]
     pub web_dir: PathBuf,
+
+    /// Most `submitAllocation` calls per minute from one client address (IPv6: per /64), as a
+    /// burst and as the refill rate; 0 turns the limit off. Behind a proxy every client has the
+    /// proxy's address, so limit at the proxy and set 0 here.
+    #[arg(long, env = "SUBMIT_RATE_PER_MINUTE", default_value_t = 60)]
+    pub submit_rate_per_minute: u32,
 }
 
 /// Everything the library needs, validated.
@@ -117,6 +123,10 @@ pub struct Config {
     pub worker_batch_size: i64,
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
+    /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
+    /// takes it from a flag ([`Config::serving`]); everything else, tests included, runs
+    /// without a limit.
+    pub submit_rate_per_minute: u32,
 }
 
 /// Where the embedded default keeps its file.
@@ -143,7 +153,14 @@ impl Config {
             worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),
             worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
             worker_fold_pause: Duration::from_millis(worker.worker_fold_pause_ms),
+            submit_rate_per_minute: 0,
         }
+    }
+
+    /// Adds the settings of `serve` that the app (not only the HTTP server) reads.
+    pub fn serving(mut self, serve: &ServeArgs) -> Self {
+        self.submit_rate_per_minute = serve.submit_rate_per_minute;
+        self
     }
 
     /// A configuration for tests and embedding: the given database, no Redis.
@@ -156,6 +173,7 @@ impl Config {
             worker_batch_size: 500,
             worker_poll: Duration::from_millis(1000),
             worker_fold_pause: Duration::ZERO,
+            submit_rate_per_minute: 0,
         }
     }
 }
@@ -189,6 +207,33 @@ mod tests {
             DatabaseUrl::parse("/tmp/x.sqlite3"),
             DatabaseUrl::Sqlite("/tmp/x.sqlite3".into())
         );
+    }
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn the_submit_rate_reaches_the_config_only_from_serve() {
+        use clap::Parser;
+        let backend = BackendArgs {
+            database_url: None,
+            redis_url: None,
+            redis_key_prefix: "tax-budget:".into(),
+            database_pool_size: 1,
+            log_format: LogFormat::Text,
+        };
+        let worker = WorkerArgs::parse_defaults();
+        assert_eq!(Config::new(&backend, &worker).submit_rate_per_minute, 0);
+        if std::env::var_os("SUBMIT_RATE_PER_MINUTE").is_none() {
+            let default = Serve::try_parse_from(["serve"]).unwrap();
+            assert_eq!(default.serve.submit_rate_per_minute, 60);
+        }
+        let set = Serve::try_parse_from(["serve", "--submit-rate-per-minute", "5"]).unwrap();
+        let config = Config::new(&backend, &worker).serving(&set.serve);
+        assert_eq!(config.submit_rate_per_minute, 5);
     }
 
     #[test]

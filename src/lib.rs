@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod rate_limit;
 pub mod store;
 pub mod submissions;
 pub mod voter_token;

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             worker,
         } => {
             init_logging(backend.log_format);
-            let app = App::start(Config::new(&backend, &worker)).await?;
+            let app = App::start(Config::new(&backend, &worker).serving(&serve)).await?;
             let options = ServerOptions {
                 run_worker: serve.run_worker,
                 web_dir: serve.web_dir,

@@ -1,9 +1,12 @@
 //! The write path: check the input, resolve the voter, store the submission, wake the worker.
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::domain::{validate_allocation, AllocationError, RawAllocation};
+use crate::rate_limit::{ClientKey, RateLimited};
 use crate::store::{NewSubmission, StoreError, StoredSubmission, SubmitOutcome, VoterRef};
 use crate::voter_token::VoterToken;
 
@@ -19,6 +22,11 @@ pub enum Credentials {
     /// A header was sent but is not a well-formed bearer token.
     Malformed,
 }
+
+/// The network address a request came from (the TCP peer; forwarding headers are not
+/// trusted), as the transport saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -42,6 +50,8 @@ pub enum SubmitError {
     IdempotencyKeyTaken,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,12 +77,28 @@ pub async fn voter_of(app: &App, credentials: &Credentials) -> Result<Option<Uui
 }
 
 /// Stores a valid allocation. Nothing is written unless every check passes.
+///
+/// `client` is where the call came from; the rate limit applies when it is known (every
+/// network transport passes it) and the limit is on.
 pub async fn submit(
     app: &App,
     credentials: &Credentials,
+    client: Option<ClientAddr>,
     raw: &[RawAllocation<'_>],
     idempotency_key: Option<String>,
 ) -> Result<Submitted, SubmitError> {
+    // First, before any work: every attempt takes a token, whether it turns out invalid, a
+    // replay of an idempotency key, or new. Refunding replays would need a database read
+    // before the check, which is the cost the limit is there to cap; a client retrying after
+    // a network failure sends one replay, well within any sensible burst.
+    if let (Some(limiter), Some(ClientAddr(ip))) = (&app.submit_limiter, client) {
+        limiter.check(ClientKey::from(ip)).inspect_err(|limited| {
+            tracing::debug!(
+                retry_after_secs = limited.retry_after_secs(),
+                "submission rate-limited"
+            );
+        })?;
+    }
     if let Some(key) = &idempotency_key {
         if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN {
             return Err(SubmitError::BadIdempotencyKey);

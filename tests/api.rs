@@ -23,6 +23,8 @@ on_both_backends!(
     rebuild_during_writes_ends_exact,
     a_submission_can_be_read_back_by_id,
     a_cached_read_runs_no_sql,
+    submissions_beyond_the_rate_are_refused_and_write_nothing,
+    aliases_and_websockets_share_the_address_limit,
 );
 
 async fn categories_are_seeded_in_display_order(backend: Backend) {
@@ -641,4 +643,128 @@ async fn a_cached_read_runs_no_sql(backend: Backend) {
         body["errors"][0]["message"],
         "internal error; it has been logged"
     );
+}
+
+/// `submitAllocation` with all of one category, written inline for transports that send no
+/// variables here, under `alias`.
+fn submit_inline(alias: &str, category: usize) -> String {
+    let allocations: Vec<String> = (1..=10)
+        .map(|id| {
+            let percentage = if id == category { 100 } else { 0 };
+            format!(r#"{{ categoryId: "{id}", percentage: {percentage} }}"#)
+        })
+        .collect();
+    format!(
+        "{alias}: submitAllocation(input: {{ allocations: [{}] }}) {{ submission {{ id }} }}",
+        allocations.join(", ")
+    )
+}
+
+fn limited(submissions_per_minute: u32) -> Options {
+    Options {
+        submit_rate_per_minute: submissions_per_minute,
+        ..Options::default()
+    }
+}
+
+/// Checks the error's shape; returns its `retryAfterSeconds`.
+fn assert_rate_limited(error: &Value, field: &str) -> u64 {
+    assert_eq!(error["extensions"]["code"], "RATE_LIMITED", "{error}");
+    assert_eq!(error["path"], json!([field]), "{error}");
+    let retry = error["extensions"]["retryAfterSeconds"]
+        .as_u64()
+        .expect("retryAfterSeconds");
+    assert!(retry >= 1, "{error}");
+    assert_eq!(
+        error["message"],
+        format!("too many submissions from your address; try again in {retry} s")
+    );
+    retry
+}
+
+async fn submissions_beyond_the_rate_are_refused_and_write_nothing(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, limited(2)).await else {
+        return;
+    };
+    let first = app.submit_raw(allocation(EVEN), Some("first"), None).await;
+    let token = first["data"]["submitAllocation"]["voterToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.submit(EVEN, Some(&token)).await;
+
+    // The third within the minute: an execution error like any other, so HTTP 200.
+    let response = reqwest::Client::new()
+        .post(app.url("/graphql"))
+        .json(&json!({
+            "query": common::SUBMIT,
+            "variables": { "input": { "allocations": allocation(EVEN), "idempotencyKey": "third" } },
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["data"].is_null(), "{body}");
+    let retry = assert_rate_limited(&body["errors"][0], "submitAllocation");
+    // Two per minute: one token back every 30 s.
+    assert!(retry <= 30, "{body}");
+
+    // Checked before any work: a replay of a stored key and invalid input are refused alike.
+    let replay = app
+        .submit_raw(allocation(EVEN), Some("first"), Some(&token))
+        .await;
+    assert_rate_limited(&replay["errors"][0], "submitAllocation");
+    let invalid = app.submit_raw(json!([]), None, None).await;
+    assert_rate_limited(&invalid["errors"][0], "submitAllocation");
+
+    // Reads are not limited.
+    let categories = app.gql("{ categories { id } }", json!({}), None).await;
+    assert!(categories["errors"].is_null(), "{categories}");
+    let aggregates = app.wait_folded(2).await;
+    assert_eq!(aggregates["totalSubmissions"], 2);
+    let history = app
+        .gql("{ mySubmissions { id } }", json!({}), Some(token.as_str()))
+        .await;
+    assert_eq!(
+        history["data"]["mySubmissions"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
+    );
+
+    assert_eq!(app.stored_submissions().await, 2, "refusals wrote nothing");
+    assert_eq!(app.app.store.outbox_len().await.expect("outbox"), 0);
+}
+
+async fn aliases_and_websockets_share_the_address_limit(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, limited(2)).await else {
+        return;
+    };
+    // A mutation over the WebSocket takes a token like one over POST.
+    let one = format!("mutation {{ {} }}", submit_inline("ws", 1));
+    let mut socket = Subscription::start(app.addr, Protocol::TransportWs, &one).await;
+    let data = socket.next_data().await;
+    assert!(data["ws"]["submission"]["id"].is_string(), "{data}");
+    socket.close().await;
+
+    // Every field of one request counts: the second alias is over the limit.
+    let twice = format!(
+        "mutation {{ {} {} }}",
+        submit_inline("a", 2),
+        submit_inline("b", 3)
+    );
+    let body = app.gql(&twice, json!({}), None).await;
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_rate_limited(&errors[0], "b");
+
+    // And the WebSocket is refused in the same words once the bucket is empty.
+    let mut socket = Subscription::start(app.addr, Protocol::LegacyGraphqlWs, &one).await;
+    let message = socket.next_message().await.expect("a result");
+    assert_eq!(message["type"], "data", "{message}");
+    assert_rate_limited(&message["payload"]["errors"][0], "ws");
+    socket.close().await;
+
+    app.wait_folded(2).await;
+    assert_eq!(app.stored_submissions().await, 2);
 }

@@ -1,5 +1,6 @@
 //! Real processes of the `tax-budget` binary: several servers on one PostgreSQL + Redis, a
-//! worker killed in the middle of a fold, the rebuild command, graceful shutdown.
+//! worker killed in the middle of a fold, the rebuild command, graceful shutdown, the
+//! submission rate limit as the flags set it.
 
 mod common;
 
@@ -330,4 +331,24 @@ async fn shutdown_closes_websockets_and_exits_cleanly() {
     }
     assert!(saw_close, "the server sent a close frame");
     assert!(server.wait_exit().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_limits_submissions_per_address_as_configured() {
+    let (db, _) = TestDb::create(Backend::Sqlite).await.expect("db");
+    let (_server, addr) = Process::serve(&[
+        ("DATABASE_URL", db.env_value()),
+        ("SUBMIT_RATE_PER_MINUTE", "1".into()),
+    ])
+    .await;
+    let submit = json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation(EVEN) } } });
+    let first = post(addr, submit.clone()).await;
+    assert!(first["errors"].is_null(), "{first}");
+    let second = post(addr, submit).await;
+    assert_eq!(
+        second["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{second}"
+    );
+    let retry = second["errors"][0]["extensions"]["retryAfterSeconds"].as_u64();
+    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{second}");
 }

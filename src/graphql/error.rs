@@ -26,6 +26,8 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unauthenticated(String),
+    #[error("too many submissions from your address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("internal error; it has been logged")]
     Internal,
 }
@@ -47,6 +49,7 @@ impl ApiError {
         match self {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Internal => "INTERNAL",
         }
     }
@@ -56,6 +59,9 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> Error {
         Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
+            if let ApiError::RateLimited { retry_after_secs } = self {
+                ext.set("retryAfterSeconds", *retry_after_secs);
+            }
             if let ApiError::BadUserInput {
                 field, problems, ..
             } = self
@@ -133,6 +139,9 @@ impl From<SubmitError> for ApiError {
                 ApiError::bad_input("input.idempotencyKey", err.to_string())
             }
             SubmitError::Auth(e) => e.into(),
+            SubmitError::RateLimited(limited) => ApiError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            },
             SubmitError::Store(e) => e.into(),
         }
     }
@@ -146,5 +155,27 @@ pub trait OrGraphqlError<T> {
 impl<T, E: Into<ApiError>> OrGraphqlError<T> for Result<T, E> {
     fn or_gql(self) -> async_graphql::Result<T> {
         self.map_err(|e| e.into().extend())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let error = ApiError::RateLimited {
+            retry_after_secs: 12,
+        }
+        .extend();
+        assert_eq!(
+            error.message,
+            "too many submissions from your address; try again in 12 s"
+        );
+        let extensions = serde_json::to_value(error.extensions).unwrap();
+        assert_eq!(
+            extensions,
+            serde_json::json!({ "code": "RATE_LIMITED", "retryAfterSeconds": 12 })
+        );
     }
 }

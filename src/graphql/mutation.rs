@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result};
 use super::error::OrGraphqlError;
 use super::types::{SubmissionView, SubmitAllocationInput, SubmitAllocationPayload};
 use crate::domain::RawAllocation;
-use crate::submissions::{submit, Credentials};
+use crate::submissions::{submit, ClientAddr, Credentials};
 
 pub struct MutationRoot;
 
@@ -18,6 +18,7 @@ impl MutationRoot {
     ) -> Result<SubmitAllocationPayload> {
         let app = super::app(ctx);
         let credentials = ctx.data_opt::<Credentials>().cloned().unwrap_or_default();
+        let client = ctx.data_opt::<ClientAddr>().copied();
         let raw: Vec<RawAllocation> = input
             .allocations
             .iter()
@@ -26,7 +27,7 @@ impl MutationRoot {
                 percentage: a.percentage,
             })
             .collect();
-        let submitted = submit(app, &credentials, &raw, input.idempotency_key)
+        let submitted = submit(app, &credentials, client, &raw, input.idempotency_key)
             .await
             .or_gql()?;
         Ok(SubmitAllocationPayload {

@@ -2,19 +2,22 @@
 //! with 4xx for requests that cannot run, `application/json` (always 200) for legacy clients,
 //! queries by GET and POST, mutations by POST only.
 
+use std::net::SocketAddr;
+
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Response as GqlResponse, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::json;
 
 use super::websocket;
 use super::HttpState;
-use crate::submissions::Credentials;
+use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -70,6 +73,14 @@ fn credentials(headers: &HeaderMap) -> Credentials {
     token.map_or(Credentials::Malformed, Credentials::Bearer)
 }
 
+/// The TCP peer, when the server was started with connect info (`Server::spawn` always is).
+/// `X-Forwarded-For` and friends are ignored: anyone can send them.
+fn peer(extensions: &Extensions) -> Option<ClientAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| ClientAddr(addr.ip()))
+}
+
 /// A request the server refuses before running it, in the shape GraphQL clients read.
 fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -121,6 +132,7 @@ fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
+    client: Option<ClientAddr>,
     request: async_graphql::Request,
 ) -> Response {
     let Some(media) = negotiate(headers) else {
@@ -130,16 +142,21 @@ async fn execute(
             "accept application/graphql-response+json or application/json",
         );
     };
-    let request = request.data(credentials(headers));
+    let mut request = request.data(credentials(headers));
+    if let Some(client) = client {
+        request = request.data(client);
+    }
     let response = state.schema.execute(request).await;
     graphql_response(media, response)
 }
 
 pub async fn post(
     State(state): State<HttpState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let client = connect_info.map(|Extension(ConnectInfo(addr))| ClientAddr(addr.ip()));
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -173,7 +190,7 @@ pub async fn post(
             )
         }
     };
-    execute(&state, &headers, request).await
+    execute(&state, &headers, client, request).await
 }
 
 /// Is the selected operation a mutation? Unparseable queries say no: execution reports them.
@@ -207,7 +224,9 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
         return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
             .await
         {
-            Ok(upgrade) => websocket::upgrade(state, &parts.headers, upgrade),
+            Ok(upgrade) => {
+                websocket::upgrade(state, &parts.headers, peer(&parts.extensions), upgrade)
+            }
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -232,7 +251,9 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &parts.headers, request).await
+    // Mutations were refused above, so the address is not needed for the limit; it is
+    // passed anyway so every HTTP request carries the same data.
+    execute(&state, &parts.headers, peer(&parts.extensions), request).await
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 //! GraphQL subscriptions over WebSocket (`graphql-transport-ws` and legacy `graphql-ws`).
+//! The protocols carry queries and mutations too; they get the same request data as over
+//! HTTP except `Authorization`, so a mutation here is anonymous.
 //!
 //! async-graphql speaks the protocols; this wrapper adds what a server in production needs:
 //! WebSocket pings so idle proxies keep the socket, a deadline for `connection_init`, and a
@@ -15,6 +17,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
 use super::HttpState;
+use crate::submissions::ClientAddr;
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,13 +38,20 @@ fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
         .unwrap_or(WebSocketProtocols::SubscriptionsTransportWS)
 }
 
-pub fn upgrade(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+/// `client` is the peer address: async-graphql executes queries and mutations sent over the
+/// socket too, so a `submitAllocation` there must meet the same rate limit as over POST.
+pub fn upgrade(
+    state: HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let protocol = protocol(headers);
     let open = state.app.connections.token();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
-            serve(state, socket, protocol).await;
+            serve(state, socket, protocol, client).await;
             drop(open);
         })
 }
@@ -53,7 +63,12 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(state: HttpState, socket: WebSocket, protocol: WebSocketProtocols) {
+async fn serve(
+    state: HttpState,
+    socket: WebSocket,
+    protocol: WebSocketProtocols,
+    client: Option<ClientAddr>,
+) {
     let (mut sink, stream) = socket.split();
     let input = stream
         .take_while(|message| futures_util::future::ready(message.is_ok()))
@@ -65,7 +80,12 @@ async fn serve(state: HttpState, socket: WebSocket, protocol: WebSocketProtocols
             })
         });
     let (initialised_tx, mut initialised_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut connection_data = Data::default();
+    if let Some(client) = client {
+        connection_data.insert(client);
+    }
     let mut messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .connection_data(connection_data)
         .on_connection_init(move |_payload| {
             let _ = initialised_tx.send(());
             futures_util::future::ready(Ok(Data::default()))

@@ -170,6 +170,9 @@ pub struct Options {
     /// The web app's directory. `None`: one that does not exist, so tests see the same page
     /// whether or not `web/dist` has been built in this checkout.
     pub web_dir: Option<PathBuf>,
+    /// `submitAllocation` per minute per address; 0 (the default) is no limit, since every
+    /// test client is 127.0.0.1.
+    pub submit_rate_per_minute: u32,
 }
 
 impl Default for Options {
@@ -177,6 +180,7 @@ impl Default for Options {
         Options {
             run_worker: true,
             web_dir: None,
+            submit_rate_per_minute: 0,
         }
     }
 }
@@ -203,6 +207,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     config.redis_key_prefix = key_prefix.clone();
     // Workers must be woken by submissions, not find them by polling: poll once an hour.
     config.worker_poll = Duration::from_secs(3600);
+    config.submit_rate_per_minute = options.submit_rate_per_minute;
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let web_dir = options.web_dir.unwrap_or_else(|| {
