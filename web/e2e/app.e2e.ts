@@ -66,6 +66,13 @@ async function submitThroughApi(percentages: number[]): Promise<string> {
   return data.submitAllocation.submission.id;
 }
 
+/** The submission count the live page shows once its first snapshot has arrived. */
+async function firstTotal(page: Page): Promise<number> {
+  const locator = page.locator('#total-submissions');
+  await expect.poll(() => locator.getAttribute('data-value'), poll).toMatch(/^\d+$/);
+  return Number(await locator.getAttribute('data-value'));
+}
+
 async function cell(page: Page, slug: string, column: 'mine' | 'national' | 'difference'): Promise<string> {
   return (
     (await page.locator(`#result-table tr[data-category="${slug}"] td[data-column="${column}"]`).textContent()) ?? ''
@@ -272,7 +279,7 @@ describe('live page', () => {
     const page = await newPage();
     await page.goto(`${server.url}/live`);
     await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
-    const before = Number(await page.locator('#total-submissions').getAttribute('data-value'));
+    const before = await firstTotal(page);
     await page.evaluate(() => {
       (window as unknown as { notReloaded: boolean }).notReloaded = true;
     });
@@ -322,7 +329,7 @@ describe('when the server goes away', () => {
     const page = await newPage();
     await page.goto(`${server.url}/live`);
     await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
-    const before = Number(await page.locator('#total-submissions').getAttribute('data-value'));
+    const before = await firstTotal(page);
 
     await server.stop();
     await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Reconnecting…');
@@ -333,6 +340,31 @@ describe('when the server goes away', () => {
     await expect
       .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
       .toBe(before + 1);
+    await page.context().close();
+  });
+});
+
+describe('rate limit', () => {
+  beforeAll(async () => {
+    server = await Server.start(['--submit-rate-per-minute', '1']);
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  it('shows the server’s rate limit beside the button and keeps the numbers', async () => {
+    await submitThroughApi([100]); // this address's one submission for the minute
+    const page = await newPage();
+    await openAllocate(page);
+    await fill(page, SPLIT);
+    await page.locator('#submit').click();
+    await expect.poll(() => page.locator('#form-errors').textContent(), poll).toMatch(/^Too many submissions/);
+    expect(await page.locator('#form-errors').textContent()).toContain('Your numbers are kept');
+    expect(await page.locator('#pct-public-safety').inputValue()).toBe('4.50');
+    expect(await page.locator('#total').textContent()).toBe('100.00 %');
+    expect(new URL(page.url()).pathname).toBe('/');
+    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    await screenshot(page, 'allocate-rate-limited');
     await page.context().close();
   });
 });

@@ -137,7 +137,13 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const dir = path.join(ARTIFACTS, 'screenshots');
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  // A window as tall as the page shows sticky parts (the allocate page's total) where they
+  // rest, not stamped over the rows as a stitched full-page capture does.
+  const viewport = page.viewportSize();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  if (viewport) await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
+  await page.screenshot({ path: file });
+  if (viewport) await page.setViewportSize(viewport);
   return file;
 }
 
