@@ -7,6 +7,7 @@ import {
   BarElement,
   CategoryScale,
   Chart,
+  type ChartOptions,
   DoughnutController,
   Legend,
   LinearScale,
@@ -81,6 +82,19 @@ export class SplitPreview {
   }
 }
 
+/** Category names down the side, percentages along the bottom (long names stay readable). */
+function horizontalBars(durationMs: number): ChartOptions<'bar'> {
+  return {
+    indexAxis: 'y',
+    animation: prefersReducedMotion() ? false : { duration: durationMs },
+    maintainAspectRatio: false,
+    scales: {
+      x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
+      y: { grid: { display: false } },
+    },
+  };
+}
+
 /** Horizontal bars, one per category; the live page updates them as snapshots arrive. */
 export class CategoryBars {
   private readonly chart: Chart<'bar'>;
@@ -93,13 +107,7 @@ export class CategoryBars {
         datasets: [{ label: datasetLabel, data: [], backgroundColor: [], borderColor: TEXT, borderWidth: 1 }],
       },
       options: {
-        indexAxis: 'y',
-        animation: prefersReducedMotion() ? false : { duration: 400 },
-        maintainAspectRatio: false,
-        scales: {
-          x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
-          y: { grid: { display: false } },
-        },
+        ...horizontalBars(400),
         plugins: {
           legend: { display: false },
           tooltip: { callbacks: { label: (item) => percent(item.raw) } },
@@ -132,13 +140,7 @@ export class Comparison {
         ],
       },
       options: {
-        indexAxis: 'y',
-        animation: prefersReducedMotion() ? false : { duration: 300 },
-        maintainAspectRatio: false,
-        scales: {
-          x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
-          y: { grid: { display: false } },
-        },
+        ...horizontalBars(300),
         plugins: {
           legend: { position: 'top' },
           tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${percent(item.raw)}` } },

@@ -166,7 +166,7 @@ export const allocateView: View = (root, { voter, navigate }) => {
         'Decide how your taxes would be spent: give each category a share, adding up to exactly 100 %. ',
         'Hover or focus a category to read what it pays for.',
       ),
-      h('div', { class: 'allocate-layout' }, form, previewFigure),
+      h('div', { class: 'columns allocate-layout' }, form, previewFigure),
     );
     const chart = new SplitPreview(canvas);
 

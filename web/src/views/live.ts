@@ -62,7 +62,7 @@ export const liveView: View = (root) => {
     ),
     h(
       'div',
-      { class: 'live-layout' },
+      { class: 'columns' },
       h('figure', { class: 'live-chart' }, h('div', { class: 'chart-box tall' }, canvas)),
       values,
     ),
