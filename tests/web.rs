@@ -84,6 +84,21 @@ fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> &s
         .expect("ascii header")
 }
 
+/// GETs an app route and checks what every app page carries: HTML that is never cached and the
+/// security headers.
+async fn get_app_page(app: &TestApp, path: &str) -> reqwest::Response {
+    let response = reqwest::get(app.url(path)).await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
+    assert_eq!(header(&response, CACHE_CONTROL), "no-cache");
+    assert_eq!(
+        header(&response, CONTENT_SECURITY_POLICY),
+        tax_budget::http::CONTENT_SECURITY_POLICY
+    );
+    assert_eq!(header(&response, X_CONTENT_TYPE_OPTIONS), "nosniff");
+    response
+}
+
 /// Sends `GET <target>` exactly as written: HTTP clients remove `..` segments before sending.
 async fn raw_get(app: &TestApp, target: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(app.addr)
@@ -110,15 +125,7 @@ async fn every_app_route_answers_with_the_apps_page() {
     let site = Site::new(true);
     let app = serve(&site.web()).await;
     for path in APP_PATHS {
-        let response = reqwest::get(app.url(path)).await.expect("request");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
-        assert_eq!(header(&response, CACHE_CONTROL), "no-cache");
-        assert_eq!(
-            header(&response, CONTENT_SECURITY_POLICY),
-            tax_budget::http::CONTENT_SECURITY_POLICY
-        );
-        assert_eq!(header(&response, X_CONTENT_TYPE_OPTIONS), "nosniff");
+        let response = get_app_page(&app, path).await;
         let body = response.text().await.expect("body");
         assert!(body.contains(MARKER), "{path}: {body}");
     }
@@ -274,14 +281,7 @@ async fn without_a_built_app_the_app_routes_say_how_to_build_it() {
     let site = Site::new(false);
     let app = serve(&site.web()).await;
     for path in ["/", "/live", "/s/42"] {
-        let response = reqwest::get(app.url(path)).await.expect("request");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
-        assert_eq!(header(&response, CACHE_CONTROL), "no-cache");
-        assert_eq!(
-            header(&response, CONTENT_SECURITY_POLICY),
-            tax_budget::http::CONTENT_SECURITY_POLICY
-        );
+        let response = get_app_page(&app, path).await;
         let body = response.text().await.expect("body");
         assert!(body.contains("not built"), "{body}");
         assert!(body.contains("npm --prefix web"), "{body}");
@@ -323,14 +323,7 @@ async fn without_a_built_app_on_disk_the_embedded_app_answers() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist/index.html"))
             .expect("embed-web builds need web/dist/index.html");
     for path in APP_PATHS {
-        let response = reqwest::get(app.url(path)).await.expect("request");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
-        assert_eq!(header(&response, CACHE_CONTROL), "no-cache");
-        assert_eq!(
-            header(&response, CONTENT_SECURITY_POLICY),
-            tax_budget::http::CONTENT_SECURITY_POLICY
-        );
+        let response = get_app_page(&app, path).await;
         assert_eq!(response.text().await.expect("body"), embedded, "{path}");
     }
     // Every asset the embedded page names is served, immutable, with an ETag.
