@@ -149,6 +149,37 @@ describe('allocate → result → history', () => {
   });
 });
 
+describe('consent', () => {
+  ownServer();
+
+  it('keeps the voter token in the browser only once the visitor accepts', async () => {
+    const page = await newPage();
+    const storedToken = () => page.evaluate(() => window.localStorage.getItem('tax-budget.voterToken'));
+    await openAllocate(page);
+    await page.locator('#split-evenly').click();
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice('/s/'.length));
+    expect(await storedToken()).toBeNull();
+
+    await page.locator('#consent-accept').click();
+    expect(await storedToken()).toMatch(/^tbv1_[0-9a-f]{64}$/);
+    await page.reload();
+    await page.goto(`${server.url}/history`);
+    await page.locator('#history-list').waitFor();
+    expect(
+      await page.locator('#history-list li').evaluateAll((items) => items.map((i) => i.dataset.submission)),
+    ).toEqual([id]);
+
+    // Asked again and declined: the token is gone and History has nothing to show.
+    await page.locator('#privacy-choice').click();
+    await page.locator('#consent-decline').click();
+    expect(await storedToken()).toBeNull();
+    await expect.poll(() => page.locator('main').textContent(), poll).toContain('chose not to keep a voter token');
+    await page.context().close();
+  });
+});
+
 describe('allocate form', () => {
   ownServer();
   it('enables submit only at exactly 100.00', async () => {
