@@ -47,10 +47,13 @@ describe('Voter', () => {
     voter.remember('tbv1_a');
     voter.reconsider();
     expect(voter.consent()).toBe('undecided');
-    expect(voter.token()).toBe('tbv1_a');
-    expect(storage.entries.size).toBe(0);
+    expect(new Voter(storage).token()).toBe('tbv1_a');
     voter.accept();
     expect(storage.entries.get('tax-budget.voterToken')).toBe('tbv1_a');
+    voter.reconsider();
+    voter.decline();
+    expect(voter.token()).toBeNull();
+    expect(storage.entries.has('tax-budget.voterToken')).toBe(false);
   });
 
   it('forgets a token the server no longer knows', () => {

@@ -27,8 +27,15 @@ export class Voter {
 
   /** The token to send, if this browser has one it may use. */
   token(): string | null {
-    if (this.consent() === 'accepted') return this.read(TOKEN_KEY);
-    return this.consent() === 'undecided' ? this.pending : null;
+    switch (this.consent()) {
+      case 'accepted':
+        return this.read(TOKEN_KEY);
+      case 'undecided':
+        // A stored token while undecided was kept under an earlier yes (see `reconsider`).
+        return this.pending ?? this.read(TOKEN_KEY);
+      case 'declined':
+        return null;
+    }
   }
 
   accept(): void {
@@ -45,12 +52,12 @@ export class Voter {
     this.changed();
   }
 
-  /** Asks again, e.g. from the footer's "Privacy choice"; a kept token stays until declined. */
+  /**
+   * Asks again, e.g. from the footer's "Privacy choice". A token kept under an earlier yes stays
+   * (closing the tab without answering must not lose the history) until the visitor declines.
+   */
   reconsider(): void {
-    const token = this.read(TOKEN_KEY);
     this.remove(CONSENT_KEY);
-    this.remove(TOKEN_KEY);
-    this.pending = token;
     this.changed();
   }
 

@@ -63,7 +63,7 @@ export const historyView: View = (root, { voter }) => {
           ? h(
               'p',
               {},
-              'To see your submissions here later, allow this browser to keep your voter token (see the banner below).',
+              'To see your submissions here later, allow this browser to keep your voter token (see the question at the top of the page).',
             )
           : null,
         h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
@@ -93,7 +93,7 @@ export const historyView: View = (root, { voter }) => {
           'p',
           { class: 'lede' },
           voter.consent() === 'undecided'
-            ? 'Newest first. These are kept only until you close this tab unless you allow it in the banner below.'
+            ? 'Newest first. To keep this history after you close the tab, answer the question at the top of the page with “Keep my history”.'
             : 'Newest first.',
         ),
         h(
