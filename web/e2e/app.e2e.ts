@@ -2,7 +2,18 @@
 
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
 import { DEADLINE_MS, Server, launchBrowser, screenshot } from './harness';
+
+const require = createRequire(import.meta.url);
+
+/** The part of axe-core's browser API the accessibility test uses. */
+interface AxeRunner {
+  run(
+    context: Document,
+    options: { runOnly: string[] },
+  ): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }>;
+}
 
 const SPLIT: Record<string, string> = {
   healthcare: '25',
@@ -372,6 +383,44 @@ describe('when the server goes away', () => {
       .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
       .toBe(before + 1);
     await page.context().close();
+  });
+});
+
+describe('accessibility', () => {
+  ownServer();
+
+  it('has no WCAG 2.1 A/AA violations axe-core can find on any page', async () => {
+    // axe is injected as an inline script, which the app's Content-Security-Policy forbids.
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await newPage(context);
+    const violations = async (name: string) => {
+      await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+      const found = await page.evaluate(async () => {
+        const axe = (window as unknown as { axe: AxeRunner }).axe;
+        const result = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] });
+        return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+      });
+      return found.map((line) => `${name}: ${line}`);
+    };
+
+    await openAllocate(page);
+    const found = await violations('allocate');
+    await page.locator('#pct-healthcare').fill('12.345'); // a field in error
+    found.push(...(await violations('allocate with an error')));
+    await page.locator('#consent-accept').click();
+    await page.locator('#split-evenly').click();
+    await page.locator('#submit').click();
+    await page.waitForURL(/\/s\/[^/]+$/);
+    await page.locator('#result-table').waitFor();
+    found.push(...(await violations('result')));
+    await page.getByRole('link', { name: 'History', exact: true }).click();
+    await page.locator('#history-list').waitFor();
+    found.push(...(await violations('history')));
+    await page.getByRole('link', { name: 'Live', exact: true }).click();
+    await page.locator('#live-values dd').first().waitFor();
+    found.push(...(await violations('live')));
+    expect(found).toEqual([]);
+    await context.close();
   });
 });
 
