@@ -218,7 +218,8 @@ async fn unknown_paths_are_404_and_the_api_is_untouched() {
         .expect("POST file");
     assert_eq!(post.status(), StatusCode::NOT_FOUND);
 
-    // The API and its pages, unchanged, and without the app's CSP (GraphiQL loads from a CDN).
+    // The API and its pages, unchanged. This build has no graphiql.html, so GraphiQL is
+    // async-graphql's page, without the app's CSP (it loads GraphiQL from a CDN).
     let graphiql = client
         .get(app.url("/graphiql"))
         .send()
@@ -362,4 +363,24 @@ async fn without_a_built_app_on_disk_the_embedded_app_answers() {
         assert!((400..500).contains(&status), "{target}: {text}");
         assert!(!text.contains("[package]"), "{target} leaked: {text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_comes_from_the_build_when_it_has_it() {
+    const BUNDLED: &str = "bundled-graphiql-5e1b";
+    let site = Site::new(true);
+    std::fs::write(
+        site.web().join("graphiql.html"),
+        format!("<!doctype html><title>{BUNDLED}</title>"),
+    )
+    .expect("graphiql.html");
+    let app = serve(&site.web()).await;
+    let response = get_app_page(&app, "/graphiql").await;
+    assert!(response.text().await.expect("body").contains(BUNDLED));
+
+    std::fs::remove_file(site.web().join("graphiql.html")).expect("remove graphiql.html");
+    let fallback = reqwest::get(app.url("/graphiql")).await.expect("graphiql");
+    assert_eq!(fallback.status(), StatusCode::OK);
+    assert!(fallback.headers().get(CONTENT_SECURITY_POLICY).is_none());
+    assert!(!fallback.text().await.expect("body").contains(BUNDLED));
 }

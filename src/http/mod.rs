@@ -43,7 +43,6 @@ pub fn router(app: Arc<App>, web: WebApp) -> Router {
             "/graphql",
             get(graphql::get_or_websocket).post(graphql::post),
         )
-        .route("/graphiql", get(pages::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state);

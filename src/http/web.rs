@@ -24,16 +24,21 @@ use axum::Router;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-/// What the app needs and nothing more: its own scripts and styles (Chart.js sets inline style
-/// attributes, hence `'unsafe-inline'` for styles only), the API over HTTP and WebSocket on this
-/// origin, and no framing.
+/// What the app and its bundled GraphiQL need and nothing more: their own scripts and styles
+/// (Chart.js and GraphiQL's editor set inline style attributes, hence `'unsafe-inline'` for
+/// styles only), the editor's fonts inlined as data URLs, the API over HTTP and WebSocket on
+/// this origin, and no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
-    frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /// The paths the app answers itself. `/index.html` is one too, so the page is never served by
 /// the file service with a cache that would outlive a rebuild.
 pub const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/s/{id}", "/history", "/live"];
+
+const INDEX: &str = "index.html";
+/// The build's second page: GraphiQL, bundled from npm.
+const GRAPHIQL: &str = "graphiql.html";
 
 /// HTML names the hashed assets of one build; the browser must ask again every time.
 const CACHE_HTML: &str = "no-cache";
@@ -92,7 +97,21 @@ impl WebApp {
     }
 
     fn index_path(&self) -> PathBuf {
-        self.0.dir.join("index.html")
+        self.0.dir.join(INDEX)
+    }
+
+    /// One of the build's HTML pages, read per request, from the same copy (disk or embedded)
+    /// that serves the assets it names; `None` when that copy has no such page.
+    async fn page(&self, name: &str) -> Result<Option<Body>, WebError> {
+        if self.use_embedded().await {
+            return Ok(embedded::page(name).map(Body::from));
+        }
+        let path = self.0.dir.join(name);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Body::from(bytes))),
+            Err(source) if means_absent(&source) => Ok(None),
+            Err(source) => Err(WebError::Read { path, source }),
+        }
     }
 
     /// Says once, at start, where the app will come from (the routes decide per request).
@@ -128,6 +147,7 @@ impl WebApp {
             router = router.route(route, get(app_page));
         }
         router
+            .route("/graphiql", get(graphiql_page))
             .route("/assets/{*path}", get(asset))
             .fallback(top_level_file)
             .with_state(self)
@@ -135,21 +155,29 @@ impl WebApp {
 }
 
 async fn app_page(State(web): State<WebApp>) -> Result<Response, WebError> {
-    let path = web.index_path();
-    let body = match tokio::fs::read(&path).await {
-        Ok(bytes) => Body::from(bytes),
-        Err(source) if means_absent(&source) => match embedded::index() {
-            Some(bytes) => Body::from(bytes),
-            None => Body::from(web.0.not_built.clone()),
-        },
-        Err(source) => return Err(WebError::Read { path, source }),
+    let body = match web.page(INDEX).await? {
+        Some(body) => body,
+        None => Body::from(web.0.not_built.clone()),
     };
+    Ok(html_page(body))
+}
+
+/// GraphiQL as the app's build bundles it (no CDN); from an older build without it, the page
+/// async-graphql ships, which loads GraphiQL from a CDN.
+async fn graphiql_page(State(web): State<WebApp>) -> Result<Response, WebError> {
+    Ok(match web.page(GRAPHIQL).await? {
+        Some(body) => html_page(body),
+        None => super::pages::graphiql().await.into_response(),
+    })
+}
+
+fn html_page(body: Body) -> Response {
     let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    Ok(finish(response, CACHE_HTML))
+    finish(response, CACHE_HTML)
 }
 
 /// A missing directory or file, or one in the place of the other: the app is not built there.
@@ -290,8 +318,8 @@ mod embedded {
         Dist::get("index.html").is_some()
     }
 
-    pub fn index() -> Option<Cow<'static, [u8]>> {
-        Dist::get("index.html").map(|file| file.data)
+    pub fn page(name: &str) -> Option<Cow<'static, [u8]>> {
+        Dist::get(name).map(|file| file.data)
     }
 
     /// The embedded file the request's path names. A lookup by name in a fixed table: no path
@@ -336,7 +364,7 @@ mod embedded {
         false
     }
 
-    pub fn index() -> Option<Vec<u8>> {
+    pub fn page(_name: &str) -> Option<Vec<u8>> {
         None
     }
 

@@ -424,6 +424,36 @@ describe('accessibility', () => {
   });
 });
 
+describe('GraphiQL', () => {
+  ownServer();
+
+  it('is bundled (no CDN) and runs a query against the API', async () => {
+    const page = await newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (error) => failures.push(error.message));
+    page.on('requestfailed', (request) => failures.push(`${request.url()}: ${request.failure()?.errorText}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') failures.push(message.text());
+    });
+    const foreign: string[] = [];
+    page.on('request', (request) => {
+      if (!request.url().startsWith(server.url) && !request.url().startsWith('data:')) foreign.push(request.url());
+    });
+
+    await page.goto(`${server.url}/graphiql`);
+    // The editor loads its default query asynchronously; run it only once it is there.
+    await expect.poll(() => page.locator('.graphiql-query-editor').textContent(), poll).toContain('totalSubmissions');
+    await page.locator('.graphiql-execute-button').click();
+    // The editor draws spaces as no-break spaces.
+    const result = async () => (await page.locator('.result-window').textContent())?.replace(/\s+/g, ' ');
+    await expect.poll(result, poll).toContain('"totalSubmissions": 0');
+    expect(foreign).toEqual([]);
+    expect(failures).toEqual([]);
+    await screenshot(page, 'graphiql');
+    await page.context().close();
+  });
+});
+
 describe('rate limit', () => {
   beforeAll(async () => {
     server = await Server.start(['--submit-rate-per-minute', '1']);
