@@ -76,9 +76,11 @@ fn credentials(headers: &HeaderMap) -> Credentials {
 /// The TCP peer, when the server was started with connect info (`Server::spawn` always is).
 /// `X-Forwarded-For` and friends are ignored: anyone can send them.
 fn peer(extensions: &Extensions) -> Option<ClientAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| ClientAddr(addr.ip()))
+    extensions.get::<ConnectInfo<SocketAddr>>().map(client_addr)
+}
+
+fn client_addr(ConnectInfo(addr): &ConnectInfo<SocketAddr>) -> ClientAddr {
+    ClientAddr(addr.ip())
 }
 
 /// A request the server refuses before running it, in the shape GraphQL clients read.
@@ -156,7 +158,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let client = connect_info.map(|Extension(ConnectInfo(addr))| ClientAddr(addr.ip()));
+    let client = connect_info.map(|Extension(info)| client_addr(&info));
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {

@@ -6,7 +6,7 @@ mod pages;
 mod web;
 mod websocket;
 
-pub use web::{WebApp, WebError, APP_ROUTES, CONTENT_SECURITY_POLICY};
+pub use web::{WebApp, CONTENT_SECURITY_POLICY};
 
 use std::sync::Arc;
 use std::time::Duration;

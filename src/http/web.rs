@@ -34,7 +34,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// The paths the app answers itself. `/index.html` is one too, so the page is never served by
 /// the file service with a cache that would outlive a rebuild.
-pub const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/s/{id}", "/history", "/live"];
+const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/s/{id}", "/history", "/live"];
 
 const INDEX: &str = "index.html";
 /// The build's second page: GraphiQL, bundled from npm.

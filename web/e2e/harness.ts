@@ -146,19 +146,3 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   if (viewport) await page.setViewportSize(viewport);
   return file;
 }
-
-/** Waits for `condition` to hold, polling, and fails with `what` at the deadline. */
-export async function eventually<T>(what: string, condition: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + DEADLINE_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

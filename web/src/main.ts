@@ -14,7 +14,7 @@ import { Voter, browserStorage } from './voter';
 const notFoundView: View = (root) => {
   replace(
     root,
-    h('h1', { tabindex: -1 }, 'Page not found'),
+    h('h1', {}, 'Page not found'),
     h(
       'p',
       {},

@@ -46,7 +46,7 @@ export const allocateView: View = (root, { voter, navigate }) => {
   let preview: SplitPreview | null = null;
 
   const status = h('p', { class: 'loading', role: 'status' }, 'Loading the budget categories…');
-  replace(root, h('h1', { tabindex: -1 }, 'Split your taxes'), status);
+  replace(root, h('h1', {}, 'Split your taxes'), status);
 
   const load = async () => {
     try {
@@ -159,7 +159,7 @@ export const allocateView: View = (root, { voter, navigate }) => {
     );
     replace(
       root,
-      h('h1', { tabindex: -1 }, 'Split your taxes'),
+      h('h1', {}, 'Split your taxes'),
       h(
         'p',
         { class: 'lede' },

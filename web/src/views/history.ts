@@ -31,7 +31,7 @@ function summary(submission: Submission): HTMLElement {
 
 export const historyView: View = (root, { voter }) => {
   const controller = new AbortController();
-  const heading = () => h('h1', { tabindex: -1 }, 'Your submissions');
+  const heading = () => h('h1', {}, 'Your submissions');
 
   const privacyButton = (label: string) => {
     const button = h('button', { type: 'button', class: 'button' }, label);
@@ -98,7 +98,7 @@ export const historyView: View = (root, { voter }) => {
         ),
         h(
           'ol',
-          { class: 'history', id: 'history-list', reversed: true },
+          { class: 'history', id: 'history-list' },
           ...mySubmissions.map((submission) =>
             h(
               'li',

@@ -52,7 +52,7 @@ export const liveView: View = (root) => {
 
   replace(
     root,
-    h('h1', { tabindex: -1 }, 'Live national average'),
+    h('h1', {}, 'Live national average'),
     h(
       'div',
       { class: 'live-header' },

@@ -33,7 +33,7 @@ export const resultView =
     let chart: Comparison | null = null;
     let stopLive: (() => void) | null = null;
 
-    replace(root, h('h1', { tabindex: -1 }, 'Result'), h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+    replace(root, h('h1', {}, 'Result'), h('p', { class: 'loading', role: 'status' }, 'Loading…'));
 
     const render = (submission: Submission, snapshot: AggregateSnapshot) => {
       const rows = submission.allocations.map((allocation) => ({
@@ -100,7 +100,7 @@ export const resultView =
       });
       replace(
         root,
-        h('h1', { tabindex: -1 }, 'Result'),
+        h('h1', {}, 'Result'),
         h('p', { class: 'lede' }, `Submitted ${formatDateTime(submission.createdAt)}.`),
         h(
           'div',
@@ -173,7 +173,7 @@ export const resultView =
         if (!data.submission) {
           replace(
             root,
-            h('h1', { tabindex: -1 }, 'Result not found'),
+            h('h1', {}, 'Result not found'),
             h('p', {}, 'There is no submission with this link. Check that it was copied whole.'),
             h('p', {}, h('a', { href: '/', 'data-link': true }, 'Make an allocation')),
           );
@@ -185,12 +185,7 @@ export const resultView =
         const message = error instanceof ApiError ? error.message : 'The result could not be loaded.';
         const retry = h('button', { type: 'button', class: 'button' }, 'Try again');
         retry.addEventListener('click', () => void load());
-        replace(
-          root,
-          h('h1', { tabindex: -1 }, 'Result'),
-          h('p', { class: 'error-text', role: 'alert' }, message),
-          retry,
-        );
+        replace(root, h('h1', {}, 'Result'), h('p', { class: 'error-text', role: 'alert' }, message), retry);
       }
     };
 
