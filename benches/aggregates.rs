@@ -80,9 +80,7 @@ impl Bench {
         }
         if tier == "LIVE" {
             // Put the summary back in service.
-            tax_budget::aggregates::rebuild(&self.app)
-                .await
-                .expect("rebuild");
+            self.app.rebuild_aggregates().await.expect("rebuild");
         }
         times.sort();
         println!(
@@ -280,9 +278,7 @@ async fn main() {
     println!("| submissions | tier    | reads |        p50 |        p99 |       mean |");
     println!("|-------------|---------|-------|------------|------------|------------|");
     // A fresh database has no summary row until the first fold; create it.
-    tax_budget::aggregates::rebuild(&app)
-        .await
-        .expect("rebuild");
+    app.rebuild_aggregates().await.expect("rebuild");
     bench.read().await;
     bench.reads("CACHE", 2000, 0).await;
     bench.reads("SUMMARY", 300, 0).await;
@@ -292,9 +288,7 @@ async fn main() {
     seed(&database, submissions).await;
     let seeded = started.elapsed();
     let started = Instant::now();
-    tax_budget::aggregates::rebuild(&app)
-        .await
-        .expect("rebuild");
+    app.rebuild_aggregates().await.expect("rebuild");
     let rebuilt = started.elapsed();
 
     bench.reads("CACHE", 2000, submissions).await;

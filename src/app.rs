@@ -13,49 +13,74 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::aggregates::{Aggregates, Fanout};
-use crate::bus::{Bus, BusError, MemoryBus, RedisBus};
+use crate::aggregates::Aggregates;
+use crate::bus::{Bus, BusError, BusHandler, MemoryBus, RedisBus};
 use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, DEFAULT_WEB_DIR};
-use crate::domain::Category;
-use crate::http::WebApp;
+use crate::domain::{Category, Snapshot};
+use crate::feed::SnapshotFeed;
+use crate::graphql::{build_schema, Services};
+use crate::http::{HttpState, Readiness, WebApp};
+use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::store::{self, Store, StoreError};
-use crate::worker::Worker;
+use crate::submissions::Submissions;
+use crate::worker::{Worker, WorkerSettings, WorkerWaker};
 
-/// Everything a request, the worker or a subscription needs; shared as `Arc<App>`.
+/// The assembled application: every service built once, from one [`Config`]. Only this
+/// module and `main.rs` know it; each service gets just the parts it uses.
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn SnapshotCache>,
-    pub bus: Arc<dyn Bus>,
     pub aggregates: Aggregates,
+    pub submissions: Submissions,
+    pub publisher: SnapshotPublisher,
     /// Loaded once at start: categories change only by migration.
     pub categories: Arc<Vec<Category>>,
-    pub worker_wake: Arc<Notify>,
     /// Cancelled when the process shuts down: ends subscriptions, the worker, background tasks.
     pub shutdown: CancellationToken,
-    /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
-    /// shutdown waits for these to send their close frames.
+    /// Open WebSocket connections, which shutdown waits for.
     pub connections: TaskTracker,
-    /// `submitAllocation` per client address; `None` when the limit is off. Per process: with
-    /// several servers a client gets the limit once per server.
-    pub submit_limiter: Option<RateLimiter>,
+    worker_wake: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("redis: {0}")]
+    #[error("cannot connect to redis")]
     Redis(#[from] fred::error::Error),
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
+        #[source]
         source: std::io::Error,
     },
+}
+
+/// Hands what the bus delivers to this process: snapshots to the feed, nudges to the worker,
+/// resubscriptions to a resync.
+struct BusDelivery {
+    feed: SnapshotFeed,
+    worker_wake: Arc<Notify>,
+    resync: Arc<Notify>,
+}
+
+impl BusHandler for BusDelivery {
+    fn snapshot_published(&self, snapshot: Snapshot) {
+        self.feed.offer(snapshot);
+    }
+
+    fn outbox_nudged(&self) {
+        self.worker_wake.notify_one();
+    }
+
+    fn resubscribed(&self) {
+        self.resync.notify_one();
+    }
 }
 
 impl App {
@@ -72,6 +97,7 @@ impl App {
         let worker_wake = Arc::new(Notify::new());
         let resync = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
+        let feed = SnapshotFeed::default();
 
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url).await?),
@@ -83,39 +109,44 @@ impl App {
             }
             None => Arc::new(MemoryCache::default()),
         };
-        let aggregates = Aggregates::new(store.clone(), cache.clone());
-        let fanout = Arc::new(Fanout {
-            live: aggregates.live().clone(),
+        let delivery = Arc::new(BusDelivery {
+            feed: feed.clone(),
             worker_wake: worker_wake.clone(),
             resync: resync.clone(),
         });
         let bus: Arc<dyn Bus> = match redis {
             Some((client, subscriber)) => Arc::new(
-                RedisBus::start(client, subscriber, &config.redis_key_prefix, fanout).await?,
+                RedisBus::start(client, subscriber, &config.redis_key_prefix, delivery).await?,
             ),
-            None => Arc::new(MemoryBus::new(fanout)),
+            None => Arc::new(MemoryBus::new(delivery)),
         };
 
-        // Seed the process-wide snapshot before anyone can subscribe.
+        let aggregates = Aggregates::new(store.clone(), cache.clone(), feed);
+        // Seed the feed before anyone can subscribe.
         aggregates.read().await?;
-        let submit_limiter = RateLimiter::per_minute(config.submit_rate_per_minute);
+        let submissions = Submissions::new(
+            store.clone(),
+            categories.clone(),
+            RateLimiter::per_minute(config.submit_rate_per_minute),
+            WorkerWaker::new(worker_wake.clone(), bus.clone()),
+        );
         let app = Arc::new(App {
+            publisher: SnapshotPublisher::new(cache.clone(), bus),
             config,
             store,
             cache,
-            bus,
             aggregates,
+            submissions,
             categories,
-            worker_wake,
             shutdown,
             connections: TaskTracker::new(),
-            submit_limiter,
+            worker_wake,
         });
         app.spawn_resync(resync);
         Ok(app)
     }
 
-    fn spawn_resync(self: &Arc<Self>, resync: Arc<Notify>) {
+    fn spawn_resync(&self, resync: Arc<Notify>) {
         let aggregates = self.aggregates.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -128,32 +159,47 @@ impl App {
         });
     }
 
-    pub fn uses_redis(&self) -> bool {
-        self.config.redis_url.is_some()
-    }
-
-    /// Wakes this process's worker at once and every other worker through the bus.
-    pub async fn wake_workers(&self) {
-        self.worker_wake.notify_one();
-        if let Err(error) = self.bus.nudge_workers().await {
-            tracing::warn!(%error, "could not nudge workers; they will poll");
-        }
-    }
-
     pub fn worker(&self) -> Worker {
-        Worker {
-            store: self.store.clone(),
-            cache: self.cache.clone(),
-            bus: self.bus.clone(),
-            wake: self.worker_wake.clone(),
-            batch_size: self.config.worker_batch_size,
-            poll: self.config.worker_poll,
-        }
+        Worker::new(
+            self.store.clone(),
+            self.publisher.clone(),
+            self.worker_wake.clone(),
+            WorkerSettings {
+                batch_size: self.config.worker_batch_size,
+                poll: self.config.worker_poll,
+                fold_pause: self.config.worker_fold_pause,
+            },
+        )
     }
 
     /// Starts the outbox worker on this runtime; it stops with the app.
     pub fn spawn_worker(&self) -> JoinHandle<()> {
         tokio::spawn(self.worker().run(self.shutdown.clone()))
+    }
+
+    /// Recomputes the summary and publishes it (`rebuild-aggregates`).
+    pub async fn rebuild_aggregates(&self) -> Result<Snapshot, StoreError> {
+        self.publisher.rebuild_summary(self.store.as_ref()).await
+    }
+
+    /// What the HTTP routes need.
+    fn http_state(&self) -> HttpState {
+        let services = Services {
+            submissions: self.submissions.clone(),
+            aggregates: self.aggregates.clone(),
+            categories: self.categories.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        HttpState {
+            schema: build_schema(services),
+            readiness: Arc::new(Readiness {
+                store: self.store.clone(),
+                cache: self.cache.clone(),
+                redis_configured: self.config.redis_url.is_some(),
+            }),
+            shutdown: self.shutdown.clone(),
+            connections: self.connections.clone(),
+        }
     }
 }
 
@@ -217,7 +263,7 @@ impl Server {
         } = options;
         let web = WebApp::new(web_dir);
         web.log_status();
-        let router = crate::http::router(app.clone(), web);
+        let router = crate::http::router(app.http_state(), web);
         let shutdown = app.shutdown.clone();
         let task = tokio::spawn(async move {
             // The peer address keys the submission rate limit.

@@ -41,6 +41,19 @@ impl DatabaseUrl {
     }
 }
 
+/// Where the embedded default keeps its file.
+pub const DEFAULT_SQLITE_PATH: &str = "data/tax-budget.sqlite3";
+/// Where Vite puts the built web app, relative to the working directory (the repository root
+/// when started by `scripts/run` or `cargo run`).
+pub const DEFAULT_WEB_DIR: &str = "web/dist";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tax-budget:";
+pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
+pub const DEFAULT_WORKER_BATCH_SIZE: i64 = 500;
+pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+pub const DEFAULT_SUBMIT_RATE_PER_MINUTE: u32 = 60;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -59,11 +72,11 @@ pub struct BackendArgs {
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key and channel, so deployments and tests can share one Redis.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "tax-budget:")]
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = DEFAULT_REDIS_KEY_PREFIX)]
     pub redis_key_prefix: String,
 
     /// Most database connections this process opens.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_DATABASE_POOL_SIZE)]
     pub database_pool_size: usize,
 
     /// Log format.
@@ -75,11 +88,11 @@ pub struct BackendArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// Most outbox rows folded in one transaction.
-    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 500)]
+    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = DEFAULT_WORKER_BATCH_SIZE)]
     pub worker_batch_size: i64,
 
     /// How often an idle worker looks at the outbox when no wake-up arrives (milliseconds).
-    #[arg(long, env = "WORKER_POLL_MS", default_value_t = 1000)]
+    #[arg(long, env = "WORKER_POLL_MS", default_value_t = DEFAULT_WORKER_POLL_MS)]
     pub worker_poll_ms: u64,
 
     /// Test hook: sleep this long inside each fold transaction, before it commits (milliseconds).
@@ -91,7 +104,7 @@ pub struct WorkerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
 
     /// Run the outbox worker inside the server (`false` when separate `worker` processes run).
@@ -99,7 +112,7 @@ pub struct ServeArgs {
     pub run_worker: bool,
 
     /// How long shutdown waits for in-flight requests (seconds).
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 
     /// Directory of the built web app (index.html + assets)
@@ -109,8 +122,19 @@ pub struct ServeArgs {
     /// Most `submitAllocation` calls per minute from one client address (IPv6: per /64), as a
     /// burst and as the refill rate; 0 turns the limit off. Behind a proxy every client has the
     /// proxy's address, so limit at the proxy and set 0 here.
-    #[arg(long, env = "SUBMIT_RATE_PER_MINUTE", default_value_t = 60)]
+    #[arg(long, env = "SUBMIT_RATE_PER_MINUTE", default_value_t = DEFAULT_SUBMIT_RATE_PER_MINUTE)]
     pub submit_rate_per_minute: u32,
+}
+
+impl Default for WorkerArgs {
+    /// What the flags default to, for commands that take no worker flags.
+    fn default() -> Self {
+        WorkerArgs {
+            worker_batch_size: DEFAULT_WORKER_BATCH_SIZE,
+            worker_poll_ms: DEFAULT_WORKER_POLL_MS,
+            worker_fold_pause_ms: 0,
+        }
+    }
 }
 
 /// Everything the library needs, validated.
@@ -124,20 +148,21 @@ pub struct Config {
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
     /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
-    /// takes it from a flag ([`Config::serving`]); everything else, tests included, runs
-    /// without a limit.
+    /// takes it from a flag; everything else, tests included, runs without a limit.
     pub submit_rate_per_minute: u32,
 }
 
-/// Where the embedded default keeps its file.
-pub const DEFAULT_SQLITE_PATH: &str = "data/tax-budget.sqlite3";
-
-/// Where Vite puts the built web app, relative to the working directory (the repository root
-/// when started by `scripts/run` or `cargo run`).
-pub const DEFAULT_WEB_DIR: &str = "web/dist";
-
 impl Config {
-    pub fn new(backend: &BackendArgs, worker: &WorkerArgs) -> Self {
+    /// For `serve`.
+    pub fn serve(backend: &BackendArgs, worker: &WorkerArgs, serve: &ServeArgs) -> Self {
+        Config {
+            submit_rate_per_minute: serve.submit_rate_per_minute,
+            ..Config::worker(backend, worker)
+        }
+    }
+
+    /// For `worker`.
+    pub fn worker(backend: &BackendArgs, worker: &WorkerArgs) -> Self {
         let database = DatabaseUrl::parse(
             backend
                 .database_url
@@ -157,34 +182,25 @@ impl Config {
         }
     }
 
-    /// Adds the settings of `serve` that the app (not only the HTTP server) reads.
-    pub fn serving(mut self, serve: &ServeArgs) -> Self {
-        self.submit_rate_per_minute = serve.submit_rate_per_minute;
-        self
+    /// For the maintenance commands (`migrate`, `rebuild-aggregates`), which take no worker
+    /// or server flags.
+    pub fn maintenance(backend: &BackendArgs) -> Self {
+        Config::worker(backend, &WorkerArgs::default())
     }
 
-    /// A configuration for tests and embedding: the given database, no Redis.
+    /// For tests and embedding: the given database, no Redis, every other setting at its
+    /// default.
     pub fn for_database(database: DatabaseUrl) -> Self {
+        let worker = WorkerArgs::default();
         Config {
             database,
             redis_url: None,
-            redis_key_prefix: "tax-budget:".into(),
-            database_pool_size: 8,
-            worker_batch_size: 500,
-            worker_poll: Duration::from_millis(1000),
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
+            database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+            worker_batch_size: worker.worker_batch_size,
+            worker_poll: Duration::from_millis(worker.worker_poll_ms),
             worker_fold_pause: Duration::ZERO,
             submit_rate_per_minute: 0,
-        }
-    }
-}
-
-impl WorkerArgs {
-    /// The defaults, for commands that start the app without running a worker.
-    pub fn parse_defaults() -> Self {
-        WorkerArgs {
-            worker_batch_size: 500,
-            worker_poll_ms: 1000,
-            worker_fold_pause_ms: 0,
         }
     }
 }
@@ -225,14 +241,17 @@ mod tests {
             database_pool_size: 1,
             log_format: LogFormat::Text,
         };
-        let worker = WorkerArgs::parse_defaults();
-        assert_eq!(Config::new(&backend, &worker).submit_rate_per_minute, 0);
+        let worker = WorkerArgs::default();
+        assert_eq!(Config::worker(&backend, &worker).submit_rate_per_minute, 0);
         if std::env::var_os("SUBMIT_RATE_PER_MINUTE").is_none() {
             let default = Serve::try_parse_from(["serve"]).unwrap();
-            assert_eq!(default.serve.submit_rate_per_minute, 60);
+            assert_eq!(
+                default.serve.submit_rate_per_minute,
+                DEFAULT_SUBMIT_RATE_PER_MINUTE
+            );
         }
         let set = Serve::try_parse_from(["serve", "--submit-rate-per-minute", "5"]).unwrap();
-        let config = Config::new(&backend, &worker).serving(&set.serve);
+        let config = Config::serve(&backend, &worker, &set.serve);
         assert_eq!(config.submit_rate_per_minute, 5);
     }
 

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             worker,
         } => {
             init_logging(backend.log_format);
-            let app = App::start(Config::new(&backend, &worker).serving(&serve)).await?;
+            let app = App::start(Config::serve(&backend, &worker, &serve)).await?;
             let options = ServerOptions {
                 run_worker: serve.run_worker,
                 web_dir: serve.web_dir,
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Worker { backend, worker } => {
             init_logging(backend.log_format);
-            let app = App::start(Config::new(&backend, &worker)).await?;
+            let app = App::start(Config::worker(&backend, &worker)).await?;
             let running = app.spawn_worker();
             shutdown_signal().await;
             app.shutdown.cancel();
@@ -117,14 +117,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { backend } => {
             init_logging(backend.log_format);
-            let config = Config::new(&backend, &WorkerArgs::parse_defaults());
+            let config = Config::maintenance(&backend);
             tax_budget::store::connect(&config.database, 1, Duration::ZERO).await?;
             println!("migrations applied to {}", config.database.describe());
         }
         Command::RebuildAggregates { backend } => {
             init_logging(backend.log_format);
-            let app = App::start(Config::new(&backend, &WorkerArgs::parse_defaults())).await?;
-            let snapshot = tax_budget::aggregates::rebuild(&app).await?;
+            let app = App::start(Config::maintenance(&backend)).await?;
+            let snapshot = app.rebuild_aggregates().await?;
             println!(
                 "summary rebuilt: version {}, {} submissions",
                 snapshot.version, snapshot.total_submissions

@@ -7,41 +7,92 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::aggregates::announce;
 use crate::bus::Bus;
-use crate::cache::SnapshotCache;
-use crate::domain::Snapshot;
+use crate::publisher::SnapshotPublisher;
 use crate::store::Store;
 
 /// Checks that the cache holds the summary's version this often when idle, which repairs a
 /// cache left behind by a worker that died between its commit and its publish.
 const HEAL_EVERY_IDLE_TICKS: u32 = 10;
 
-pub struct Worker {
-    pub store: Arc<dyn Store>,
-    pub cache: Arc<dyn SnapshotCache>,
-    pub bus: Arc<dyn Bus>,
-    pub wake: Arc<Notify>,
+/// How a worker folds.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Most outbox rows folded in one transaction.
     pub batch_size: i64,
+    /// How often an idle worker looks at the outbox when no wake-up arrives.
     pub poll: Duration,
+    /// Test hook: how long a fold sleeps inside its transaction, before it commits.
+    pub fold_pause: Duration,
+}
+
+/// Wakes the workers after a submission: this process's at once, every other through the bus.
+#[derive(Clone)]
+pub struct WorkerWaker {
+    local: Arc<Notify>,
+    bus: Arc<dyn Bus>,
+}
+
+impl WorkerWaker {
+    pub fn new(local: Arc<Notify>, bus: Arc<dyn Bus>) -> Self {
+        WorkerWaker { local, bus }
+    }
+
+    pub async fn wake(&self) {
+        self.local.notify_one();
+        if let Err(error) = self.bus.nudge_workers().await {
+            tracing::warn!(%error, "could not nudge workers; they will poll");
+        }
+    }
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    publisher: SnapshotPublisher,
+    /// Notified by this process's [`WorkerWaker`] and by nudges from the bus.
+    wake: Arc<Notify>,
+    settings: WorkerSettings,
 }
 
 impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: SnapshotPublisher,
+        wake: Arc<Notify>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Worker {
+            store,
+            publisher,
+            wake,
+            settings,
+        }
+    }
+
     /// Folds until `shutdown` is cancelled; a fold in progress is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(batch_size = self.batch_size, "outbox worker started");
-        self.heal().await;
+        let WorkerSettings {
+            batch_size, poll, ..
+        } = self.settings;
+        tracing::info!(batch_size, "outbox worker started");
+        self.publisher.heal(self.store.as_ref()).await;
         let mut idle_ticks = 0u32;
         while !shutdown.is_cancelled() {
-            let batch = tracing::info_span!("fold_batch", limit = self.batch_size);
+            let batch = tracing::info_span!("fold_batch", limit = batch_size);
             match self
                 .store
-                .fold_outbox(self.batch_size)
+                .fold_outbox(batch_size)
                 .instrument(batch.clone())
                 .await
             {
                 Ok(Some(snapshot)) => {
-                    self.deliver(&snapshot).instrument(batch).await;
+                    tracing::debug!(
+                        parent: &batch,
+                        version = snapshot.version,
+                        total = snapshot.total_submissions,
+                        "folded"
+                    );
+                    self.publisher.publish(&snapshot).instrument(batch).await;
                     idle_ticks = 0;
                     continue;
                 }
@@ -50,43 +101,15 @@ impl Worker {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.poll) => {
+                _ = tokio::time::sleep(poll) => {
                     idle_ticks += 1;
                     if idle_ticks % HEAL_EVERY_IDLE_TICKS == 0 {
-                        self.heal().await;
+                        self.publisher.heal(self.store.as_ref()).await;
                     }
                 }
                 _ = shutdown.cancelled() => {}
             }
         }
         tracing::info!("outbox worker stopped");
-    }
-
-    async fn deliver(&self, snapshot: &Snapshot) {
-        tracing::debug!(
-            version = snapshot.version,
-            total = snapshot.total_submissions,
-            "folded"
-        );
-        announce(self.cache.as_ref(), self.bus.as_ref(), snapshot).await;
-    }
-
-    /// Unlike a fold, publishes only when the cache was behind: then nobody announced this
-    /// version yet (its worker died between commit and publish).
-    async fn heal(&self) {
-        match self.store.summary_snapshot().await {
-            Ok(Some(snapshot)) => match self.cache.put_if_newer(&snapshot).await {
-                Ok(true) => {
-                    tracing::info!(version = snapshot.version, "cache was behind the summary");
-                    if let Err(error) = self.bus.publish_snapshot(&snapshot).await {
-                        tracing::warn!(%error, "publish failed");
-                    }
-                }
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "cache write failed"),
-            },
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "summary read failed"),
-        }
     }
 }

@@ -569,17 +569,13 @@ async fn rebuild_during_writes_ends_exact(backend: Backend) {
     let writers: Vec<_> = writers.collect();
     let mut rebuilds = 0;
     while !writers.iter().all(|w| w.is_finished()) {
-        tax_budget::aggregates::rebuild(&app.app)
-            .await
-            .expect("rebuild");
+        app.app.rebuild_aggregates().await.expect("rebuild");
         rebuilds += 1;
     }
     for writer in writers {
         writer.await.expect("writer");
     }
-    tax_budget::aggregates::rebuild(&app.app)
-        .await
-        .expect("final rebuild");
+    app.app.rebuild_aggregates().await.expect("final rebuild");
     assert!(rebuilds >= 1);
     let aggregates = app.wait_folded(N as i64).await;
     app.assert_folded_exactly(N as i64).await;

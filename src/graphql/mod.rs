@@ -9,8 +9,11 @@ mod types;
 use std::sync::Arc;
 
 use async_graphql::{Context, Schema, SchemaBuilder};
+use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::aggregates::Aggregates;
+use crate::domain::Category;
+use crate::submissions::Submissions;
 
 pub use error::ApiError;
 pub use mutation::MutationRoot;
@@ -29,8 +32,19 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
         .limit_complexity(MAX_COMPLEXITY)
 }
 
-pub fn build_schema(app: Arc<App>) -> AppSchema {
-    builder().data(app).finish()
+/// What the resolvers work with.
+#[derive(Clone)]
+pub struct Services {
+    pub submissions: Submissions,
+    pub aggregates: Aggregates,
+    /// Loaded once at start: categories change only by migration.
+    pub categories: Arc<Vec<Category>>,
+    /// Cancelled at shutdown: ends every subscription with a `complete`.
+    pub shutdown: CancellationToken,
+}
+
+pub fn build_schema(services: Services) -> AppSchema {
+    builder().data(services).finish()
 }
 
 /// The schema in SDL, as published in `schema.graphql`.
@@ -38,7 +52,7 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
-    // The schema is only ever built by `build_schema`, which always provides the app.
-    ctx.data_unchecked::<Arc<App>>()
+fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    // The schema is only ever built by `build_schema`, which always provides the services.
+    ctx.data_unchecked::<Services>()
 }

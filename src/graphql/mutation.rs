@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result};
 use super::error::OrGraphqlError;
 use super::types::{SubmissionView, SubmitAllocationInput, SubmitAllocationPayload};
 use crate::domain::RawAllocation;
-use crate::submissions::{submit, ClientAddr, Credentials};
+use crate::submissions::{ClientAddr, Credentials};
 
 pub struct MutationRoot;
 
@@ -16,7 +16,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: SubmitAllocationInput,
     ) -> Result<SubmitAllocationPayload> {
-        let app = super::app(ctx);
+        let services = super::services(ctx);
         let credentials = ctx.data_opt::<Credentials>().cloned().unwrap_or_default();
         let client = ctx.data_opt::<ClientAddr>().copied();
         let raw: Vec<RawAllocation> = input
@@ -27,11 +27,13 @@ impl MutationRoot {
                 percentage: a.percentage,
             })
             .collect();
-        let submitted = submit(app, &credentials, client, &raw, input.idempotency_key)
+        let submitted = services
+            .submissions
+            .submit(&credentials, client, &raw, input.idempotency_key)
             .await
             .or_gql()?;
         Ok(SubmitAllocationPayload {
-            submission: SubmissionView::new(submitted.submission, &app.categories),
+            submission: SubmissionView::new(submitted.submission, &services.categories),
             voter_token: submitted.voter_token.map(|t| t.as_str().to_owned()),
         })
     }

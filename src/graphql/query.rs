@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, OrGraphqlError};
 use super::types::{AggregateSnapshotView, CategoryView, SubmissionView};
-use crate::submissions::{voter_of, AuthError, Credentials};
+use crate::submissions::Credentials;
 
 /// Most submissions `mySubmissions` returns at once.
 const MAX_PAGE: i32 = 100;
@@ -14,7 +14,7 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The active budget categories, in display order.
     async fn categories(&self, ctx: &Context<'_>) -> Vec<CategoryView> {
-        super::app(ctx)
+        super::services(ctx)
             .categories
             .iter()
             .filter(|c| c.active)
@@ -24,19 +24,19 @@ impl QueryRoot {
 
     /// The average allocation of all citizens, from the cheapest tier that has it.
     async fn aggregates(&self, ctx: &Context<'_>) -> Result<AggregateSnapshotView> {
-        let app = super::app(ctx);
-        let snapshot = app.aggregates.read().await.or_gql()?;
-        Ok(AggregateSnapshotView::new(&snapshot, &app.categories))
+        let services = super::services(ctx);
+        let snapshot = services.aggregates.read().await.or_gql()?;
+        Ok(AggregateSnapshotView::new(&snapshot, &services.categories))
     }
 
     /// One submission by id (anyone with the id may look: ids are unguessable).
     async fn submission(&self, ctx: &Context<'_>, id: ID) -> Result<Option<SubmissionView>> {
-        let app = super::app(ctx);
+        let services = super::services(ctx);
         let Ok(id) = Uuid::parse_str(&id) else {
             return Ok(None);
         };
-        let found = app.store.submission(id).await.or_gql()?;
-        Ok(found.map(|s| SubmissionView::new(s, &app.categories)))
+        let found = services.submissions.find(id).await.or_gql()?;
+        Ok(found.map(|s| SubmissionView::new(s, &services.categories)))
     }
 
     /// The caller's own submissions, newest first. Needs `Authorization: Bearer <voterToken>`.
@@ -45,7 +45,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(default = 20, desc = "How many, 1 to 100.")] first: i32,
     ) -> Result<Vec<SubmissionView>> {
-        let app = super::app(ctx);
+        let services = super::services(ctx);
         if !(1..=MAX_PAGE).contains(&first) {
             return Err(ApiError::bad_input(
                 "first",
@@ -54,19 +54,14 @@ impl QueryRoot {
             .or_gql();
         }
         let credentials = ctx.data_opt::<Credentials>().cloned().unwrap_or_default();
-        let voter = voter_of(app, &credentials)
-            .await
-            .or_gql()?
-            .ok_or(AuthError::Missing)
-            .or_gql()?;
-        let submissions = app
-            .store
-            .submissions_of_voter(voter, i64::from(first))
+        let submissions = services
+            .submissions
+            .of_caller(&credentials, i64::from(first))
             .await
             .or_gql()?;
         Ok(submissions
             .into_iter()
-            .map(|s| SubmissionView::new(s, &app.categories))
+            .map(|s| SubmissionView::new(s, &services.categories))
             .collect())
     }
 }

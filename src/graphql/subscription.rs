@@ -13,13 +13,14 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> impl Stream<Item = AggregateSnapshotView> {
-        let app = super::app(ctx).clone();
-        let categories = app.categories.clone();
-        app.aggregates
-            .live()
+        let services = super::services(ctx);
+        let categories = services.categories.clone();
+        services
+            .aggregates
+            .feed()
             .subscribe()
             .map(move |snapshot| AggregateSnapshotView::new(&snapshot, &categories))
             // Ends the stream on shutdown, so every client gets a proper `complete`.
-            .take_until(app.shutdown.clone().cancelled_owned())
+            .take_until(services.shutdown.clone().cancelled_owned())
     }
 }

@@ -1,5 +1,6 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its backends answer).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -8,8 +9,18 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::HttpState;
+use crate::cache::SnapshotCache;
+use crate::store::Store;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What readiness checks.
+pub struct Readiness {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn SnapshotCache>,
+    /// Without Redis the cache is in-process and always answers.
+    pub redis_configured: bool,
+}
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -29,10 +40,10 @@ fn verdict<E: std::fmt::Display>(
 }
 
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
-    let app = &state.app;
+    let checks = &state.readiness;
     let (database, cache) = tokio::join!(
-        tokio::time::timeout(CHECK_TIMEOUT, app.store.ping()),
-        tokio::time::timeout(CHECK_TIMEOUT, app.cache.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, checks.store.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, checks.cache.ping()),
     );
     let database = verdict(database);
     let cache = verdict(cache);
@@ -45,7 +56,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>)
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
-        "redis": if app.uses_redis() { cache } else { "not configured" },
+        "redis": if checks.redis_configured { cache } else { "not configured" },
     });
     (status, Json(body))
 }

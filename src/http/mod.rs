@@ -6,6 +6,7 @@ mod pages;
 mod web;
 mod websocket;
 
+pub use health::Readiness;
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
 
 use std::sync::Arc;
@@ -14,30 +15,33 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::app::App;
-use crate::graphql::{build_schema, AppSchema};
+use crate::graphql::AppSchema;
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the API routes need.
 #[derive(Clone)]
 pub struct HttpState {
-    pub app: Arc<App>,
     pub schema: AppSchema,
+    pub readiness: Arc<Readiness>,
+    /// Cancelled at shutdown: WebSockets then close with 1001.
+    pub shutdown: CancellationToken,
+    /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
+    /// shutdown waits for these to send their close frames.
+    pub connections: TaskTracker,
 }
 
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
 /// else 404) for every other path.
-pub fn router(app: Arc<App>, web: WebApp) -> Router {
-    let state = HttpState {
-        schema: build_schema(app.clone()),
-        app,
-    };
+pub fn router(state: HttpState, web: WebApp) -> Router {
     let api = Router::new()
         .route(
             "/graphql",

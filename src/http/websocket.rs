@@ -47,7 +47,7 @@ pub fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let protocol = protocol(headers);
-    let open = state.app.connections.token();
+    let open = state.connections.token();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
@@ -92,7 +92,7 @@ async fn serve(
         })
         .keepalive_timeout(PING_EVERY * 3);
 
-    let shutdown = state.app.shutdown.clone();
+    let shutdown = state.shutdown.clone();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut initialised = false;
