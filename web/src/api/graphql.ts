@@ -2,6 +2,8 @@
 // `ApiError` whose `code` is the server's `extensions.code` (or NETWORK / HTTP_<status> when
 // no GraphQL answer arrived), so pages decide what to show from the code alone.
 
+import type { Operation } from './operations';
+
 export const ENDPOINT = '/graphql';
 
 /** One input problem the server found, e.g. `input.allocations[3].percentage`. */
@@ -80,11 +82,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-export async function request<T>(
-  query: string,
-  variables: Record<string, unknown> = {},
+/** Sends one of the app's operations (see operations.ts) with its variables. */
+export async function request<TData, TVariables>(
+  query: Operation<TData, TVariables>,
+  variables: NoInfer<TVariables>,
   options: RequestOptions = {},
-): Promise<T> {
+): Promise<TData> {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/graphql-response+json, application/json',
@@ -108,5 +111,5 @@ export async function request<T>(
   } catch {
     throw errorFromStatus(response.status);
   }
-  return readResponse<T>(response.status, body);
+  return readResponse<TData>(response.status, body);
 }

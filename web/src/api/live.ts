@@ -3,7 +3,8 @@
 // restarts and network drops, and reports the connection state for the page to show.
 
 import { type Client, createClient } from 'graphql-ws';
-import { type AggregateSnapshot, type AggregatesUpdatedData, AGGREGATES_UPDATED } from './operations';
+import { type AggregateSnapshot, AGGREGATES_UPDATED } from './operations';
+import type { LiveSubscription } from './generated/operations';
 import { ENDPOINT } from './graphql';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting';
@@ -66,7 +67,7 @@ export function watchAggregates(handlers: LiveHandlers): () => void {
   // (an error result, or the server completing it), so the page never goes quiet for good.
   const subscribe = () => {
     if (stopped) return;
-    unsubscribe = client.subscribe<AggregatesUpdatedData>(
+    unsubscribe = client.subscribe<LiveSubscription>(
       { query: AGGREGATES_UPDATED },
       {
         next: ({ data }) => {

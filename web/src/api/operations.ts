@@ -1,73 +1,126 @@
-// The operations the pages send, with the shapes they read back (see schema.graphql).
+// The operations the pages send. Their result and variables types are generated from the
+// server's schema (../schema.graphql) by GraphQL Code Generator: after changing an operation
+// or the schema, run `npm run codegen` (see codegen.ts). operations.test.ts fails when an
+// operation no longer fits the schema, generated.test.ts when the generated file is stale.
+//
+// Each operation's text carries its fragments, each fragment once: the server rejects a
+// document with a fragment missing, repeated or unused.
 
-export interface Category {
-  id: string;
-  slug: string;
-  name: string;
-  description: string;
-  color: string;
-  displayOrder: number;
-}
+import type {
+  AggregateSnapshotFieldsFragment,
+  CategoriesQuery,
+  CategoriesQueryVariables,
+  CategoryFieldsFragment,
+  HistoryQuery,
+  HistoryQueryVariables,
+  LiveSubscription,
+  LiveSubscriptionVariables,
+  ResultQuery,
+  ResultQueryVariables,
+  SubmissionFieldsFragment,
+  SubmitMutation,
+  SubmitMutationVariables,
+} from './generated/operations';
 
-export interface Allocation {
-  category: Category;
-  percentage: number;
-}
+declare const types: unique symbol;
 
-export interface Submission {
-  id: string;
-  createdAt: string;
-  allocations: Allocation[];
-}
+/** An operation's text, tagged with the result and variables types generated for it. */
+export type Operation<TData, TVariables> = string & { readonly [types]?: { data: TData; variables: TVariables } };
 
-export interface CategoryAggregate {
-  category: Category;
-  averagePercentage: number;
-}
+export type Category = CategoryFieldsFragment;
+export type Submission = SubmissionFieldsFragment;
+export type AggregateSnapshot = AggregateSnapshotFieldsFragment;
 
-export interface AggregateSnapshot {
-  version: number;
-  totalSubmissions: number;
-  updatedAt: string;
-  categories: CategoryAggregate[];
-}
+const CATEGORY_FIELDS = /* GraphQL */ `
+  fragment CategoryFields on Category {
+    id
+    slug
+    name
+    description
+    color
+    displayOrder
+  }
+`;
 
-const CATEGORY_FIELDS = 'id slug name description color displayOrder';
-const SNAPSHOT_FIELDS = `version totalSubmissions updatedAt
-  categories { category { ${CATEGORY_FIELDS} } averagePercentage }`;
-const SUBMISSION_FIELDS = `id createdAt allocations { category { ${CATEGORY_FIELDS} } percentage }`;
+/** Needs CATEGORY_FIELDS. */
+const SUBMISSION_FIELDS = /* GraphQL */ `
+  fragment SubmissionFields on Submission {
+    id
+    createdAt
+    allocations {
+      category {
+        ...CategoryFields
+      }
+      percentage
+    }
+  }
+`;
 
-export const CATEGORIES = `query Categories { categories { ${CATEGORY_FIELDS} } }`;
-export interface CategoriesData {
-  categories: Category[];
-}
+/** Needs CATEGORY_FIELDS. */
+const SNAPSHOT_FIELDS = /* GraphQL */ `
+  fragment AggregateSnapshotFields on AggregateSnapshot {
+    version
+    totalSubmissions
+    updatedAt
+    categories {
+      category {
+        ...CategoryFields
+      }
+      averagePercentage
+    }
+  }
+`;
 
-export const SUBMIT = `mutation Submit($input: SubmitAllocationInput!) {
-  submitAllocation(input: $input) { submission { id } voterToken }
-}`;
-export interface SubmitData {
-  submitAllocation: { submission: { id: string }; voterToken: string | null };
-}
-export interface AllocationInput {
-  categoryId: string;
-  percentage: number;
-}
+export const CATEGORIES: Operation<CategoriesQuery, CategoriesQueryVariables> = /* GraphQL */ `
+  query Categories {
+    categories {
+      ...CategoryFields
+    }
+  }
+  ${CATEGORY_FIELDS}
+`;
 
-export const RESULT = `query Result($id: ID!) {
-  submission(id: $id) { ${SUBMISSION_FIELDS} }
-  aggregates { ${SNAPSHOT_FIELDS} }
-}`;
-export interface ResultData {
-  submission: Submission | null;
-  aggregates: AggregateSnapshot;
-}
+export const SUBMIT: Operation<SubmitMutation, SubmitMutationVariables> = /* GraphQL */ `
+  mutation Submit($input: SubmitAllocationInput!) {
+    submitAllocation(input: $input) {
+      submission {
+        id
+      }
+      voterToken
+    }
+  }
+`;
 
-export const HISTORY = `query History($first: Int!) { mySubmissions(first: $first) { ${SUBMISSION_FIELDS} } }`;
-export interface HistoryData {
-  mySubmissions: Submission[];
-}
+export const RESULT: Operation<ResultQuery, ResultQueryVariables> = /* GraphQL */ `
+  query Result($id: ID!) {
+    submission(id: $id) {
+      ...SubmissionFields
+    }
+    aggregates {
+      ...AggregateSnapshotFields
+    }
+  }
+  ${SUBMISSION_FIELDS}
+  ${SNAPSHOT_FIELDS}
+  ${CATEGORY_FIELDS}
+`;
 
-export const AGGREGATES_UPDATED = `subscription Live { aggregatesUpdated { ${SNAPSHOT_FIELDS} } }`;
-export interface AggregatesUpdatedData {
-  aggregatesUpdated: AggregateSnapshot;
-}
+export const HISTORY: Operation<HistoryQuery, HistoryQueryVariables> = /* GraphQL */ `
+  query History($first: Int!) {
+    mySubmissions(first: $first) {
+      ...SubmissionFields
+    }
+  }
+  ${SUBMISSION_FIELDS}
+  ${CATEGORY_FIELDS}
+`;
+
+export const AGGREGATES_UPDATED: Operation<LiveSubscription, LiveSubscriptionVariables> = /* GraphQL */ `
+  subscription Live {
+    aggregatesUpdated {
+      ...AggregateSnapshotFields
+    }
+  }
+  ${SNAPSHOT_FIELDS}
+  ${CATEGORY_FIELDS}
+`;

@@ -13,7 +13,7 @@ import {
   total,
 } from '../allocation';
 import { ApiError, request } from '../api/graphql';
-import { CATEGORIES, type CategoriesData, type Category, SUBMIT, type SubmitData } from '../api/operations';
+import { CATEGORIES, type Category, SUBMIT } from '../api/operations';
 import { SplitPreview } from '../charts';
 import { h, replace } from '../dom';
 import { resultPath } from '../router';
@@ -50,7 +50,7 @@ export const allocateView: View = (root, { voter, navigate }) => {
 
   const load = async () => {
     try {
-      const { categories } = await request<CategoriesData>(CATEGORIES, {}, { signal: controller.signal });
+      const { categories } = await request(CATEGORIES, {}, { signal: controller.signal });
       preview = render(categories);
     } catch (error) {
       if (controller.signal.aborted) return;
@@ -294,7 +294,7 @@ export const allocateView: View = (root, { voter, navigate }) => {
       refresh();
       const ids = rows.map((row) => row.category.id);
       try {
-        const data = await request<SubmitData>(
+        const data = await request(
           SUBMIT,
           {
             input: {

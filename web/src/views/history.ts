@@ -2,7 +2,7 @@
 
 import { formatHundredths, fromPercentage } from '../allocation';
 import { ApiError, request } from '../api/graphql';
-import { HISTORY, type HistoryData, type Submission } from '../api/operations';
+import { HISTORY, type Submission } from '../api/operations';
 import { formatDateTime, h, replace } from '../dom';
 import { resultPath } from '../router';
 import type { View } from './view';
@@ -72,11 +72,7 @@ export const historyView: View = (root, { voter }) => {
     }
     replace(root, heading(), h('p', { class: 'loading', role: 'status' }, 'Loading your submissions…'));
     try {
-      const { mySubmissions } = await request<HistoryData>(
-        HISTORY,
-        { first: PAGE },
-        { token, signal: controller.signal },
-      );
+      const { mySubmissions } = await request(HISTORY, { first: PAGE }, { token, signal: controller.signal });
       if (mySubmissions.length === 0) {
         replace(
           root,

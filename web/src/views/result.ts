@@ -5,7 +5,7 @@
 import { formatDifference, formatHundredths, fromPercentage } from '../allocation';
 import { ApiError, request } from '../api/graphql';
 import { watchAggregates } from '../api/live';
-import { type AggregateSnapshot, RESULT, type ResultData, type Submission } from '../api/operations';
+import { type AggregateSnapshot, RESULT, type Submission } from '../api/operations';
 import { Comparison } from '../charts';
 import { type Child, formatDateTime, h, replace } from '../dom';
 import type { View } from './view';
@@ -169,7 +169,7 @@ export const resultView =
 
     const load = async () => {
       try {
-        const data = await request<ResultData>(RESULT, { id }, { signal: controller.signal });
+        const data = await request(RESULT, { id }, { signal: controller.signal });
         if (!data.submission) {
           replace(
             root,
