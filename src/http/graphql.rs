@@ -1,6 +1,10 @@
 //! GraphQL over HTTP, following the GraphQL-over-HTTP spec: `application/graphql-response+json`
 //! with 4xx for requests that cannot run, `application/json` (always 200) for legacy clients,
 //! queries by GET and POST, mutations by POST only.
+//!
+//! Written here rather than with async-graphql-axum's extractors, which answer every request
+//! with 200 `application/json`, run mutations sent by GET, and do not see the client address
+//! that the submission rate limit needs.
 
 use std::net::SocketAddr;
 

@@ -177,7 +177,7 @@ fn html_page(body: Body) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    finish(response, CACHE_HTML)
+    with_web_headers(response, CACHE_HTML)
 }
 
 /// A missing directory or file, or one in the place of the other: the app is not built there.
@@ -190,7 +190,7 @@ fn means_absent(error: &io::Error) -> bool {
 
 async fn asset(State(web): State<WebApp>, request: Request) -> Response {
     let response = serve_file(&web, request).await;
-    finish(response, CACHE_ASSET)
+    with_web_headers(response, CACHE_ASSET)
 }
 
 async fn top_level_file(State(web): State<WebApp>, request: Request) -> Response {
@@ -205,7 +205,7 @@ async fn top_level_file(State(web): State<WebApp>, request: Request) -> Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    finish(response, if is_html { CACHE_HTML } else { CACHE_FILE })
+    with_web_headers(response, if is_html { CACHE_HTML } else { CACHE_FILE })
 }
 
 /// The file the request's path names, from disk or (when the disk has no app) the embedded copy.
@@ -220,7 +220,7 @@ async fn serve_file(web: &WebApp, request: Request) -> Response {
 }
 
 /// The headers every web app response carries; the cache policy only on what may be cached.
-fn finish(mut response: Response, cache: &'static str) -> Response {
+fn with_web_headers(mut response: Response, cache: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -261,39 +261,8 @@ fn not_built_page(dir: &Path) -> String {
     NOT_BUILT.replace("{web_dir}", &escape_html(&dir.display().to_string()))
 }
 
-const NOT_BUILT: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Tax Budget Allocator</title>
-<style>
-  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1a1a1a; }
-  code, pre { background: #f2f2f2; border-radius: 3px; }
-  code { padding: .1rem .3rem; }
-  pre { padding: .6rem .8rem; overflow-x: auto; }
-  pre code { padding: 0; }
-  a { color: #0b57d0; }
-</style>
-</head>
-<body>
-<h1>Tax Budget Allocator</h1>
-<p>Split your (hypothetical) taxes across the budget categories and see the live average of all citizens.</p>
-<h2>The web app is not built</h2>
-<p>The server looked for <code>index.html</code> in <code>{web_dir}</code> and found none.
-Build the app from the repository root (needs Node.js and npm):</p>
-<pre><code>npm --prefix web ci &amp;&amp; npm --prefix web run build</code></pre>
-<p>or just run <code>scripts/run</code>, which builds it when npm is installed. Then reload this page.
-(<code>--web-dir</code> or <code>WEB_DIR</code> points the server at another directory.)</p>
-<p>Meanwhile the API works:</p>
-<ul>
-  <li><a href="/graphiql">GraphiQL</a>: explore the API, run queries, mutations and the live subscription.</li>
-  <li>GraphQL endpoint: <code>POST /graphql</code> (queries also by <code>GET</code>; subscriptions by WebSocket on the same URL).</li>
-  <li>Health: <a href="/healthz"><code>/healthz</code></a>, readiness: <a href="/readyz"><code>/readyz</code></a>.</li>
-</ul>
-</body>
-</html>
-"#;
+/// What the app routes answer when the web app is not built; `{web_dir}` is filled in.
+const NOT_BUILT: &str = include_str!("not_built.html");
 
 /// The app as it was in `web/dist` when this binary was built (feature `embed-web`).
 #[cfg(feature = "embed-web")]
@@ -399,10 +368,10 @@ mod tests {
 
     #[test]
     fn caches_only_what_succeeded() {
-        let ok = finish(StatusCode::OK.into_response(), CACHE_ASSET);
+        let ok = with_web_headers(StatusCode::OK.into_response(), CACHE_ASSET);
         assert_eq!(ok.headers()[header::CACHE_CONTROL], CACHE_ASSET);
         assert_eq!(ok.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        let missing = finish(StatusCode::NOT_FOUND.into_response(), CACHE_ASSET);
+        let missing = with_web_headers(StatusCode::NOT_FOUND.into_response(), CACHE_ASSET);
         assert!(missing.headers().get(header::CACHE_CONTROL).is_none());
         assert_eq!(
             missing.headers()[header::CONTENT_SECURITY_POLICY],

@@ -2,14 +2,15 @@
 //! The protocols carry queries and mutations too; they get the same request data as over
 //! HTTP except `Authorization`, so a mutation here is anonymous.
 //!
-//! async-graphql speaks the protocols; this wrapper adds what a server in production needs:
-//! WebSocket pings so idle proxies keep the socket, a deadline for `connection_init`, and a
-//! proper close frame when the server shuts down.
+//! async-graphql speaks the protocols; this wrapper adds what a server in production needs and
+//! async-graphql-axum's `GraphQLWebSocket` lacks: WebSocket pings so idle proxies keep the
+//! socket, a deadline for `connection_init`, a proper close frame when the server shuts down,
+//! and a handshake that answers with the very sub-protocol the server then speaks.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::{WebSocketProtocols, WsMessage};
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
@@ -49,7 +50,9 @@ pub fn upgrade(
     let protocol = protocol(headers);
     let open = state.connections.token();
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Only the protocol chosen above: offered several, axum would otherwise answer with
+        // the first of the server's list, which need not be the one spoken.
+        .protocols([protocol.sec_websocket_protocol()])
         .on_upgrade(move |socket| async move {
             serve(state, socket, protocol, client).await;
             drop(open);
