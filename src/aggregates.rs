@@ -25,34 +25,73 @@ impl Aggregates {
         &self.feed
     }
 
-    /// The newest snapshot the cheapest tier can give.
+    /// The newest snapshot the cheapest tier can give, never older than one this process
+    /// has already served or pushed.
     ///
     /// A cache hit costs one cache round trip and no SQL. A cache failure is logged and the
     /// read goes on to the database: the cache is a copy, never the truth.
     pub async fn read(&self) -> Result<Snapshot, StoreError> {
         match self.cache.get().await {
-            Ok(Some(snapshot)) => {
-                self.feed.offer(snapshot.clone());
-                return Ok(snapshot.with_source(SnapshotSource::Cache));
+            Ok(Some(cached)) => {
+                // A cache that missed folds while Redis was away must not take this process
+                // back: the feed's newer snapshot answers, and repairs the cache.
+                if self.feed.is_ahead_of(&cached) {
+                    let newest = self.feed.current();
+                    self.backfill(&newest).await;
+                    return Ok(newest.with_source(SnapshotSource::Cache));
+                }
+                self.feed.offer(cached.clone());
+                return Ok(cached.with_source(SnapshotSource::Cache));
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "cache read failed; reading the summary"),
+            Err(error) => tracing::debug!(%error, "cache read failed; reading the summary"),
         }
         let snapshot = match self.store.summary_snapshot().await? {
             Some(summary) => summary.with_source(SnapshotSource::Summary),
             None => self.store.live_snapshot().await?,
         };
-        if let Err(error) = self.cache.put_if_newer(&snapshot).await {
-            tracing::warn!(%error, "cache backfill failed");
+        if shareable(&snapshot) {
+            self.backfill(&snapshot).await;
+            self.feed.offer(snapshot.clone());
         }
-        self.feed.offer(snapshot.clone());
         Ok(snapshot)
     }
 
-    /// Brings the feed up to date after this process may have missed published snapshots.
-    pub async fn resync(&self) {
-        if let Err(error) = self.read().await {
-            tracing::warn!(%error, "could not resync the snapshot feed");
+    async fn backfill(&self, snapshot: &Snapshot) {
+        if let Err(error) = self.cache.put_if_newer(snapshot).await {
+            tracing::debug!(%error, "cache backfill failed");
         }
     }
+
+    /// Brings the feed and the cache up to the newest of (cache, summary, feed), after this
+    /// process may have missed published snapshots or the cache may have missed folds.
+    pub async fn resync(&self) {
+        match self.cache.get().await {
+            Ok(Some(cached)) => {
+                self.feed.offer(cached);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "resync: cache read failed"),
+        }
+        match self.store.summary_snapshot().await {
+            Ok(Some(summary)) => {
+                self.feed
+                    .offer(summary.with_source(SnapshotSource::Summary));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "resync: summary read failed"),
+        }
+        let newest = self.feed.current();
+        if shareable(&newest) && newest.version >= 0 {
+            self.backfill(&newest).await;
+        }
+    }
+}
+
+/// Whether a snapshot may be cached and pushed. A LIVE answer while a summary exists (stale
+/// during a rebuild) carries the summary's version with totals over every row: under that
+/// version it would contradict what subscribers hold, so it answers its one read only. Before
+/// the first fold (version 0) there is nothing to contradict.
+fn shareable(snapshot: &Snapshot) -> bool {
+    snapshot.source != SnapshotSource::Live || snapshot.version == 0
 }

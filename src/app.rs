@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::clients::SubscriberClient;
-use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -14,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::aggregates::Aggregates;
-use crate::bus::{Bus, BusError, BusHandler, MemoryBus, RedisBus};
+use crate::bus::{Bus, BusHandler, MemoryBus, RedisBus};
 use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
@@ -23,6 +21,7 @@ use crate::graphql::{build_schema, Services};
 use crate::http::{HttpState, Readiness, WebApp};
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
+use crate::redis::Redis;
 use crate::store::{self, Store, StoreError};
 use crate::submissions::Submissions;
 use crate::worker::{Worker, WorkerSettings, WorkerWaker};
@@ -43,16 +42,15 @@ pub struct App {
     /// Open WebSocket connections, which shutdown waits for.
     pub connections: TaskTracker,
     worker_wake: Arc<Notify>,
+    redis: Option<Redis>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot connect to redis")]
+    #[error("bad redis settings")]
     Redis(#[from] fred::error::Error),
-    #[error(transparent)]
-    Bus(#[from] BusError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -100,13 +98,11 @@ impl App {
         let feed = SnapshotFeed::default();
 
         let redis = match &config.redis_url {
-            Some(url) => Some(connect_redis(url).await?),
+            Some(url) => Some(Redis::connect(url, config.redis_timeout).await?),
             None => None,
         };
         let cache: Arc<dyn SnapshotCache> = match &redis {
-            Some((client, _)) => {
-                Arc::new(RedisCache::new(client.clone(), &config.redis_key_prefix))
-            }
+            Some((redis, _)) => Arc::new(RedisCache::new(redis.clone(), &config.redis_key_prefix)),
             None => Arc::new(MemoryCache::default()),
         };
         let delivery = Arc::new(BusDelivery {
@@ -114,14 +110,17 @@ impl App {
             worker_wake: worker_wake.clone(),
             resync: resync.clone(),
         });
-        let bus: Arc<dyn Bus> = match redis {
-            Some((client, subscriber)) => Arc::new(
-                RedisBus::start(client, subscriber, &config.redis_key_prefix, delivery).await?,
-            ),
+        let bus: Arc<dyn Bus> = match &redis {
+            Some((redis, subscriber)) => Arc::new(RedisBus::start(
+                redis.clone(),
+                subscriber.clone(),
+                &config.redis_key_prefix,
+                delivery,
+            )),
             None => Arc::new(MemoryBus::new(delivery)),
         };
 
-        let aggregates = Aggregates::new(store.clone(), cache.clone(), feed);
+        let aggregates = Aggregates::new(store.clone(), cache.clone(), feed.clone());
         // Seed the feed before anyone can subscribe.
         aggregates.read().await?;
         let submissions = Submissions::new(
@@ -131,7 +130,7 @@ impl App {
             WorkerWaker::new(worker_wake.clone(), bus.clone()),
         );
         let app = Arc::new(App {
-            publisher: SnapshotPublisher::new(cache.clone(), bus),
+            publisher: SnapshotPublisher::new(cache.clone(), bus, feed),
             config,
             store,
             cache,
@@ -141,18 +140,26 @@ impl App {
             shutdown,
             connections: TaskTracker::new(),
             worker_wake,
+            redis: redis.map(|(redis, _)| redis),
         });
         app.spawn_resync(resync);
         Ok(app)
     }
 
+    /// After a (re)subscription this process may have missed snapshots, and while Redis was
+    /// away, other processes missed this one's: catch up, then repair the cache and tell them.
     fn spawn_resync(&self, resync: Arc<Notify>) {
         let aggregates = self.aggregates.clone();
+        let publisher = self.publisher.clone();
+        let store = self.store.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = resync.notified() => aggregates.resync().await,
+                    _ = resync.notified() => {
+                        aggregates.resync().await;
+                        publisher.heal(store.as_ref()).await;
+                    }
                     _ = shutdown.cancelled() => break,
                 }
             }
@@ -195,31 +202,12 @@ impl App {
             readiness: Arc::new(Readiness {
                 store: self.store.clone(),
                 cache: self.cache.clone(),
-                redis_configured: self.config.redis_url.is_some(),
+                redis: self.redis.clone(),
             }),
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
         }
     }
-}
-
-/// One multiplexed client for commands and one connection for this process's subscription;
-/// both reconnect by themselves.
-async fn connect_redis(url: &str) -> Result<(Client, SubscriberClient), StartError> {
-    let mut builder = Builder::from_config(fred::prelude::Config::from_url(url)?);
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
-        })
-        .with_performance_config(|p| {
-            p.default_command_timeout = Duration::from_secs(5);
-        })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
-    let client = builder.build()?;
-    client.init().await?;
-    let subscriber = builder.build_subscriber_client()?;
-    subscriber.init().await?;
-    Ok((client, subscriber))
 }
 
 /// What a server does besides serving the API.

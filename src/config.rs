@@ -48,6 +48,7 @@ pub const DEFAULT_SQLITE_PATH: &str = "data/tax-budget.sqlite3";
 pub const DEFAULT_WEB_DIR: &str = "web/dist";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tax-budget:";
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
 pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
 pub const DEFAULT_WORKER_BATCH_SIZE: i64 = 500;
 pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
@@ -74,6 +75,11 @@ pub struct BackendArgs {
     /// Prefix of every Redis key and channel, so deployments and tests can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = DEFAULT_REDIS_KEY_PREFIX)]
     pub redis_key_prefix: String,
+
+    /// How long one Redis command may take before the service goes on without it
+    /// (milliseconds). After a few failures in a row Redis is skipped for a second.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = DEFAULT_REDIS_TIMEOUT_MS)]
+    pub redis_timeout_ms: u64,
 
     /// Most database connections this process opens.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_DATABASE_POOL_SIZE)]
@@ -143,6 +149,7 @@ pub struct Config {
     pub database: DatabaseUrl,
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
+    pub redis_timeout: Duration,
     pub database_pool_size: usize,
     pub worker_batch_size: i64,
     pub worker_poll: Duration,
@@ -174,6 +181,7 @@ impl Config {
             database,
             redis_url: backend.redis_url.clone().filter(|v| !v.trim().is_empty()),
             redis_key_prefix: backend.redis_key_prefix.clone(),
+            redis_timeout: Duration::from_millis(backend.redis_timeout_ms.max(1)),
             database_pool_size: backend.database_pool_size.max(1),
             worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),
             worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
@@ -196,6 +204,7 @@ impl Config {
             database,
             redis_url: None,
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
+            redis_timeout: Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS),
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
             worker_batch_size: worker.worker_batch_size,
             worker_poll: Duration::from_millis(worker.worker_poll_ms),
@@ -238,6 +247,7 @@ mod tests {
             database_url: None,
             redis_url: None,
             redis_key_prefix: "tax-budget:".into(),
+            redis_timeout_ms: 100,
             database_pool_size: 1,
             log_format: LogFormat::Text,
         };

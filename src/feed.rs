@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
@@ -48,17 +48,23 @@ impl SnapshotFeed {
         self.sender.borrow().clone()
     }
 
+    /// Whether `snapshot` is older than what the feed holds (then the feed's is the answer).
+    pub fn is_ahead_of(&self, snapshot: &Snapshot) -> bool {
+        self.sender.borrow().is_newer_than(snapshot)
+    }
+
     /// The current snapshot at once, then each newer one (skipping any the reader was too slow
-    /// to take).
+    /// to take). The start-up placeholder (version -1) is never sent: a subscriber that comes
+    /// before the first real snapshot waits for it.
     pub fn subscribe(&self) -> impl Stream<Item = Snapshot> + Send + 'static {
         WatchStream::new(self.sender.subscribe())
+            .filter(|snapshot| std::future::ready(snapshot.version >= 0))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     fn at(version: i64) -> Snapshot {
         Snapshot::empty(version, Utc::now())

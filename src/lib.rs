@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod http;
 pub mod publisher;
 pub mod rate_limit;
+pub mod redis;
 pub mod store;
 pub mod submissions;
 pub mod voter_token;

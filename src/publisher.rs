@@ -5,19 +5,21 @@ use std::sync::Arc;
 use crate::bus::Bus;
 use crate::cache::SnapshotCache;
 use crate::domain::Snapshot;
+use crate::feed::SnapshotFeed;
 use crate::store::{Store, StoreError};
 
-/// Makes committed snapshots visible: to readers through the cache, to subscribers of every
-/// process through the bus.
+/// Makes committed snapshots visible: to this process's subscribers at once, to readers
+/// through the cache, to subscribers of every other process through the bus.
 #[derive(Clone)]
 pub struct SnapshotPublisher {
     cache: Arc<dyn SnapshotCache>,
     bus: Arc<dyn Bus>,
+    feed: SnapshotFeed,
 }
 
 impl SnapshotPublisher {
-    pub fn new(cache: Arc<dyn SnapshotCache>, bus: Arc<dyn Bus>) -> Self {
-        SnapshotPublisher { cache, bus }
+    pub fn new(cache: Arc<dyn SnapshotCache>, bus: Arc<dyn Bus>, feed: SnapshotFeed) -> Self {
+        SnapshotPublisher { cache, bus, feed }
     }
 
     /// Caches and publishes a freshly committed snapshot. Both are best effort: the summary
@@ -25,6 +27,9 @@ impl SnapshotPublisher {
     /// the cache already had this version, because a reader may have backfilled the cache from
     /// the summary before this call, and subscribers learn of versions only from the bus.
     pub async fn publish(&self, snapshot: &Snapshot) {
+        // Straight to this process's subscribers: they need neither the cache nor the bus, so
+        // they keep receiving while Redis is away.
+        self.feed.offer(snapshot.clone());
         if let Err(error) = self.cache.put_if_newer(snapshot).await {
             tracing::warn!(%error, version = snapshot.version, "cache write failed");
         }

@@ -174,7 +174,7 @@ impl Submissions {
             .await?;
         match outcome {
             SubmitOutcome::Created(submission) => {
-                self.waker.wake().await;
+                self.waker.wake();
                 Ok(Submitted {
                     submission,
                     voter_token: new_token,

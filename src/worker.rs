@@ -38,11 +38,16 @@ impl WorkerWaker {
         WorkerWaker { local, bus }
     }
 
-    pub async fn wake(&self) {
+    /// Returns at once: the nudge to other processes goes out in the background, so a slow or
+    /// missing Redis never delays a submission (workers also poll).
+    pub fn wake(&self) {
         self.local.notify_one();
-        if let Err(error) = self.bus.nudge_workers().await {
-            tracing::warn!(%error, "could not nudge workers; they will poll");
-        }
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            if let Err(error) = bus.nudge_workers().await {
+                tracing::debug!(%error, "could not nudge workers; they will poll");
+            }
+        });
     }
 }
 

@@ -15,9 +15,9 @@ pub use redis::RedisBus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
-    #[error("snapshot could not be encoded: {0}")]
+    #[error(transparent)]
+    Redis(#[from] crate::redis::RedisError),
+    #[error("snapshot could not be encoded")]
     Encode(#[from] serde_json::Error),
 }
 

@@ -4,14 +4,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
-use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
+use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tokio::task::JoinHandle;
 
 use super::{Bus, BusError, BusHandler};
 use crate::domain::Snapshot;
+use crate::redis::Redis;
+
+/// Pause between attempts to subscribe while Redis is away at start-up.
+const SUBSCRIBE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct RedisBus {
-    publisher: Client,
+    publisher: Redis,
     subscriber: SubscriberClient,
     snapshots_channel: String,
     outbox_channel: String,
@@ -19,13 +23,14 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// Subscribes once for this process and starts handing messages to `handler`.
-    pub async fn start(
-        publisher: Client,
+    /// Subscribes once for this process (in the background, as soon as Redis answers) and
+    /// starts handing messages to `handler`.
+    pub fn start(
+        publisher: Redis,
         subscriber: SubscriberClient,
         key_prefix: &str,
         handler: Arc<dyn BusHandler>,
-    ) -> Result<Self, BusError> {
+    ) -> Self {
         let snapshots_channel = format!("{key_prefix}aggregates");
         let outbox_channel = format!("{key_prefix}outbox");
 
@@ -60,28 +65,40 @@ impl RedisBus {
                 }
             })
         };
-        let on_reconnect = tokio::spawn(async move {
-            while reconnects.recv().await.is_ok() {
+        let on_reconnect = {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                while reconnects.recv().await.is_ok() {
+                    handler.resubscribed();
+                }
+            })
+        };
+        let first_subscribe = {
+            let subscriber = subscriber.clone();
+            let channels = vec![snapshots_channel.clone(), outbox_channel.clone()];
+            tokio::spawn(async move {
+                loop {
+                    let _ = subscriber.wait_for_connect().await;
+                    match subscriber.subscribe(channels.clone()).await {
+                        Ok(()) => break,
+                        Err(error) => tracing::debug!(%error, "subscribe failed; retrying"),
+                    }
+                    tokio::time::sleep(SUBSCRIBE_RETRY).await;
+                }
+                // Whatever was published before the subscription took is read now.
                 handler.resubscribed();
-            }
-        });
+                // From here on it re-subscribes by itself after every reconnect.
+                let _ = subscriber.manage_subscriptions().await;
+            })
+        };
 
-        subscriber
-            .subscribe(vec![snapshots_channel.clone(), outbox_channel.clone()])
-            .await?;
-        // Re-subscribes by itself after a reconnect.
-        let manager = subscriber.manage_subscriptions();
-        let manager = tokio::spawn(async move {
-            let _ = manager.await;
-        });
-
-        Ok(RedisBus {
+        RedisBus {
             publisher,
             subscriber,
             snapshots_channel,
             outbox_channel,
-            tasks: vec![on_message, on_reconnect, manager],
-        })
+            tasks: vec![on_message, on_reconnect, first_subscribe],
+        }
     }
 }
 
@@ -103,15 +120,20 @@ impl Drop for RedisBus {
 impl Bus for RedisBus {
     async fn publish_snapshot(&self, snapshot: &Snapshot) -> Result<(), BusError> {
         let json = serde_json::to_string(snapshot)?;
+        let channel = &self.snapshots_channel;
         let _: i64 = self
             .publisher
-            .publish(&self.snapshots_channel, json)
+            .run(|c| async move { c.publish(channel, json).await })
             .await?;
         Ok(())
     }
 
     async fn nudge_workers(&self) -> Result<(), BusError> {
-        let _: i64 = self.publisher.publish(&self.outbox_channel, "").await?;
+        let channel = &self.outbox_channel;
+        let _: i64 = self
+            .publisher
+            .run(|c| async move { c.publish(channel, "").await })
+            .await?;
         Ok(())
     }
 }

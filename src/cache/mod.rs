@@ -12,9 +12,9 @@ pub use redis::RedisCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
-    #[error("cached snapshot is unreadable: {0}")]
+    #[error(transparent)]
+    Redis(#[from] crate::redis::RedisError),
+    #[error("cached snapshot is unreadable")]
     Decode(#[from] serde_json::Error),
 }
 

@@ -1,10 +1,11 @@
 //! Redis cache: one hash per deployment holding the snapshot and its version.
 
 use async_trait::async_trait;
-use fred::prelude::{Client, ClientLike, HashesInterface, KeysInterface, LuaInterface};
+use fred::prelude::{ClientLike, HashesInterface, KeysInterface, LuaInterface};
 
 use super::{CacheError, SnapshotCache};
 use crate::domain::Snapshot;
+use crate::redis::Redis;
 
 /// Writes only when the stored version is older, so a slow worker can never put an old
 /// snapshot over a newer one.
@@ -18,14 +19,14 @@ return 1
 "#;
 
 pub struct RedisCache {
-    client: Client,
+    redis: Redis,
     key: String,
 }
 
 impl RedisCache {
-    pub fn new(client: Client, key_prefix: &str) -> Self {
+    pub fn new(redis: Redis, key_prefix: &str) -> Self {
         RedisCache {
-            client,
+            redis,
             key: format!("{key_prefix}aggregates:snapshot"),
         }
     }
@@ -34,30 +35,36 @@ impl RedisCache {
 #[async_trait]
 impl SnapshotCache for RedisCache {
     async fn get(&self) -> Result<Option<Snapshot>, CacheError> {
-        let raw: Option<String> = self.client.hget(&self.key, "snapshot").await?;
+        let key = &self.key;
+        let raw: Option<String> = self
+            .redis
+            .run(|c| async move { c.hget(key, "snapshot").await })
+            .await?;
         Ok(raw.map(|json| serde_json::from_str(&json)).transpose()?)
     }
 
     async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError> {
         let json = serde_json::to_string(snapshot)?;
+        let keys = vec![self.key.clone()];
+        let args = vec![snapshot.version.to_string(), json];
         let stored: i64 = self
-            .client
-            .eval(
-                PUT_IF_NEWER,
-                vec![self.key.clone()],
-                vec![snapshot.version.to_string(), json],
-            )
+            .redis
+            .run(|c| async move { c.eval(PUT_IF_NEWER, keys, args).await })
             .await?;
         Ok(stored == 1)
     }
 
     async fn invalidate(&self) -> Result<(), CacheError> {
-        let _: i64 = self.client.del(&self.key).await?;
+        let key = &self.key;
+        let _: i64 = self.redis.run(|c| async move { c.del(key).await }).await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        let _: String = self.client.ping(None).await?;
+        let _: String = self
+            .redis
+            .run(|c| async move { c.ping(None).await })
+            .await?;
         Ok(())
     }
 }

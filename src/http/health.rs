@@ -10,16 +10,18 @@ use serde_json::{json, Value};
 
 use super::HttpState;
 use crate::cache::SnapshotCache;
+use crate::redis::Redis;
 use crate::store::Store;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What readiness checks.
+/// What readiness checks. Only the database is required: without Redis the service answers
+/// from the summary and pushes within the process, so an instance must not be drained for it.
 pub struct Readiness {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn SnapshotCache>,
-    /// Without Redis the cache is in-process and always answers.
-    pub redis_configured: bool,
+    /// `None` when Redis is not configured (the cache is then in-process).
+    pub redis: Option<Redis>,
 }
 
 pub async fn healthz() -> Json<Value> {
@@ -46,8 +48,15 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>)
         tokio::time::timeout(CHECK_TIMEOUT, checks.cache.ping()),
     );
     let database = verdict(database);
-    let cache = verdict(cache);
-    let ready = database == "ok" && cache == "ok";
+    let redis = match &checks.redis {
+        None => "not configured",
+        Some(redis) if redis.degraded() => "degraded",
+        Some(_) => match verdict(cache) {
+            "ok" => "ok",
+            _ => "degraded",
+        },
+    };
+    let ready = database == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -56,7 +65,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>)
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
-        "redis": if checks.redis_configured { cache } else { "not configured" },
+        "redis": redis,
     });
     (status, Json(body))
 }
