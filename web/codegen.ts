@@ -11,7 +11,7 @@ const config: CodegenConfig = {
     'src/api/generated/operations.ts': {
       plugins: ['typescript-operations'],
       config: {
-        scalars: { DateTime: 'string' },
+        scalars: { DateTime: 'string', Int64: 'number' },
         skipTypename: true,
         useTypeImports: true,
         // Only the shapes: a reworded description in the schema needs no regeneration.

@@ -1,6 +1,9 @@
 //! GraphQL output and input types: thin views over the domain, built eagerly.
 
-use async_graphql::{Enum, InputObject, SimpleObject, ID};
+use async_graphql::{
+    Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
+    ID,
+};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Category, CategoryId, Hundredths, Snapshot, SnapshotSource};
@@ -127,9 +130,9 @@ pub struct CategoryAggregateView {
 #[graphql(name = "AggregateSnapshot")]
 pub struct AggregateSnapshotView {
     /// Grows with every change; a client never needs to accept a lower one.
-    pub version: i32,
+    pub version: Int64,
     /// Submissions counted in this snapshot.
-    pub total_submissions: i32,
+    pub total_submissions: Int64,
     /// When the snapshot was computed.
     pub updated_at: DateTime<Utc>,
     /// Which tier answered this read.
@@ -138,15 +141,32 @@ pub struct AggregateSnapshotView {
     pub categories: Vec<CategoryAggregateView>,
 }
 
-fn saturating_i32(value: i64) -> i32 {
-    i32::try_from(value).unwrap_or(if value < 0 { i32::MIN } else { i32::MAX })
+/// Counters that outgrow GraphQL's 32-bit `Int`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int64(pub i64);
+
+/// A 64-bit signed integer, sent as a JSON number. JavaScript reads it exactly up to 2^53.
+#[Scalar(name = "Int64")]
+impl ScalarType for Int64 {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::Number(n) => n.as_i64().map(Int64).ok_or_else(|| {
+                InputValueError::custom("expected a whole number between -2^63 and 2^63-1")
+            }),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Number(self.0.into())
+    }
 }
 
 impl AggregateSnapshotView {
     pub fn new(snapshot: &Snapshot, categories: &[Category]) -> Self {
         AggregateSnapshotView {
-            version: saturating_i32(snapshot.version),
-            total_submissions: saturating_i32(snapshot.total_submissions),
+            version: Int64(snapshot.version),
+            total_submissions: Int64(snapshot.total_submissions),
             updated_at: snapshot.updated_at,
             source: snapshot.source.into(),
             categories: snapshot
@@ -188,4 +208,18 @@ pub struct SubmitAllocationPayload {
     /// Set only when this call created a new anonymous voter: keep it and send it as
     /// `Authorization: Bearer <voterToken>` to see your history and submit again as yourself.
     pub voter_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_beyond_32_bits_go_out_whole() {
+        let big = i64::from(i32::MAX) * 3;
+        assert_eq!(Int64(big).to_value(), Value::Number(big.into()));
+        let parsed = Int64::parse(Value::Number(big.into())).expect("parses");
+        assert_eq!(parsed, Int64(big));
+        assert!(Int64::parse(Value::String("1".into())).is_err());
+    }
 }
