@@ -26,6 +26,9 @@ use crate::store::{self, Store, StoreError};
 use crate::submissions::Submissions;
 use crate::worker::{Worker, WorkerSettings, WorkerWaker};
 
+/// How often a process without Redis reads the summary to learn of other processes' folds.
+const SUMMARY_WATCH: Duration = Duration::from_millis(500);
+
 /// The assembled application: every service built once, from one [`Config`]. Only this
 /// module and `main.rs` know it; each service gets just the parts it uses.
 pub struct App {
@@ -148,17 +151,29 @@ impl App {
 
     /// After a (re)subscription this process may have missed snapshots, and while Redis was
     /// away, other processes missed this one's: catch up, then repair the cache and tell them.
+    ///
+    /// Without Redis nothing tells this process about folds of other processes (a separate
+    /// `worker`, another server on the same database), so it looks at the summary itself,
+    /// every [`SUMMARY_WATCH`].
     fn spawn_resync(&self, resync: Arc<Notify>) {
         let aggregates = self.aggregates.clone();
         let publisher = self.publisher.clone();
         let store = self.store.clone();
         let shutdown = self.shutdown.clone();
+        let mut watch = self.redis.is_none().then(|| {
+            let mut interval = tokio::time::interval(SUMMARY_WATCH);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = resync.notified() => {
                         aggregates.resync().await;
                         publisher.heal(store.as_ref()).await;
+                    }
+                    _ = async { watch.as_mut()?.tick().await; Some(()) }, if watch.is_some() => {
+                        aggregates.resync().await;
                     }
                     _ = shutdown.cancelled() => break,
                 }
