@@ -1,14 +1,18 @@
-//! A minimal GraphQL WebSocket client for tests, speaking either protocol.
+//! A minimal GraphQL WebSocket client for tests, speaking either protocol. Protocol messages
+//! stay JSON (tests check their exact shape); results are read into types.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::gql::{AggregateSnapshot, AggregatesUpdatedData, GqlResponse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -31,9 +35,6 @@ pub struct Subscription {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     protocol: Protocol,
 }
-
-pub const AGGREGATES_UPDATED: &str =
-    "subscription { aggregatesUpdated { version totalSubmissions source categories { averagePercentage } } }";
 
 impl Subscription {
     pub async fn connect(addr: std::net::SocketAddr, protocol: Protocol) -> Self {
@@ -108,8 +109,8 @@ impl Subscription {
         sub
     }
 
-    /// The data of the next result, failing on errors.
-    pub async fn next_data(&mut self) -> Value {
+    /// The data of the next result, read as `T`, failing on errors.
+    pub async fn next_data<T: DeserializeOwned + std::fmt::Debug>(&mut self) -> T {
         let data_type = match self.protocol {
             Protocol::TransportWs => "next",
             Protocol::LegacyGraphqlWs => "data",
@@ -118,8 +119,7 @@ impl Subscription {
             let message = self.next_message().await.expect("socket open");
             match message["type"].as_str() {
                 Some(t) if t == data_type => {
-                    assert!(message["payload"]["errors"].is_null(), "errors: {message}");
-                    return message["payload"]["data"].clone();
+                    return GqlResponse::from_json(message["payload"].clone()).expect_data();
                 }
                 Some("ka") | Some("ping") | Some("pong") => continue,
                 _ => panic!("unexpected message: {message}"),
@@ -127,14 +127,23 @@ impl Subscription {
         }
     }
 
+    /// The next `aggregatesUpdated` result.
+    pub async fn next_snapshot(&mut self) -> AggregateSnapshot {
+        self.next_data::<AggregatesUpdatedData>()
+            .await
+            .aggregates_updated
+    }
+
     /// Waits for an `aggregatesUpdated` result that satisfies `done`, checking on the way that
     /// versions never go back.
-    pub async fn wait_for(&mut self, mut done: impl FnMut(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &mut self,
+        mut done: impl FnMut(&AggregateSnapshot) -> bool,
+    ) -> AggregateSnapshot {
         let mut last_version = i64::MIN;
         loop {
-            let data = self.next_data().await;
-            let snapshot = data["aggregatesUpdated"].clone();
-            let version = snapshot["version"].as_i64().expect("version");
+            let snapshot = self.next_snapshot().await;
+            let version = snapshot.version;
             assert!(
                 version > last_version,
                 "version went from {last_version} to {version}"

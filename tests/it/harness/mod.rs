@@ -1,20 +1,26 @@
 //! Test harness: starts the real server on a random port against its own database (a fresh
-//! SQLite file, or a fresh PostgreSQL database) and its own Redis key prefix.
-#![allow(dead_code)]
+//! SQLite file, or a fresh PostgreSQL database) and its own Redis key prefix, and removes both
+//! afterwards.
 
+pub mod gql;
 pub mod ws;
 
 use std::future::Future;
+use std::io::Write;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use fred::prelude::{ClientLike, LuaInterface};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 use tokio::net::TcpListener;
 use uuid::Uuid;
+
+use gql::{AggregateSnapshot, GqlClient};
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -38,8 +44,9 @@ fn init_logs() {
     });
 }
 
-/// The PostgreSQL and Redis URLs for tests, or `None` to skip. In CI they must be set.
-pub fn services() -> Option<(String, String)> {
+/// The PostgreSQL and Redis URLs for tests, or `None` (saying so) to skip. In CI they must be
+/// set.
+fn services() -> Option<(String, String)> {
     let pg = std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|v| !v.is_empty());
@@ -52,12 +59,26 @@ pub fn services() -> Option<(String, String)> {
             panic!("CI=true but TEST_DATABASE_URL / TEST_REDIS_URL are not set")
         }
         _ => {
-            eprintln!(
-                "skipped: set TEST_DATABASE_URL and TEST_REDIS_URL to run PostgreSQL + Redis tests"
-            );
+            announce_skip("needs PostgreSQL + Redis: set TEST_DATABASE_URL and TEST_REDIS_URL");
             None
         }
     }
+}
+
+/// Says on the terminal that the running test is skipped, as one line
+/// `SKIPPED: <test> (<reason>)` that `scripts/test` counts.
+///
+/// libtest captures what `eprintln!` writes and shows it only for failing tests, so a skipped
+/// test would look like a passing one; a write to the `stderr()` handle is not captured.
+fn announce_skip(reason: &str) {
+    let thread = std::thread::current();
+    // libtest runs each test on a thread named after it.
+    let test = thread
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("an unnamed test");
+    let line = format!("SKIPPED: {test} ({reason})\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// A database of the test's own, removed when dropped.
@@ -72,34 +93,27 @@ enum Cleanup {
 }
 
 impl TestDb {
-    pub async fn create(backend: Backend) -> Option<(TestDb, Option<String>)> {
-        match backend {
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("tax-budget-test-{}", Uuid::new_v4()));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let db = TestDb {
-                    url: DatabaseUrl::Sqlite(dir.join("db.sqlite3")),
-                    cleanup: Cleanup::File(dir),
-                };
-                Some((db, None))
-            }
-            Backend::Postgres => {
-                let (admin_url, redis) = services()?;
-                let name = format!("tb_test_{}", Uuid::new_v4().simple());
-                let mut admin = AsyncPgConnection::establish(&admin_url)
-                    .await
-                    .expect("connect to TEST_DATABASE_URL");
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create test database");
-                let url = replace_database(&admin_url, &name);
-                let db = TestDb {
-                    url: DatabaseUrl::Postgres(url),
-                    cleanup: Cleanup::Postgres { admin_url, name },
-                };
-                Some((db, Some(redis)))
-            }
+    fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("tax-budget-test-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TestDb {
+            url: DatabaseUrl::Sqlite(dir.join("db.sqlite3")),
+            cleanup: Cleanup::File(dir),
+        }
+    }
+
+    async fn postgres(admin_url: String) -> TestDb {
+        let name = format!("tb_test_{}", Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        TestDb {
+            url: DatabaseUrl::Postgres(replace_database(&admin_url, &name)),
+            cleanup: Cleanup::Postgres { admin_url, name },
         }
     }
 
@@ -123,6 +137,19 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Runs `cleanup` to completion from `Drop`, which runs inside the test's runtime: a thread of
+/// its own with a runtime of its own may block.
+fn block_on_own_thread<F: Future<Output = ()> + Send + 'static>(cleanup: F) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(cleanup);
+    })
+    .join();
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
@@ -131,38 +158,100 @@ impl Drop for TestDb {
             }
             Cleanup::Postgres { admin_url, name } => {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime; a thread of its own may block.
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    runtime.block_on(async {
-                        if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
-                            let _ = admin
-                                .batch_execute(&format!(
-                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                                ))
-                                .await;
-                        }
-                    });
-                })
-                .join();
+                block_on_own_thread(async move {
+                    if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                        let _ = admin
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                    }
+                });
             }
         }
     }
 }
 
-/// A server running in this process, on a random port.
-pub struct TestApp {
-    pub addr: std::net::SocketAddr,
-    pub app: Arc<App>,
-    pub backend: Backend,
-    pub redis_url: Option<String>,
+/// A Redis key prefix of the test's own; its keys are deleted when dropped.
+pub struct TestRedis {
+    pub url: String,
     pub key_prefix: String,
+}
+
+/// Deletes every key matching `ARGV[1]`.
+const DELETE_MATCHING: &str = r#"
+local keys = redis.call('KEYS', ARGV[1])
+for _, key in ipairs(keys) do
+  redis.call('DEL', key)
+end
+return #keys
+"#;
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // The prefix is `tb-test-<hex>:`: nothing in it is a glob character.
+        let pattern = format!("{}*", self.key_prefix);
+        block_on_own_thread(async move {
+            let Ok(config) = fred::prelude::Config::from_url(&url) else {
+                return;
+            };
+            let Ok(client) = fred::prelude::Builder::from_config(config).build() else {
+                return;
+            };
+            if client.init().await.is_ok() {
+                let _: Result<i64, _> = client
+                    .eval(DELETE_MATCHING, Vec::<String>::new(), vec![pattern])
+                    .await;
+                let _ = client.quit().await;
+            }
+        });
+    }
+}
+
+/// Where one test keeps its data: its own database and, with PostgreSQL, its own Redis key
+/// prefix. Both are removed when dropped.
+pub struct TestBackend {
     pub db: TestDb,
-    server: Option<Server>,
-    http: reqwest::Client,
+    pub redis: Option<TestRedis>,
+}
+
+impl TestBackend {
+    /// `None` when PostgreSQL + Redis are asked for but not configured (outside CI only).
+    pub async fn create(backend: Backend) -> Option<TestBackend> {
+        match backend {
+            Backend::Sqlite => Some(TestBackend {
+                db: TestDb::sqlite(),
+                redis: None,
+            }),
+            Backend::Postgres => {
+                let (admin_url, redis_url) = services()?;
+                Some(TestBackend {
+                    db: TestDb::postgres(admin_url).await,
+                    redis: Some(TestRedis {
+                        url: redis_url,
+                        key_prefix: format!("tb-test-{}:", Uuid::new_v4().simple()),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// The environment a `tax-budget` process needs to use this backend.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("DATABASE_URL", self.db.env_value())];
+        if let Some(redis) = &self.redis {
+            env.push(("REDIS_URL", redis.url.clone()));
+            env.push(("REDIS_KEY_PREFIX", redis.key_prefix.clone()));
+        }
+        env
+    }
+}
+
+/// A server running in this process, on a random port. Derefs to a [`GqlClient`] for it.
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub backend: TestBackend,
+    server: Server,
+    client: GqlClient,
 }
 
 pub struct Options {
@@ -200,11 +289,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
     init_logs();
-    let (db, redis_url) = TestDb::create(backend).await?;
-    let key_prefix = format!("tb-test-{}:", Uuid::new_v4().simple());
-    let mut config = Config::for_database(db.url.clone());
-    config.redis_url = redis_url.clone();
-    config.redis_key_prefix = key_prefix.clone();
+    let backend = TestBackend::create(backend).await?;
+    let mut config = Config::for_database(backend.db.url.clone());
+    if let Some(redis) = &backend.redis {
+        config.redis_url = Some(redis.url.clone());
+        config.redis_key_prefix = redis.key_prefix.clone();
+    }
     // Workers must be woken by submissions, not find them by polling: poll once an hour.
     config.worker_poll = Duration::from_secs(3600);
     config.submit_rate_per_minute = options.submit_rate_per_minute;
@@ -219,18 +309,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     };
     let server = Server::spawn(app.clone(), listener, server_options).expect("serve");
     Some(TestApp {
-        addr: server.addr,
         app,
         backend,
-        redis_url,
-        key_prefix,
-        db,
-        server: Some(server),
-        http: reqwest::Client::new(),
+        client: GqlClient::new(server.addr),
+        server,
     })
 }
 
-/// Ten percentages that add up to 100, one per seeded category, for id 1..=10.
+/// Ten percentages, one per seeded category, for id 1..=10.
 pub fn allocation(values: [f64; 10]) -> Value {
     Value::Array(
         values
@@ -243,72 +329,30 @@ pub fn allocation(values: [f64; 10]) -> Value {
 
 pub const EVEN: [f64; 10] = [10.0; 10];
 
-pub const SUBMIT: &str = "mutation Submit($input: SubmitAllocationInput!) {
-  submitAllocation(input: $input) {
-    voterToken
-    submission { id createdAt allocations { category { id slug } percentage } }
-  }
-}";
+impl Deref for TestApp {
+    type Target = GqlClient;
 
-pub const AGGREGATES: &str = "{ aggregates { version totalSubmissions updatedAt source
-  categories { category { id name } averagePercentage } } }";
+    fn deref(&self) -> &GqlClient {
+        &self.client
+    }
+}
 
 impl TestApp {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// POSTs a GraphQL request and returns the whole response body.
-    pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
-        let mut request = self
-            .http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        response.json().await.expect("json body")
-    }
-
-    pub async fn submit_raw(
-        &self,
-        allocations: Value,
-        key: Option<&str>,
-        token: Option<&str>,
-    ) -> Value {
-        self.gql(
-            SUBMIT,
-            json!({ "input": { "allocations": allocations, "idempotencyKey": key } }),
-            token,
-        )
-        .await
-    }
-
-    /// Submits a valid allocation; returns (submission id, voter token if one was created).
-    pub async fn submit(&self, values: [f64; 10], token: Option<&str>) -> (String, Option<String>) {
-        let body = self.submit_raw(allocation(values), None, token).await;
-        let payload = &body["data"]["submitAllocation"];
-        assert!(payload.is_object(), "submit failed: {body}");
-        (
-            payload["submission"]["id"].as_str().expect("id").to_owned(),
-            payload["voterToken"].as_str().map(str::to_owned),
-        )
-    }
-
-    pub async fn aggregates(&self) -> Value {
-        let body = self.gql(AGGREGATES, json!({}), None).await;
-        assert!(body["errors"].is_null(), "aggregates failed: {body}");
-        body["data"]["aggregates"].clone()
+        format!("http://{}{}", self.server.addr, path)
     }
 
     /// Waits until the aggregates count `n` submissions and the outbox is empty.
-    pub async fn wait_folded(&self, n: i64) -> Value {
+    pub async fn wait_folded(&self, n: i64) -> AggregateSnapshot {
         let store = self.app.store.clone();
         eventually("all submissions folded", || async {
             let aggregates = self.aggregates().await;
             let folded = store.outbox_len().await.expect("outbox") == 0;
-            (folded && aggregates["totalSubmissions"].as_i64() == Some(n)).then_some(aggregates)
+            (folded && aggregates.total_submissions == n).then_some(aggregates)
         })
         .await
     }
@@ -341,7 +385,7 @@ impl TestApp {
 
     /// Runs SQL on the test's database behind the app's back.
     pub async fn execute_sql(&self, sql: &str) {
-        match &self.db.url {
+        match &self.backend.db.url {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
                 conn.batch_execute(sql).await.expect("sql");
@@ -359,12 +403,6 @@ impl TestApp {
                 .await
                 .expect("sql task");
             }
-        }
-    }
-
-    pub async fn shutdown(mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown(Duration::from_secs(5)).await;
         }
     }
 }
@@ -394,34 +432,23 @@ where
     }
 }
 
-/// The averages of an aggregates response, as hundredths.
-pub fn averages(aggregates: &Value) -> Vec<i64> {
-    aggregates["categories"]
-        .as_array()
-        .expect("categories")
-        .iter()
-        .map(|c| (c["averagePercentage"].as_f64().expect("average") * 100.0).round() as i64)
-        .collect()
-}
-
-/// Runs one async behaviour test against both backends.
-#[macro_export]
+/// Runs one async behaviour test against both backends, as `<test>::sqlite` and
+/// `<test>::postgres_redis`.
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                use super::*;
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name(common::Backend::Sqlite).await;
+                    super::$name($crate::harness::Backend::Sqlite).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres_redis() {
-                    super::$name(common::Backend::Postgres).await;
+                    super::$name($crate::harness::Backend::Postgres).await;
                 }
             }
         )+
     };
 }
+pub(crate) use on_both_backends;

@@ -1,17 +1,17 @@
 //! The web app over HTTP: its page at every app route, its assets and files, 404 for the rest,
 //! no way out of its directory, and the page that says how to build it when it is not built.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{spawn_app_with, Backend, Options, TestApp};
 use reqwest::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
+
+use crate::harness::gql::{CategoriesData, CATEGORIES};
+use crate::harness::{spawn_app_with, Backend, Options, TestApp};
 
 const MARKER: &str = "fake-spa-index-7f3a";
 const SCRIPT: &str = "console.log('fake app bundle');\n";
@@ -101,7 +101,7 @@ async fn get_app_page(app: &TestApp, path: &str) -> reqwest::Response {
 
 /// Sends `GET <target>` exactly as written: HTTP clients remove `..` segments before sending.
 async fn raw_get(app: &TestApp, target: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(app.addr)
+    let mut stream = tokio::net::TcpStream::connect(app.addr())
         .await
         .expect("connect");
     let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
@@ -232,13 +232,10 @@ async fn unknown_paths_are_404_and_the_api_is_untouched() {
         let response = client.get(app.url(path)).send().await.expect("health");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-    let body = app
-        .gql("{ categories { id } }", serde_json::json!({}), None)
+    let categories = app
+        .request::<CategoriesData>(CATEGORIES, serde_json::json!({}), None)
         .await;
-    assert_eq!(
-        body["data"]["categories"].as_array().map(Vec::len),
-        Some(10)
-    );
+    assert_eq!(categories.expect_data().categories.len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +272,7 @@ async fn no_path_leaves_the_web_dir() {
 
 /// Without `index.html` the app routes explain how to build the app. (A binary built with
 /// `embed-web` serves its embedded copy instead; the page is the same as long as nothing was
-/// embedded, which `tests/http.rs` does not assume either.)
+/// embedded, which `http` does not assume either.)
 #[cfg(not(feature = "embed-web"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_built_app_the_app_routes_say_how_to_build_it() {

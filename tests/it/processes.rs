@@ -2,16 +2,18 @@
 //! worker killed in the middle of a fold, the rebuild command, graceful shutdown, the
 //! submission rate limit as the flags set it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ws::{Protocol, Subscription, AGGREGATES_UPDATED};
-use common::{eventually, spawn_app_with, Backend, Options, TestApp, TestDb, EVEN};
 use serde_json::json;
+
+use crate::harness::gql::{GqlClient, AGGREGATES_UPDATED};
+use crate::harness::ws::{Protocol, Subscription};
+use crate::harness::{
+    allocation, eventually, on_both_backends, spawn_app_with, Backend, Options, TestBackend, EVEN,
+};
 
 /// A child process whose output lines are collected as they come.
 struct Process {
@@ -118,64 +120,31 @@ impl Drop for Process {
     }
 }
 
-fn backend_env(app: &TestApp) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("DATABASE_URL", app.db.env_value()),
-        ("REDIS_KEY_PREFIX", app.key_prefix.clone()),
-    ];
-    if let Some(redis) = &app.redis_url {
-        env.push(("REDIS_URL", redis.clone()));
-    }
-    env
-}
-
-async fn post(addr: std::net::SocketAddr, body: serde_json::Value) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_on_one_server_reaches_a_subscriber_on_another() {
-    let Some((db, Some(redis))) = TestDb::create(Backend::Postgres).await else {
+    let Some(backend) = TestBackend::create(Backend::Postgres).await else {
         return;
     };
-    let env = vec![
-        ("DATABASE_URL", db.env_value()),
-        ("REDIS_URL", redis),
-        (
-            "REDIS_KEY_PREFIX",
-            format!("tb-test-{}:", uuid::Uuid::new_v4().simple()),
-        ),
-    ];
+    let env = backend.env();
     let (_a, a) = Process::serve(&env).await;
     let (_b, b) = Process::serve(&env).await;
 
     let mut on_b = Subscription::start(b, Protocol::TransportWs, AGGREGATES_UPDATED).await;
-    let initial = on_b.next_data().await;
-    assert_eq!(initial["aggregatesUpdated"]["totalSubmissions"], 0);
+    let initial = on_b.next_snapshot().await;
+    assert_eq!(initial.total_submissions, 0);
 
-    let submitted = post(
-        a,
-        json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation([30.0, 70.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]) } } }),
-    )
-    .await;
-    assert!(submitted["errors"].is_null(), "{submitted}");
-    let update = on_b.wait_for(|s| s["totalSubmissions"] == 1).await;
-    assert_eq!(update["categories"][1]["averagePercentage"], 70.0);
+    GqlClient::new(a)
+        .submit([30.0, 70.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], None)
+        .await;
+    let update = on_b.wait_for(|s| s.total_submissions == 1).await;
+    assert_eq!(update.categories[1].average_percentage, 70.0);
 
     // And the other way round, with both servers' workers running against one database.
     let mut on_a = Subscription::start(a, Protocol::LegacyGraphqlWs, AGGREGATES_UPDATED).await;
-    on_a.next_data().await;
-    post(b, json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation(EVEN) } } })).await;
-    let update = on_a.wait_for(|s| s["totalSubmissions"] == 2).await;
-    assert_eq!(update["categories"][1]["averagePercentage"], 40.0);
+    on_a.next_snapshot().await;
+    GqlClient::new(b).submit(EVEN, None).await;
+    let update = on_a.wait_for(|s| s.total_submissions == 2).await;
+    assert_eq!(update.categories[1].average_percentage, 40.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +152,7 @@ async fn worker_processes_are_woken_through_redis_and_fold_exactly() {
     let Some(app) = spawn_app_with(Backend::Postgres, Options::without_worker()).await else {
         return;
     };
-    let mut env = backend_env(&app);
+    let mut env = app.backend.env();
     // An hour between polls: only the Redis nudge can wake these workers in time.
     env.push(("WORKER_POLL_MS", "3600000".into()));
     env.push(("WORKER_BATCH_SIZE", "25".into()));
@@ -225,7 +194,7 @@ async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
         values[(i + 3) % 10] = 19.0;
         app.submit(values, None).await;
     }
-    let mut env = backend_env(&app);
+    let mut env = app.backend.env();
     env.push(("WORKER_BATCH_SIZE", "10".into()));
 
     let mut paused = env.clone();
@@ -256,19 +225,7 @@ async fn a_killed_worker_loses_and_double_counts_nothing(backend: Backend) {
     );
 }
 
-mod killed_worker {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        a_killed_worker_loses_and_double_counts_nothing(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_redis() {
-        a_killed_worker_loses_and_double_counts_nothing(Backend::Postgres).await;
-    }
-}
+on_both_backends!(a_killed_worker_loses_and_double_counts_nothing);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_aggregates_command_recomputes_the_summary() {
@@ -279,7 +236,7 @@ async fn rebuild_aggregates_command_recomputes_the_summary() {
         app.submit(EVEN, None).await;
     }
     app.wait_folded(5).await;
-    let env = backend_env(&app);
+    let env = app.backend.env();
     let mut rebuild = Process::spawn(&["rebuild-aggregates"], &env);
     assert!(rebuild.wait_exit().await.success());
     let line = rebuild.wait_for_line("summary rebuilt").await;
@@ -299,7 +256,7 @@ async fn a_websocket_without_connection_init_is_closed() {
     let app = spawn_app_with(Backend::Sqlite, Options::default())
         .await
         .expect("app");
-    let mut idle = common::ws::Subscription::connect(app.addr, Protocol::TransportWs).await;
+    let mut idle = Subscription::connect(app.addr(), Protocol::TransportWs).await;
     let started = tokio::time::Instant::now();
     let message = idle.next_message().await.expect("a close frame");
     assert_eq!(message, json!({ "type": "__closed", "code": 4408 }));
@@ -311,10 +268,10 @@ async fn a_websocket_without_connection_init_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_websockets_and_exits_cleanly() {
-    let (db, _) = TestDb::create(Backend::Sqlite).await.expect("db");
-    let (mut server, addr) = Process::serve(&[("DATABASE_URL", db.env_value())]).await;
+    let backend = TestBackend::create(Backend::Sqlite).await.expect("db");
+    let (mut server, addr) = Process::serve(&backend.env()).await;
     let mut sub = Subscription::start(addr, Protocol::TransportWs, AGGREGATES_UPDATED).await;
-    sub.next_data().await;
+    sub.next_snapshot().await;
     server.signal("TERM");
     // The subscription is completed and the socket closed with "going away".
     let mut saw_close = false;
@@ -335,20 +292,15 @@ async fn shutdown_closes_websockets_and_exits_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_limits_submissions_per_address_as_configured() {
-    let (db, _) = TestDb::create(Backend::Sqlite).await.expect("db");
-    let (_server, addr) = Process::serve(&[
-        ("DATABASE_URL", db.env_value()),
-        ("SUBMIT_RATE_PER_MINUTE", "1".into()),
-    ])
-    .await;
-    let submit = json!({ "query": common::SUBMIT, "variables": { "input": { "allocations": common::allocation(EVEN) } } });
-    let first = post(addr, submit.clone()).await;
-    assert!(first["errors"].is_null(), "{first}");
-    let second = post(addr, submit).await;
-    assert_eq!(
-        second["errors"][0]["extensions"]["code"], "RATE_LIMITED",
-        "{second}"
-    );
-    let retry = second["errors"][0]["extensions"]["retryAfterSeconds"].as_u64();
-    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{second}");
+    let backend = TestBackend::create(Backend::Sqlite).await.expect("db");
+    let mut env = backend.env();
+    env.push(("SUBMIT_RATE_PER_MINUTE", "1".into()));
+    let (_server, addr) = Process::serve(&env).await;
+    let client = GqlClient::new(addr);
+    client.submit(EVEN, None).await;
+    let second = client.submit_raw(allocation(EVEN), None, None).await;
+    let error = second.first_error();
+    assert_eq!(error.extensions.code, "RATE_LIMITED", "{second:?}");
+    let retry = error.extensions.retry_after_seconds;
+    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{second:?}");
 }

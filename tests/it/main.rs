@@ -1,0 +1,19 @@
+//! The integration tests, one binary (`cargo test --test it`): every module starts the real
+//! server, in this process or as `tax-budget` processes, against a database of its own.
+//!
+//! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
+//! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
+//! - `processes`: real `tax-budget` processes;
+//! - `web`: serving the web app;
+//! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
+//!   WebSocket clients that read responses into types.
+//!
+//! PostgreSQL + Redis tests need `TEST_DATABASE_URL` and `TEST_REDIS_URL`. Without them (and
+//! without `CI=true`, where they fail instead) each one prints `SKIPPED: <test> (<reason>)`
+//! past libtest's output capture, and `scripts/test` counts those lines.
+
+mod api;
+mod harness;
+mod http;
+mod processes;
+mod web;
