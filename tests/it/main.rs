@@ -5,6 +5,7 @@
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
 //! - `processes`: real `tax-budget` processes;
 //! - `web`: serving the web app;
+//! - `architecture`: the module structure of `src/`, read from the source;
 //! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
 //!   WebSocket clients that read responses into types.
 //!
@@ -13,6 +14,7 @@
 //! past libtest's output capture, and `scripts/test` counts those lines.
 
 mod api;
+mod architecture;
 mod harness;
 mod http;
 mod processes;
