@@ -31,6 +31,7 @@ impl Aggregates {
     /// A cache hit costs one cache round trip and no SQL. A cache failure is logged and the
     /// read goes on to the database: the cache is a copy, never the truth.
     pub async fn read(&self) -> Result<Snapshot, StoreError> {
+        let mut cache_failed = false;
         match self.cache.get().await {
             Ok(Some(cached)) => {
                 // A cache that missed folds while Redis was away must not take this process
@@ -44,14 +45,20 @@ impl Aggregates {
                 return Ok(cached.with_source(SnapshotSource::Cache));
             }
             Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "cache read failed; reading the summary"),
+            Err(error) => {
+                tracing::debug!(%error, "cache read failed; reading the summary");
+                cache_failed = true;
+            }
         }
         let snapshot = match self.store.summary_snapshot().await? {
             Some(summary) => summary.with_source(SnapshotSource::Summary),
             None => self.store.live_snapshot().await?,
         };
         if shareable(&snapshot) {
-            self.backfill(&snapshot).await;
+            // A cache that just failed is not asked again within the same read.
+            if !cache_failed {
+                self.backfill(&snapshot).await;
+            }
             self.feed.offer(snapshot.clone());
         }
         Ok(snapshot)

@@ -15,6 +15,7 @@
 
 mod api;
 mod architecture;
+mod faults;
 mod harness;
 mod http;
 mod processes;

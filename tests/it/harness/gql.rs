@@ -239,6 +239,7 @@ impl<T: DeserializeOwned + std::fmt::Debug> GqlResponse<T> {
 }
 
 /// GraphQL over HTTP to one server.
+#[derive(Clone)]
 pub struct GqlClient {
     url: String,
     http: reqwest::Client,
@@ -250,6 +251,14 @@ impl GqlClient {
             url: format!("http://{addr}/graphql"),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// GETs another path of the same server (`/readyz`) and reads its JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let url = self.url.replace("/graphql", path);
+        let response = self.http.get(url).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     /// POSTs `body` as JSON (no `Accept` header) and returns the status and the body as it

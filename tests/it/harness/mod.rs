@@ -3,6 +3,7 @@
 //! afterwards.
 
 pub mod gql;
+pub mod proxy;
 pub mod ws;
 
 use std::future::Future;
@@ -262,6 +263,10 @@ pub struct Options {
     /// `submitAllocation` per minute per address; 0 (the default) is no limit, since every
     /// test client is 127.0.0.1.
     pub submit_rate_per_minute: u32,
+    /// Reach Redis through this address (a [`proxy::TcpProxy`]) instead of directly.
+    pub redis_via: Option<std::net::SocketAddr>,
+    /// Reach PostgreSQL through this address (a [`proxy::TcpProxy`]) instead of directly.
+    pub database_via: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -270,6 +275,8 @@ impl Default for Options {
             run_worker: true,
             web_dir: None,
             submit_rate_per_minute: 0,
+            redis_via: None,
+            database_via: None,
         }
     }
 }
@@ -291,8 +298,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     init_logs();
     let backend = TestBackend::create(backend).await?;
     let mut config = Config::for_database(backend.db.url.clone());
+    if let (Some(via), DatabaseUrl::Postgres(url)) = (options.database_via, &backend.db.url) {
+        config.database = DatabaseUrl::Postgres(with_host(url, via));
+    }
     if let Some(redis) = &backend.redis {
-        config.redis_url = Some(redis.url.clone());
+        config.redis_url = Some(match options.redis_via {
+            Some(via) => with_host(&redis.url, via),
+            None => redis.url.clone(),
+        });
         config.redis_key_prefix = redis.key_prefix.clone();
     }
     // Workers must be woken by submissions, not find them by polling: poll once an hour.
@@ -314,6 +327,30 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         client: GqlClient::new(server.addr),
         server,
     })
+}
+
+/// `url` with its `host:port` replaced by `addr` (`scheme://[user@]host:port[/rest]`).
+pub fn with_host(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (user, rest) = rest
+        .split_once('@')
+        .map_or(("", rest), |(user, rest)| (user, rest));
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let at = if user.is_empty() { "" } else { "@" };
+    format!("{scheme}://{user}{at}{addr}{path}")
+}
+
+/// The `host:port` a URL names, resolved.
+pub fn address_of(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split_once('@').map_or(rest, |(_, rest)| rest);
+    let host_port = rest.split(['/', '?']).next().expect("host");
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .expect("resolve")
+        .next()
+        .expect("an address")
 }
 
 /// Ten percentages, one per seeded category, for id 1..=10.
@@ -338,6 +375,10 @@ impl Deref for TestApp {
 }
 
 impl TestApp {
+    pub fn client(&self) -> &GqlClient {
+        &self.client
+    }
+
     pub fn addr(&self) -> std::net::SocketAddr {
         self.server.addr
     }

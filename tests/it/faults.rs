@@ -1,0 +1,303 @@
+//! Faults of the dependencies, for real: a TCP proxy between the service and Redis (or
+//! PostgreSQL) that the test cuts and restores, under steady writes, reads and subscribers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::harness::gql::{AggregateSnapshot, AggregateSource, AGGREGATES_UPDATED};
+use crate::harness::proxy::{Link, TcpProxy};
+use crate::harness::ws::{Protocol, Subscription};
+use crate::harness::{address_of, eventually, spawn_app_with, Backend, Options, TestApp, EVEN};
+
+/// A proxy to the test Redis, or `None` when PostgreSQL + Redis tests are skipped (the app
+/// harness then says so).
+async fn redis_proxy() -> Option<TcpProxy> {
+    let url = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(TcpProxy::start(address_of(&url)).await)
+}
+
+async fn app_behind(proxy: &TcpProxy) -> Option<TestApp> {
+    let options = Options {
+        redis_via: Some(proxy.addr),
+        ..Options::default()
+    };
+    spawn_app_with(Backend::Postgres, options).await
+}
+
+/// What one subscriber saw: (version, total) in order, until the total reached the target.
+fn collect_until_target(
+    mut subscription: Subscription,
+    mut target: watch::Receiver<Option<i64>>,
+) -> tokio::task::JoinHandle<Vec<(i64, i64)>> {
+    tokio::spawn(async move {
+        let mut seen: Vec<(i64, i64)> = Vec::new();
+        loop {
+            let reached = |seen: &[(i64, i64)], target: Option<i64>| {
+                target.is_some() && seen.last().map(|s| s.1) == target
+            };
+            if reached(&seen, *target.borrow_and_update()) {
+                subscription.close().await;
+                return seen;
+            }
+            tokio::select! {
+                snapshot = subscription.next_snapshot() => {
+                    seen.push((snapshot.version, snapshot.total_submissions));
+                }
+                _ = target.changed() => {}
+            }
+        }
+    })
+}
+
+/// Far below the seconds a Redis outage used to cost each request, far above what a busy
+/// machine adds to a debug build's request.
+const SLOW: Duration = Duration::from_millis(250);
+
+struct Timed {
+    longest: Duration,
+    count: usize,
+}
+
+impl Timed {
+    fn new() -> Self {
+        Timed {
+            longest: Duration::ZERO,
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, took: Duration) {
+        self.longest = self.longest.max(took);
+        self.count += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cut_delays_no_write_freezes_no_local_subscriber_and_nothing_goes_back() {
+    let Some(proxy) = redis_proxy().await else {
+        return;
+    };
+    let Some(app) = app_behind(&proxy).await else {
+        return;
+    };
+    let (target_tx, target_rx) = watch::channel(None);
+    let mut subscribers = Vec::new();
+    for _ in 0..50 {
+        let subscription =
+            Subscription::start(app.addr(), Protocol::TransportWs, AGGREGATES_UPDATED).await;
+        subscribers.push(collect_until_target(subscription, target_rx.clone()));
+    }
+    let client = Arc::new(app.client().clone());
+
+    // Before: Redis answers.
+    for _ in 0..5 {
+        client.submit(EVEN, None).await;
+    }
+    app.wait_folded(5).await;
+
+    proxy.set(Link::Refused);
+    let cut_until = Instant::now() + Duration::from_secs(10);
+    let reader = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut reads = Timed::new();
+            let mut sources = Vec::new();
+            while Instant::now() < cut_until {
+                let started = Instant::now();
+                let snapshot = client.aggregates().await;
+                reads.add(started.elapsed());
+                sources.push(snapshot.source);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (reads, sources)
+        })
+    };
+    let mut writes = Timed::new();
+    let mut submitted = 5;
+    while Instant::now() < cut_until {
+        let started = Instant::now();
+        client.submit(EVEN, None).await;
+        writes.add(started.elapsed());
+        submitted += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (reads, sources) = reader.await.expect("reader");
+    let (status, ready) = client.get_json("/readyz").await;
+
+    proxy.set(Link::Up);
+    for _ in 0..5 {
+        client.submit(EVEN, None).await;
+        submitted += 1;
+    }
+    let last = app.wait_folded(submitted).await;
+    target_tx.send_replace(Some(submitted));
+
+    println!(
+        "during a 10 s Redis cut: {} writes, longest {:?}; {} reads, longest {:?}",
+        writes.count, writes.longest, reads.count, reads.longest
+    );
+    assert!(writes.count > 20, "writes went on: {}", writes.count);
+    // Before, each write waited for the 5 s Redis timeout of its worker nudge and each read
+    // for two. The bounds leave room for a shared, busy machine (typical figures are printed
+    // above: writes ~15 ms, reads ~15 ms in a debug build); the first read after the cut may
+    // pay one Redis timeout (100 ms) before the circuit opens.
+    assert!(
+        writes.longest < SLOW,
+        "longest write during the cut: {:?}",
+        writes.longest
+    );
+    assert!(
+        reads.longest < SLOW,
+        "longest read during the cut: {:?}",
+        reads.longest
+    );
+    assert!(
+        sources.iter().all(|s| *s == AggregateSource::Summary),
+        "reads during the cut came from the summary: {sources:?}"
+    );
+    assert_eq!(status, 200, "ready while PostgreSQL answers: {ready}");
+    assert_eq!(ready["redis"], "degraded", "{ready}");
+
+    for subscriber in subscribers {
+        let seen = tokio::time::timeout(crate::harness::DEADLINE, subscriber)
+            .await
+            .expect("subscriber reached the final total in time")
+            .expect("subscriber task");
+        assert!(
+            seen.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1),
+            "versions strictly increase, totals never fall: {seen:?}"
+        );
+        assert_eq!(seen.last().map(|s| s.1), Some(submitted));
+        // Pushes went on during the cut: this process's folds reach its subscribers directly.
+        assert!(seen.len() > 5, "{seen:?}");
+    }
+    assert_eq!(last.total_submissions, submitted);
+    app.assert_folded_exactly(submitted).await;
+    // Redis is back: the cache answers again, with the newest version.
+    let cached = eventually("reads from the cache again", || async {
+        let snapshot = client.aggregates().await;
+        (snapshot.source == AggregateSource::Cache).then_some(snapshot)
+    })
+    .await;
+    assert_eq!(cached.total_submissions, submitted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_returns_with_an_old_snapshot_reads_do_not_go_back() {
+    let Some(proxy) = redis_proxy().await else {
+        return;
+    };
+    let Some(app) = app_behind(&proxy).await else {
+        return;
+    };
+    for _ in 0..2 {
+        app.submit(EVEN, None).await;
+    }
+    let before = app.wait_folded(2).await;
+    assert_eq!(app.aggregates().await.source, AggregateSource::Cache);
+
+    // Folds go on while Redis is away; the cache keeps the old snapshot.
+    proxy.set(Link::Refused);
+    for _ in 0..5 {
+        app.submit(EVEN, None).await;
+    }
+    let during = app.wait_folded(7).await;
+    assert!(during.version > before.version);
+    proxy.set(Link::Up);
+
+    // From the moment Redis answers again until the cache is repaired, no read may return
+    // the old snapshot the cache still holds.
+    let repaired = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < repaired {
+        let snapshot: AggregateSnapshot = app.aggregates().await;
+        assert!(
+            snapshot.version >= during.version && snapshot.total_submissions == 7,
+            "went back to {snapshot:?} after {during:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cached = eventually("the cache holds the newest snapshot", || async {
+        let snapshot = app.aggregates().await;
+        (snapshot.source == AggregateSource::Cache).then_some(snapshot)
+    })
+    .await;
+    assert_eq!(cached.total_submissions, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_starts_without_redis_and_uses_it_once_it_answers() {
+    let Some(proxy) = redis_proxy().await else {
+        return;
+    };
+    proxy.set(Link::Refused);
+    let Some(app) = app_behind(&proxy).await else {
+        return;
+    };
+    let (status, ready) = app.client().get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["redis"], "degraded", "{ready}");
+    app.submit(EVEN, None).await;
+    let folded = app.wait_folded(1).await;
+    assert_eq!(folded.total_submissions, 1);
+    assert_ne!(app.aggregates().await.source, AggregateSource::Cache);
+
+    proxy.set(Link::Up);
+    let cached = eventually("reads from the cache once Redis answers", || async {
+        let snapshot = app.aggregates().await;
+        (snapshot.source == AggregateSource::Cache).then_some(snapshot)
+    })
+    .await;
+    assert_eq!(cached.total_submissions, 1);
+    let ready = eventually("Redis reported ok", || async {
+        let (_, ready) = app.client().get_json("/readyz").await;
+        (ready["redis"] == "ok").then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_costs_a_timeout_then_nothing() {
+    let Some(proxy) = redis_proxy().await else {
+        return;
+    };
+    let Some(app) = app_behind(&proxy).await else {
+        return;
+    };
+    app.submit(EVEN, None).await;
+    app.wait_folded(1).await;
+    // Connections stay open but nothing comes back: only timeouts can tell.
+    proxy.set(Link::Blackholed);
+    let mut writes = Timed::new();
+    let mut reads = Timed::new();
+    let mut last = None;
+    for _ in 0..20 {
+        let started = Instant::now();
+        app.submit(EVEN, None).await;
+        writes.add(started.elapsed());
+        let started = Instant::now();
+        last = Some(app.aggregates().await);
+        reads.add(started.elapsed());
+    }
+    println!(
+        "Redis blackholed: longest write {:?}, longest read {:?}",
+        writes.longest, reads.longest
+    );
+    assert!(
+        writes.longest < Duration::from_millis(500),
+        "{:?}",
+        writes.longest
+    );
+    assert!(
+        reads.longest < Duration::from_millis(1000),
+        "{:?}",
+        reads.longest
+    );
+    assert_eq!(last.map(|s| s.source), Some(AggregateSource::Summary));
+    proxy.set(Link::Up);
+    app.wait_folded(21).await;
+}
