@@ -62,12 +62,8 @@ impl App {
     /// Connects to every backend, migrates, and loads the newest snapshot.
     pub async fn start(config: Config) -> Result<Arc<App>, StartError> {
         tracing::info!(database = %config.database.describe(), redis = config.redis_url.is_some(), "starting");
-        let store = store::connect(
-            &config.database,
-            config.database_pool_size,
-            config.worker_fold_pause,
-        )
-        .await?;
+        store::migrate(&config.database).await?;
+        let store = store::connect(&config.database, config.database_pool_size).await?;
         let categories = Arc::new(store.categories().await?);
         let worker_wake = Arc::new(Notify::new());
         let resync = Arc::new(Notify::new());
@@ -148,6 +144,7 @@ impl App {
             wake: self.worker_wake.clone(),
             batch_size: self.config.worker_batch_size,
             poll: self.config.worker_poll,
+            fold_pause: self.config.worker_fold_pause,
         }
     }
 

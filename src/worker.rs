@@ -11,7 +11,7 @@ use crate::aggregates::announce;
 use crate::bus::Bus;
 use crate::cache::SnapshotCache;
 use crate::domain::Snapshot;
-use crate::store::Store;
+use crate::store::{FoldBatch, Store};
 
 /// Checks that the cache holds the summary's version this often when idle, which repairs a
 /// cache left behind by a worker that died between its commit and its publish.
@@ -24,6 +24,8 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     pub batch_size: i64,
     pub poll: Duration,
+    /// Test hook, see [`FoldBatch::pause_before_commit`].
+    pub fold_pause: Duration,
 }
 
 impl Worker {
@@ -36,7 +38,10 @@ impl Worker {
             let batch = tracing::info_span!("fold_batch", limit = self.batch_size);
             match self
                 .store
-                .fold_outbox(self.batch_size)
+                .fold_outbox(FoldBatch {
+                    max_rows: self.batch_size,
+                    pause_before_commit: self.fold_pause,
+                })
                 .instrument(batch.clone())
                 .await
             {
