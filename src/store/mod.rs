@@ -89,6 +89,19 @@ pub struct FoldBatch {
     pub pause_before_commit: Duration,
 }
 
+impl FoldBatch {
+    /// The pause to take before committing `rows` folded rows, announced in the log (tests
+    /// wait for that line before they kill the worker).
+    fn pause(&self, rows: usize) -> Option<Duration> {
+        let pause = self.pause_before_commit;
+        if pause.is_zero() {
+            return None;
+        }
+        tracing::warn!(rows, ?pause, "fold paused before commit (test hook)");
+        Some(pause)
+    }
+}
+
 /// Which voter a new submission belongs to.
 #[derive(Debug, Clone)]
 pub enum VoterRef {

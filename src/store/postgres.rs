@@ -277,13 +277,7 @@ impl Store for PostgresStore {
             queries::advance_summary(folded, Utc::now())
                 .execute(conn)
                 .await?;
-            let pause = batch.pause_before_commit;
-            if !pause.is_zero() {
-                tracing::warn!(
-                    rows = folded,
-                    ?pause,
-                    "fold paused before commit (test hook)"
-                );
+            if let Some(pause) = batch.pause(folded) {
                 tokio::time::sleep(pause).await;
             }
             written_snapshot(conn).await.map(Some)

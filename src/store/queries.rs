@@ -248,13 +248,10 @@ pub(super) fn summary_totals<DB: diesel::backend::Backend>() -> _ {
 /// Sums over every stored allocation, ignoring the summary.
 #[auto_type]
 pub(super) fn live_totals() -> _ {
-    // Only groups that have rows exist, so the sum is never NULL.
-    let total: helper_types::AssumeNotNull<helper_types::sum<allocations::hundredths>> =
-        sum(allocations::hundredths).assume_not_null();
     allocations::table
         .group_by(allocations::category_id)
         .order(allocations::category_id)
-        .select((allocations::category_id, total))
+        .select((allocations::category_id, hundredths_sum()))
 }
 
 #[auto_type]
@@ -348,6 +345,29 @@ pub(super) fn clear_totals() -> impl Statement {
     diesel::delete(aggregate_totals::table)
 }
 
+/// The sum of a group of allocations. Groups exist only where rows do, so it is never NULL.
+#[auto_type]
+fn hundredths_sum() -> _ {
+    let total: helper_types::sum<allocations::hundredths> = sum(allocations::hundredths);
+    total.assume_not_null()
+}
+
+/// A row of `aggregate_totals` computed from a group of allocations.
+#[auto_type]
+fn allocation_sums() -> _ {
+    (allocations::category_id, hundredths_sum(), count_star())
+}
+
+/// The columns [`allocation_sums`] fills.
+#[auto_type]
+fn total_columns() -> _ {
+    (
+        aggregate_totals::category_id,
+        aggregate_totals::sum_hundredths,
+        aggregate_totals::allocations,
+    )
+}
+
 /// Fills the (cleared) totals from every allocation whose submission has left the outbox.
 pub(super) fn insert_folded_totals() -> impl Statement {
     let folded = allocations::table
@@ -357,18 +377,10 @@ pub(super) fn insert_folded_totals() -> impl Statement {
         )
         .filter(aggregate_outbox::id.is_null())
         .group_by(allocations::category_id)
-        .select((
-            allocations::category_id,
-            sum(allocations::hundredths).assume_not_null(),
-            count_star(),
-        ));
+        .select(allocation_sums());
     diesel::insert_into(aggregate_totals::table)
         .values(folded)
-        .into_columns((
-            aggregate_totals::category_id,
-            aggregate_totals::sum_hundredths,
-            aggregate_totals::allocations,
-        ))
+        .into_columns(total_columns())
 }
 
 /// How many submissions have left the outbox.
@@ -398,18 +410,10 @@ pub(super) fn fold_into_totals(outbox_ids: Vec<i64>) -> impl Statement {
         )
         .filter(aggregate_outbox::id.eq_any(outbox_ids))
         .group_by(allocations::category_id)
-        .select((
-            allocations::category_id,
-            sum(allocations::hundredths).assume_not_null(),
-            count_star(),
-        ));
+        .select(allocation_sums());
     diesel::insert_into(aggregate_totals::table)
         .values(batch)
-        .into_columns((
-            aggregate_totals::category_id,
-            aggregate_totals::sum_hundredths,
-            aggregate_totals::allocations,
-        ))
+        .into_columns(total_columns())
         .on_conflict(aggregate_totals::category_id)
         .do_update()
         .set((

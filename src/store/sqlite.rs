@@ -309,13 +309,7 @@ impl Store for SqliteStore {
                 exec(c, queries::fold_into_totals(ids.clone()))?;
                 let folded = exec(c, queries::delete_outbox(ids))?;
                 exec(c, queries::advance_summary(folded, Utc::now()))?;
-                let pause = batch.pause_before_commit;
-                if !pause.is_zero() {
-                    tracing::warn!(
-                        rows = folded,
-                        ?pause,
-                        "fold paused before commit (test hook)"
-                    );
+                if let Some(pause) = batch.pause(folded) {
                     std::thread::sleep(pause);
                 }
                 written_snapshot(c).map(Some)
