@@ -50,7 +50,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The blocking task running SQLite work panicked or was cancelled.
+    /// A blocking task (SQLite work, a migration run) panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
 }

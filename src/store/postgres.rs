@@ -69,11 +69,15 @@ pub async fn migrate(url: &str) -> Result<usize, StoreError> {
     conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
         .await?;
     let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
-    // The harness blocks the thread in place; that is fine on the multi-threaded runtime.
-    let applied = harness
-        .run_pending_migrations(MIGRATIONS)
-        .map(|v| v.len())
-        .map_err(StoreError::Migration);
+    // The harness blocks its thread on every step; on a blocking thread that works under
+    // either kind of tokio runtime (in place it panics under a current-thread one).
+    let (harness, applied) = tokio::task::spawn_blocking(move || {
+        let applied = harness.run_pending_migrations(MIGRATIONS).map(|v| v.len());
+        (harness, applied)
+    })
+    .await
+    .map_err(StoreError::Task)?;
+    let applied = applied.map_err(StoreError::Migration);
     let mut conn = harness.into_inner();
     conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
         .await?;
