@@ -222,3 +222,32 @@ pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Arc<dyn Stor
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::connect(path, pool_size).await?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use deadpool::managed::{PoolError, TimeoutType};
+
+    use super::StoreError;
+
+    #[test]
+    fn a_pool_wait_timeout_is_exhaustion_and_other_pool_errors_keep_their_cause() {
+        let sort = |e: PoolError<StoreError>| StoreError::from_pool(e, |e| e);
+        assert!(matches!(
+            sort(PoolError::Timeout(TimeoutType::Wait)),
+            StoreError::PoolExhausted
+        ));
+        let create = sort(PoolError::Timeout(TimeoutType::Create));
+        assert!(matches!(create, StoreError::Pool(_)));
+        assert!(create.source().is_some());
+        let backend = sort(PoolError::Backend(StoreError::Query(
+            diesel::result::Error::NotFound,
+        )));
+        assert!(matches!(
+            backend,
+            StoreError::Query(diesel::result::Error::NotFound)
+        ));
+        assert!(backend.source().is_some());
+    }
+}

@@ -137,3 +137,67 @@ impl FromSql<Timestamptz, Sqlite> for DateTime<Utc> {
             .map_err(|e| format!("bad timestamp {text:?}: {e}").into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use diesel::sql_types::Text;
+    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+
+    use super::{Timestamptz, Uuid};
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Stored {
+        #[diesel(sql_type = Text)]
+        text: String,
+    }
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Read {
+        #[diesel(sql_type = Uuid)]
+        id: uuid::Uuid,
+        #[diesel(sql_type = Timestamptz)]
+        at: DateTime<Utc>,
+    }
+
+    // SQLite files written before the shared schema hold exactly this text; it must still read
+    // back, and new rows must be written the same way.
+    #[test]
+    fn sqlite_keeps_the_text_existing_files_hold() {
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let id_text = "01234567-89ab-cdef-0123-456789abcdef";
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 26, 8, 5, 3)
+            .single()
+            .expect("valid time")
+            + chrono::Duration::microseconds(42);
+        let at_text = "2026-11-26T08:05:03.000042Z";
+
+        let written: Vec<Stored> = sql_query("SELECT ? AS text UNION ALL SELECT ?")
+            .bind::<Uuid, _>(id)
+            .bind::<Timestamptz, _>(at)
+            .load(&mut conn)
+            .expect("write");
+        let texts: Vec<&str> = written.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, [id_text, at_text]);
+
+        let read: Read = sql_query(format!("SELECT '{id_text}' AS id, '{at_text}' AS at"))
+            .get_result(&mut conn)
+            .expect("read");
+        assert_eq!(read, Read { id, at });
+    }
+
+    #[test]
+    fn sqlite_refuses_text_that_is_no_uuid_or_time() {
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        let bad = sql_query("SELECT 'not-a-uuid' AS id, '2026-11-26T08:05:03.000042Z' AS at")
+            .get_result::<Read>(&mut conn);
+        assert!(bad.is_err());
+        let bad = sql_query(
+            "SELECT '01234567-89ab-cdef-0123-456789abcdef' AS id, '2026-11-26 08:05:03' AS at",
+        )
+        .get_result::<Read>(&mut conn);
+        assert!(bad.is_err());
+    }
+}
