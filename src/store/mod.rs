@@ -27,7 +27,8 @@ pub use sqlite::SqliteStore;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors of the durable store, the same variant for the same situation on either backend.
-/// Messages are for logs, never for clients.
+/// Messages are for logs, never for clients; they repeat their cause because most call sites
+/// log only the top error's `Display`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database query failed: {0}")]

@@ -16,8 +16,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
 use super::queries::{self, SubmissionRow, SummaryRow};
-use super::sql_types::Bind;
-use super::sql_types::{Timestamptz, Uuid as SqlUuid};
+use super::sql_types::{Bind, Timestamptz, Uuid as SqlUuid};
 use super::{FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome};
 use crate::domain::{Category, Snapshot};
 
@@ -29,14 +28,12 @@ pub struct PostgresStore {
     pool: Pool<AsyncPgConnection>,
 }
 
-impl StoreError {
-    fn from_pg_pool(error: PoolError) -> StoreError {
-        use diesel_async::pooled_connection::PoolError as Backend;
-        StoreError::from_pool(error, |e| match e {
-            Backend::ConnectionError(e) => StoreError::Connect(e),
-            Backend::QueryError(e) => StoreError::Query(e),
-        })
-    }
+fn pool_error(error: PoolError) -> StoreError {
+    use diesel_async::pooled_connection::PoolError as Backend;
+    StoreError::from_pool(error, |e| match e {
+        Backend::ConnectionError(e) => StoreError::Connect(e),
+        Backend::QueryError(e) => StoreError::Query(e),
+    })
 }
 
 impl PostgresStore {
@@ -56,7 +53,7 @@ impl PostgresStore {
     }
 
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
-        self.pool.get().await.map_err(StoreError::from_pg_pool)
+        self.pool.get().await.map_err(pool_error)
     }
 }
 
@@ -105,7 +102,7 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
     if queries::create_summary(Utc::now()).execute(conn).await? == 1 {
         recompute_folded(conn).await
     } else {
-        // A concurrent writer created it first; wait for its turn to end.
+        // A concurrent writer created it first; queue behind it for the row's lock.
         lock().first::<i64>(conn).await?;
         Ok(())
     }
