@@ -73,24 +73,29 @@ impl Aggregates {
     /// Brings the feed and the cache up to the newest of (cache, summary, feed), after this
     /// process may have missed published snapshots or the cache may have missed folds.
     pub async fn resync(&self) {
-        match self.cache.get().await {
-            Ok(Some(cached)) => {
-                self.feed.offer(cached);
+        let cached = match self.cache.get().await {
+            Ok(cached) => cached,
+            Err(error) => {
+                tracing::debug!(%error, "resync: cache read failed");
+                None
             }
-            Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "resync: cache read failed"),
+        };
+        if let Some(cached) = &cached {
+            self.feed.offer(cached.clone());
         }
         match self.store.summary_snapshot().await {
             Ok(Some(summary)) => {
-                self.feed
-                    .offer(summary.with_source(SnapshotSource::Summary));
+                self.feed.offer(summary.with_source(SnapshotSource::Summary));
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "resync: summary read failed"),
         }
-        let newest = self.feed.current();
-        if shareable(&newest) && newest.version >= 0 {
-            self.backfill(&newest).await;
+        // Only a cache that holds an older snapshot is repaired here; an empty one is filled
+        // by the next read.
+        if let Some(cached) = cached {
+            if self.feed.is_ahead_of(&cached) {
+                self.backfill(&self.feed.current()).await;
+            }
         }
     }
 }

@@ -88,12 +88,8 @@ impl App {
     /// Connects to every backend, migrates, and loads the newest snapshot.
     pub async fn start(config: Config) -> Result<Arc<App>, StartError> {
         tracing::info!(database = %config.database.describe(), redis = config.redis_url.is_some(), "starting");
-        let store = store::connect(
-            &config.database,
-            config.database_pool_size,
-            config.worker_fold_pause,
-        )
-        .await?;
+        store::migrate(&config.database).await?;
+        let store = store::connect(&config.database, config.database_pool_size).await?;
         let categories = Arc::new(store.categories().await?);
         let worker_wake = Arc::new(Notify::new());
         let resync = Arc::new(Notify::new());

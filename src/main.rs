@@ -118,8 +118,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { backend } => {
             init_logging(backend.log_format);
             let config = Config::maintenance(&backend);
-            tax_budget::store::connect(&config.database, 1, Duration::ZERO).await?;
-            println!("migrations applied to {}", config.database.describe());
+            let applied = tax_budget::store::migrate(&config.database).await?;
+            println!(
+                "{applied} migrations applied to {}",
+                config.database.describe()
+            );
         }
         Command::RebuildAggregates { backend } => {
             init_logging(backend.log_format);

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::bus::Bus;
 use crate::publisher::SnapshotPublisher;
-use crate::store::Store;
+use crate::store::{FoldBatch, Store};
 
 /// Checks that the cache holds the summary's version this often when idle, which repairs a
 /// cache left behind by a worker that died between its commit and its publish.
@@ -22,7 +22,7 @@ pub struct WorkerSettings {
     pub batch_size: i64,
     /// How often an idle worker looks at the outbox when no wake-up arrives.
     pub poll: Duration,
-    /// Test hook: how long a fold sleeps inside its transaction, before it commits.
+    /// Test hook, see [`FoldBatch::pause_before_commit`].
     pub fold_pause: Duration,
 }
 
@@ -77,7 +77,9 @@ impl Worker {
     /// Folds until `shutdown` is cancelled; a fold in progress is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let WorkerSettings {
-            batch_size, poll, ..
+            batch_size,
+            poll,
+            fold_pause,
         } = self.settings;
         tracing::info!(batch_size, "outbox worker started");
         self.publisher.heal(self.store.as_ref()).await;
@@ -86,7 +88,10 @@ impl Worker {
             let batch = tracing::info_span!("fold_batch", limit = batch_size);
             match self
                 .store
-                .fold_outbox(batch_size)
+                .fold_outbox(FoldBatch {
+                    max_rows: batch_size,
+                    pause_before_commit: fold_pause,
+                })
                 .instrument(batch.clone())
                 .await
             {

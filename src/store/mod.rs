@@ -6,28 +6,101 @@
 //! once, whatever crashes in between.
 
 mod postgres;
+mod queries;
+mod schema;
+mod sql_types;
 mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+use crate::config::DatabaseUrl;
 use crate::domain::{Category, CategoryId, Hundredths, Snapshot, ValidAllocation};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// Errors of the durable store. Messages are for logs, never for clients.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the durable store, the same variant for the same situation on either backend.
+/// Messages are for logs, never for clients; they repeat their cause because most call sites
+/// log only the top error's `Display`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("database connection failed: {0}")]
-    Connection(String),
+    Query(#[source] diesel::result::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] diesel::ConnectionError),
+    /// Every pooled connection stayed busy for the pool's whole wait: the database is
+    /// overloaded, so a later try may succeed.
+    #[error("no database connection became free in time")]
+    PoolExhausted,
+    #[error("database connection pool failed: {0}")]
+    Pool(#[source] BoxError),
     #[error("database migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] BoxError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("cannot create the database directory {}: {source}", path.display())]
+    Directory {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task (SQLite work, a migration run) panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(error: diesel::result::Error) -> Self {
+        StoreError::Query(error)
+    }
+}
+
+impl StoreError {
+    /// Sorts a pool's error; `backend` sorts what the pool's connection manager reported.
+    fn from_pool<E>(
+        error: deadpool::managed::PoolError<E>,
+        backend: impl FnOnce(E) -> StoreError,
+    ) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        use deadpool::managed::{PoolError, TimeoutType};
+        match error {
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::PoolExhausted,
+            PoolError::Backend(e) => backend(e),
+            other => StoreError::Pool(Box::new(other)),
+        }
+    }
+}
+
+/// One call of [`Store::fold_outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldBatch {
+    /// Folds at most this many outbox rows.
+    pub max_rows: i64,
+    /// Test hook: sleeps this long inside the fold's transaction before it commits, so that a
+    /// test can kill the worker mid-fold. Zero in production.
+    pub pause_before_commit: Duration,
+}
+
+impl FoldBatch {
+    /// The pause to take before committing `rows` folded rows, announced in the log (tests
+    /// wait for that line before they kill the worker).
+    fn pause(&self, rows: usize) -> Option<Duration> {
+        let pause = self.pause_before_commit;
+        if pause.is_zero() {
+            return None;
+        }
+        tracing::warn!(rows, ?pause, "fold paused before commit (test hook)");
+        Some(pause)
+    }
 }
 
 /// Which voter a new submission belongs to.
@@ -118,9 +191,9 @@ pub trait Store: Send + Sync + 'static {
     /// Sums over every stored allocation, ignoring the summary. Slow; the last resort.
     async fn live_snapshot(&self) -> Result<Snapshot, StoreError>;
 
-    /// Folds up to `batch_size` outbox rows into the summary in one transaction and returns the
-    /// new snapshot, or `None` when the outbox was empty.
-    async fn fold_outbox(&self, batch_size: i64) -> Result<Option<Snapshot>, StoreError>;
+    /// Folds up to `batch.max_rows` outbox rows into the summary in one transaction and returns
+    /// the new snapshot, or `None` when the outbox was empty.
+    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Snapshot>, StoreError>;
 
     /// Number of outbox rows not yet folded.
     async fn outbox_len(&self) -> Result<i64, StoreError>;
@@ -132,43 +205,50 @@ pub trait Store: Send + Sync + 'static {
     async fn rebuild_summary(&self) -> Result<Snapshot, StoreError>;
 }
 
-/// Connects to the database named by `url` and brings its schema up to date.
-pub async fn connect(
-    url: &crate::config::DatabaseUrl,
-    pool_size: usize,
-    fold_pause: std::time::Duration,
-) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    use crate::config::DatabaseUrl;
+/// Brings the schema of the database named by `url` up to date; returns how many migrations it
+/// applied. Safe to run from several processes at once.
+pub async fn migrate(url: &DatabaseUrl) -> Result<usize, StoreError> {
+    let applied = match url {
+        DatabaseUrl::Postgres(url) => postgres::migrate(url).await?,
+        DatabaseUrl::Sqlite(path) => sqlite::migrate(path).await?,
+    };
+    tracing::info!(applied, database = %url.describe(), "migrations up to date");
+    Ok(applied)
+}
+
+/// Connects to the database named by `url`, whose schema [`migrate`] has brought up to date.
+pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
-        DatabaseUrl::Postgres(url) => {
-            std::sync::Arc::new(PostgresStore::connect(url, pool_size, fold_pause).await?)
-        }
-        DatabaseUrl::Sqlite(path) => {
-            std::sync::Arc::new(SqliteStore::connect(path, pool_size, fold_pause).await?)
-        }
+        DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::connect(url, pool_size).await?),
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::connect(path, pool_size).await?),
     })
 }
 
-/// Groups allocation rows under their submissions, keeping the submissions' order.
-fn attach_allocations(
-    heads: Vec<(Uuid, Uuid, DateTime<Utc>)>,
-    rows: Vec<(Uuid, i32, i32)>,
-) -> Result<Vec<StoredSubmission>, StoreError> {
-    let mut out: Vec<StoredSubmission> = heads
-        .into_iter()
-        .map(|(id, voter_id, created_at)| StoredSubmission {
-            id,
-            voter_id,
-            created_at,
-            allocations: Vec::new(),
-        })
-        .collect();
-    for (submission_id, category_id, hundredths) in rows {
-        let value = Hundredths::from_raw(i64::from(hundredths))
-            .ok_or_else(|| StoreError::Corrupt(format!("hundredths {hundredths} out of range")))?;
-        if let Some(s) = out.iter_mut().find(|s| s.id == submission_id) {
-            s.allocations.push((CategoryId(category_id), value));
-        }
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use deadpool::managed::{PoolError, TimeoutType};
+
+    use super::StoreError;
+
+    #[test]
+    fn a_pool_wait_timeout_is_exhaustion_and_other_pool_errors_keep_their_cause() {
+        let sort = |e: PoolError<StoreError>| StoreError::from_pool(e, |e| e);
+        assert!(matches!(
+            sort(PoolError::Timeout(TimeoutType::Wait)),
+            StoreError::PoolExhausted
+        ));
+        let create = sort(PoolError::Timeout(TimeoutType::Create));
+        assert!(matches!(create, StoreError::Pool(_)));
+        assert!(create.source().is_some());
+        let backend = sort(PoolError::Backend(StoreError::Query(
+            diesel::result::Error::NotFound,
+        )));
+        assert!(matches!(
+            backend,
+            StoreError::Query(diesel::result::Error::NotFound)
+        ));
+        assert!(backend.source().is_some());
     }
-    Ok(out)
 }

@@ -1,5 +1,5 @@
-//! SQLite store, the embedded default: diesel's SQLite connection behind diesel-async's
-//! `SyncConnectionWrapper`, each unit of work run as one blocking task.
+//! SQLite store, the embedded default: synchronous diesel connections in a deadpool pool, each
+//! unit of work run as one blocking task.
 //!
 //! SQLite has one writer at a time, so every write transaction starts `IMMEDIATE` (takes the
 //! write lock up front, no upgrade deadlocks) and a fold needs no row locks: holding the write
@@ -9,323 +9,190 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
-use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::AsyncConnection;
+use chrono::Utc;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::sqlite::Sqlite;
+use diesel::{Connection, OptionalExtension, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use futures_util::FutureExt;
 use uuid::Uuid;
 
-use super::{
-    attach_allocations, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
-};
-use crate::domain::{Category, CategoryId, CategoryTotal, Snapshot, SnapshotSource};
+use super::queries::{self, Statement, SubmissionRow, SummaryRow};
+use super::sql_types::Bind;
+use super::{FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome};
+use crate::domain::{Category, Snapshot};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-/// Applied to every connection: wait for the write lock instead of failing at once.
+/// Raw SQL (PRAGMAs have no DSL), applied to every connection: wait for the write lock instead
+/// of failing at once.
 const CONNECTION_PRAGMAS: &str =
     "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
-
-type Conn = SyncConnectionWrapper<SqliteConnection>;
-type QueryResult<T> = Result<T, diesel::result::Error>;
+/// Raw SQL like the above. WAL lets readers go on while a writer commits; it is a property of
+/// the file, so setting it once per process is enough.
+const WAL: &str = "PRAGMA journal_mode = WAL;";
+/// A fold binds one parameter per outbox row, and SQLite takes at most 32766.
+const MAX_FOLD_ROWS: i64 = 10_000;
 
 pub struct SqliteStore {
-    pool: Pool<Conn>,
+    pool: deadpool::managed::Pool<Manager>,
     /// Writers of this process queue here instead of in SQLite's busy handler, which sleeps
     /// in growing steps and would add milliseconds to every contended write. Other processes
     /// on the same file still meet the busy timeout.
     write_lock: tokio::sync::Mutex<()>,
-    fold_pause: Duration,
 }
 
-#[derive(QueryableByName)]
-struct CategoryRow {
-    #[diesel(sql_type = Integer)]
-    id: i32,
-    #[diesel(sql_type = Text)]
-    slug: String,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    description: String,
-    #[diesel(sql_type = Text)]
-    color: String,
-    #[diesel(sql_type = Integer)]
-    display_order: i32,
-    #[diesel(sql_type = Bool)]
-    active: bool,
+/// Opens connections for the pool, each in a blocking task.
+struct Manager {
+    url: String,
 }
 
-#[derive(QueryableByName)]
-struct TextRow {
-    #[diesel(sql_type = Text)]
-    value: String,
+impl deadpool::managed::Manager for Manager {
+    type Type = SqliteConnection;
+    type Error = StoreError;
+
+    async fn create(&self) -> Result<SqliteConnection, StoreError> {
+        let url = self.url.clone();
+        tokio::task::spawn_blocking(move || open(&url))
+            .await
+            .map_err(StoreError::Task)?
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut SqliteConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<StoreError> {
+        // A unit of work that panicked can leave its transaction open; such a connection is
+        // dropped rather than handed to the next caller in the middle of it.
+        match AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth() {
+            Ok(None) => Ok(()),
+            _ => Err(deadpool::managed::RecycleError::message(
+                "connection was left inside a transaction",
+            )),
+        }
+    }
 }
 
-#[derive(QueryableByName)]
-struct HeadRow {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    voter_id: String,
-    #[diesel(sql_type = Text)]
-    created_at: String,
+fn open(url: &str) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(url).map_err(StoreError::Connect)?;
+    conn.batch_execute(CONNECTION_PRAGMAS)?;
+    Ok(conn)
 }
 
-#[derive(QueryableByName)]
-struct AllocationRow {
-    #[diesel(sql_type = Text)]
-    submission_id: String,
-    #[diesel(sql_type = Integer)]
-    category_id: i32,
-    #[diesel(sql_type = Integer)]
-    hundredths: i32,
+fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+            path: dir.to_owned(),
+            source,
+        }),
+        None => Ok(()),
+    }
 }
 
-#[derive(QueryableByName)]
-struct SummaryRow {
-    #[diesel(sql_type = BigInt)]
-    version: i64,
-    #[diesel(sql_type = BigInt)]
-    total_submissions: i64,
-    #[diesel(sql_type = Text)]
-    updated_at: String,
-    #[diesel(sql_type = Bool)]
-    stale: bool,
-}
-
-#[derive(QueryableByName)]
-struct TotalRow {
-    #[diesel(sql_type = Integer)]
-    category_id: i32,
-    #[diesel(sql_type = BigInt)]
-    sum_hundredths: i64,
-}
-
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct MaybeCountRow {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    n: Option<i64>,
-}
-
-/// Timestamps are stored as fixed-width RFC 3339 text, so text order is time order.
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn now() -> String {
-    timestamp(Utc::now())
-}
-
-fn corrupt(what: &str, value: &str) -> diesel::result::Error {
-    diesel::result::Error::DeserializationError(format!("bad {what} in database: {value:?}").into())
-}
-
-fn parse_time(value: &str) -> QueryResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| corrupt("timestamp", value))
-}
-
-fn parse_uuid(value: &str) -> QueryResult<Uuid> {
-    Uuid::parse_str(value).map_err(|_| corrupt("uuid", value))
+pub async fn migrate(path: &Path) -> Result<usize, StoreError> {
+    create_parent_dir(path)?;
+    let url = path.to_string_lossy().into_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = open(&url)?;
+        conn.batch_execute(WAL)?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|applied| applied.len())
+            .map_err(StoreError::Migration)
+    })
+    .await
+    .map_err(StoreError::Task)?
 }
 
 impl SqliteStore {
-    pub async fn connect(
-        path: &Path,
-        pool_size: usize,
-        fold_pause: Duration,
-    ) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Connection(format!("{}: {e}", dir.display())))?;
-        }
-        let url = path.to_string_lossy().into_owned();
-        let migrate_url = url.clone();
-        tokio::task::spawn_blocking(move || migrate(&migrate_url))
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))??;
-
-        let mut config = ManagerConfig::<Conn>::default();
-        config.custom_setup = Box::new(|url| {
-            let url = url.to_owned();
-            async move {
-                let mut conn = Conn::establish(&url).await?;
-                conn.spawn_blocking(|c| c.batch_execute(CONNECTION_PRAGMAS))
-                    .await
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            }
-            .boxed()
-        });
-        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
-        let pool = Pool::builder(manager)
+    pub async fn connect(path: &Path, pool_size: usize) -> Result<Self, StoreError> {
+        create_parent_dir(path)?;
+        let manager = Manager {
+            url: path.to_string_lossy().into_owned(),
+        };
+        let pool = deadpool::managed::Pool::builder(manager)
             .max_size(pool_size.max(1))
             .wait_timeout(Some(Duration::from_secs(30)))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError::Connection(e.to_string()))?;
-        Ok(SqliteStore {
+            .map_err(|e| StoreError::Pool(Box::new(e)))?;
+        let store = SqliteStore {
             pool,
             write_lock: tokio::sync::Mutex::new(()),
-            fold_pause,
-        })
+        };
+        // Also opens the file now, so that a bad path fails the start.
+        store.run(|c| Ok(c.batch_execute(WAL)?)).await?;
+        Ok(store)
     }
 
     /// Runs `work` on a pooled connection in a blocking task.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let mut conn = self
             .pool
             .get()
             .await
-            .map_err(|e| StoreError::Connection(e.to_string()))?;
-        Ok(conn.spawn_blocking(work).await?)
+            .map_err(|e| StoreError::from_pool(e, |e| e))?;
+        tokio::task::spawn_blocking(move || work(&mut conn))
+            .await
+            .map_err(StoreError::Task)?
     }
 
     /// Like [`Self::run`], for work that writes.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let _turn = self.write_lock.lock().await;
         self.run(work).await
     }
 }
 
-fn migrate(url: &str) -> Result<(), StoreError> {
-    let mut conn =
-        SqliteConnection::establish(url).map_err(|e| StoreError::Connection(e.to_string()))?;
-    // WAL lets readers go on while a writer commits; it is a property of the file.
-    conn.batch_execute("PRAGMA journal_mode = WAL;")?;
-    conn.batch_execute(CONNECTION_PRAGMAS)?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
-    tracing::info!(
-        applied = applied.len(),
-        path = url,
-        "sqlite migrations up to date"
-    );
-    Ok(())
-}
-
-fn totals(conn: &mut SqliteConnection) -> QueryResult<Vec<CategoryTotal>> {
-    let rows: Vec<TotalRow> =
-        sql_query("SELECT category_id, sum_hundredths FROM aggregate_totals ORDER BY category_id")
-            .load(conn)?;
-    Ok(rows.into_iter().map(to_total).collect())
-}
-
-fn to_total(row: TotalRow) -> CategoryTotal {
-    CategoryTotal {
-        category_id: CategoryId(row.category_id),
-        sum_hundredths: row.sum_hundredths,
-    }
+/// Runs one of the shared statements; returns the number of rows it wrote.
+fn exec(conn: &mut SqliteConnection, statement: impl Statement) -> diesel::QueryResult<usize> {
+    ExecuteDsl::<SqliteConnection, Sqlite>::execute(statement, conn)
 }
 
 fn load_submissions(
     conn: &mut SqliteConnection,
-    heads: Vec<HeadRow>,
-) -> QueryResult<Vec<StoredSubmission>> {
-    let mut parsed = Vec::with_capacity(heads.len());
-    let mut rows = Vec::new();
-    for head in heads {
-        let allocations: Vec<AllocationRow> = sql_query(
-            "SELECT submission_id, category_id, hundredths FROM allocations
-             WHERE submission_id = ? ORDER BY category_id",
-        )
-        .bind::<Text, _>(&head.id)
-        .load(conn)?;
-        let id = parse_uuid(&head.id)?;
-        for a in allocations {
-            rows.push((parse_uuid(&a.submission_id)?, a.category_id, a.hundredths));
-        }
-        parsed.push((
-            id,
-            parse_uuid(&head.voter_id)?,
-            parse_time(&head.created_at)?,
-        ));
-    }
-    attach_allocations(parsed, rows)
-        .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))
+    heads: Vec<SubmissionRow>,
+) -> Result<Vec<StoredSubmission>, StoreError> {
+    let ids = heads.iter().map(|head| Bind(head.id())).collect();
+    let rows = queries::allocations_of::<Sqlite>(ids).load(conn)?;
+    queries::attach_allocations(heads, rows)
 }
 
-fn summary_row(conn: &mut SqliteConnection) -> QueryResult<Option<SummaryRow>> {
-    let mut rows: Vec<SummaryRow> = sql_query(
-        "SELECT version, total_submissions, updated_at, stale FROM aggregate_summary WHERE id = 1",
-    )
-    .load(conn)?;
-    Ok(rows.pop())
+fn snapshot_of(conn: &mut SqliteConnection, row: SummaryRow) -> Result<Snapshot, StoreError> {
+    let totals = queries::summary_totals::<Sqlite>().load(conn)?;
+    Ok(queries::summary_snapshot(row, totals))
 }
 
-fn current_snapshot(conn: &mut SqliteConnection) -> QueryResult<Snapshot> {
-    let row = summary_row(conn)?.ok_or(diesel::result::Error::NotFound)?;
+/// The summary a writer just wrote while holding the write lock.
+fn written_snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, StoreError> {
+    let row = queries::summary::<Sqlite>().first(conn).optional()?;
+    let row =
+        row.ok_or_else(|| StoreError::Corrupt("summary row missing under the write lock".into()))?;
     snapshot_of(conn, row)
-}
-
-fn snapshot_of(conn: &mut SqliteConnection, row: SummaryRow) -> QueryResult<Snapshot> {
-    Ok(Snapshot {
-        version: row.version,
-        total_submissions: row.total_submissions,
-        updated_at: parse_time(&row.updated_at)?,
-        totals: totals(conn)?,
-        source: SnapshotSource::Summary,
-    })
 }
 
 /// Makes sure the summary row exists; when it was missing, fills it from the folded submissions.
 /// Call inside an IMMEDIATE transaction.
-fn ensure_summary(conn: &mut SqliteConnection) -> QueryResult<()> {
-    if summary_row(conn)?.is_none() {
-        sql_query(
-            "INSERT INTO aggregate_summary (id, version, total_submissions, updated_at, stale)
-             VALUES (1, 0, 0, ?, 0)",
-        )
-        .bind::<Text, _>(now())
-        .execute(conn)?;
+fn ensure_summary(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    if exec(conn, queries::create_summary(Utc::now()))? == 1 {
         recompute_folded(conn)?;
     }
     Ok(())
 }
 
 /// Rewrites the summary from every submission that has left the outbox.
-fn recompute_folded(conn: &mut SqliteConnection) -> QueryResult<()> {
-    sql_query("DELETE FROM aggregate_totals").execute(conn)?;
-    sql_query(
-        "INSERT INTO aggregate_totals (category_id, sum_hundredths, allocations)
-         SELECT a.category_id, SUM(a.hundredths), COUNT(*) FROM allocations a
-         WHERE NOT EXISTS (SELECT 1 FROM aggregate_outbox o WHERE o.submission_id = a.submission_id)
-         GROUP BY a.category_id",
-    )
-    .execute(conn)?;
-    sql_query(
-        "UPDATE aggregate_summary SET
-            version = version + 1,
-            total_submissions = (SELECT COUNT(*) FROM submissions s WHERE NOT EXISTS
-                (SELECT 1 FROM aggregate_outbox o WHERE o.submission_id = s.id)),
-            updated_at = ?,
-            stale = 0
-         WHERE id = 1",
-    )
-    .bind::<Text, _>(now())
-    .execute(conn)?;
+fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    exec(conn, queries::clear_totals())?;
+    exec(conn, queries::insert_folded_totals())?;
+    let total = queries::folded_submission_count().get_result(conn)?;
+    exec(conn, queries::set_summary(total, Utc::now()))?;
     Ok(())
 }
 
@@ -339,116 +206,53 @@ enum SubmitAbort {
 }
 
 fn insert_submission(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<(), SubmitAbort> {
-    let created_at = timestamp(new.created_at);
-    if let VoterRef::New { id, token_hash } = &new.voter {
-        sql_query("INSERT INTO voters (id, token_hash, created_at) VALUES (?, ?, ?)")
-            .bind::<Text, _>(id.to_string())
-            .bind::<Text, _>(token_hash)
-            .bind::<Text, _>(&created_at)
-            .execute(conn)?;
+    if let Some((id, token_hash)) = queries::new_voter(new) {
+        exec(conn, queries::insert_voter(id, token_hash, new.created_at))?;
     }
-    let inserted = sql_query(
-        "INSERT INTO submissions (id, voter_id, created_at, idempotency_key)
-         VALUES (?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind::<Text, _>(new.id.to_string())
-    .bind::<Text, _>(new.voter_id().to_string())
-    .bind::<Text, _>(&created_at)
-    .bind::<Nullable<Text>, _>(new.idempotency_key.as_deref())
-    .execute(conn)?;
-    if inserted == 0 {
+    if exec(conn, queries::insert_submission(new))? == 0 {
         return Err(SubmitAbort::KeyTaken);
     }
-    for (category, value) in new.allocation.entries() {
-        sql_query(
-            "INSERT INTO allocations (submission_id, category_id, hundredths) VALUES (?, ?, ?)",
-        )
-        .bind::<Text, _>(new.id.to_string())
-        .bind::<Integer, _>(category.0)
-        .bind::<Integer, _>(i32::from(value.raw()))
-        .execute(conn)?;
-    }
-    sql_query("INSERT INTO aggregate_outbox (submission_id, created_at) VALUES (?, ?)")
-        .bind::<Text, _>(new.id.to_string())
-        .bind::<Text, _>(&created_at)
-        .execute(conn)?;
+    queries::insert_allocations(queries::allocation_rows(new)).execute(conn)?;
+    exec(conn, queries::insert_outbox(new))?;
     Ok(())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|c| c.batch_execute("SELECT 1")).await
+        self.run(|c| Ok(exec(c, queries::ping()).map(drop)?)).await
     }
 
     async fn categories(&self) -> Result<Vec<Category>, StoreError> {
-        let rows: Vec<CategoryRow> = self
-            .run(|c| {
-                sql_query(
-                    "SELECT id, slug, name, description, color, display_order, active
-                     FROM categories ORDER BY display_order, id",
-                )
-                .load(c)
-            })
+        let rows = self
+            .run(|c| Ok(queries::all_categories::<Sqlite>().load(c)?))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Category {
-                id: CategoryId(r.id),
-                slug: r.slug,
-                name: r.name,
-                description: r.description,
-                color: r.color,
-                display_order: r.display_order,
-                active: r.active,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Category::from).collect())
     }
 
     async fn voter_by_token_hash(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
-        let token_hash = token_hash.to_owned();
-        self.run(move |c| {
-            let mut rows: Vec<TextRow> =
-                sql_query("SELECT id AS value FROM voters WHERE token_hash = ?")
-                    .bind::<Text, _>(token_hash)
-                    .load(c)?;
-            rows.pop().map(|r| parse_uuid(&r.value)).transpose()
-        })
-        .await
+        let query = queries::voter_by_token_hash(token_hash.to_owned());
+        self.run(move |c| Ok(query.first(c).optional()?)).await
     }
 
     async fn submit(&self, new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
-        self.write(move |c| {
-            match c.immediate_transaction(|c| insert_submission(c, &new)) {
-                Ok(()) => Ok(SubmitOutcome::Created(StoredSubmission {
-                    id: new.id,
-                    voter_id: new.voter_id(),
-                    created_at: new.created_at,
-                    allocations: new.allocation.entries().to_vec(),
-                })),
+        self.write(
+            move |c| match c.immediate_transaction(|c| insert_submission(c, &new)) {
+                Ok(()) => Ok(queries::created(new)),
                 Err(SubmitAbort::KeyTaken) => {
-                    let heads: Vec<HeadRow> = sql_query(
-                        "SELECT id, voter_id, created_at FROM submissions WHERE idempotency_key = ?",
-                    )
-                    .bind::<Text, _>(new.idempotency_key.unwrap_or_default())
-                    .load(c)?;
-                    load_submissions(c, heads)?
-                        .pop()
-                        .map(SubmitOutcome::Replayed)
-                        .ok_or(diesel::result::Error::NotFound)
+                    let key = new.idempotency_key.unwrap_or_default();
+                    let heads = queries::submission_by_key::<Sqlite>(key).load(c)?;
+                    queries::replayed(load_submissions(c, heads)?.pop())
                 }
-                Err(SubmitAbort::Query(e)) => Err(e),
-            }
-        })
+                Err(SubmitAbort::Query(e)) => Err(e.into()),
+            },
+        )
         .await
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError> {
         self.run(move |c| {
-            let heads: Vec<HeadRow> =
-                sql_query("SELECT id, voter_id, created_at FROM submissions WHERE id = ?")
-                    .bind::<Text, _>(id.to_string())
-                    .load(c)?;
+            let heads = queries::submission_by_id::<Sqlite>(id).load(c)?;
             Ok(load_submissions(c, heads)?.pop())
         })
         .await
@@ -460,13 +264,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
         self.run(move |c| {
-            let heads: Vec<HeadRow> = sql_query(
-                "SELECT id, voter_id, created_at FROM submissions WHERE voter_id = ?
-                 ORDER BY created_at DESC, id DESC LIMIT ?",
-            )
-            .bind::<Text, _>(voter_id.to_string())
-            .bind::<BigInt, _>(limit)
-            .load(c)?;
+            let heads = queries::submissions_of_voter::<Sqlite>(voter_id, limit).load(c)?;
             load_submissions(c, heads)
         })
         .await
@@ -475,10 +273,12 @@ impl Store for SqliteStore {
     async fn summary_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         // A read transaction in WAL mode sees one consistent state of the file.
         self.run(|c| {
-            c.transaction(|c| match summary_row(c)? {
-                Some(row) if !row.stale => snapshot_of(c, row).map(Some),
-                _ => Ok(None),
-            })
+            c.transaction(
+                |c| match queries::summary::<Sqlite>().first(c).optional()? {
+                    Some(row) if !row.is_stale() => snapshot_of(c, row).map(Some),
+                    _ => Ok(None),
+                },
+            )
         })
         .await
     }
@@ -486,96 +286,45 @@ impl Store for SqliteStore {
     async fn live_snapshot(&self) -> Result<Snapshot, StoreError> {
         self.run(|c| {
             c.transaction(|c| {
-                let rows: Vec<TotalRow> = sql_query(
-                    "SELECT category_id, SUM(hundredths) AS sum_hundredths
-                     FROM allocations GROUP BY category_id ORDER BY category_id",
-                )
-                .load(c)?;
-                let count: CountRow =
-                    sql_query("SELECT COUNT(*) AS n FROM submissions").get_result(c)?;
-                let version: MaybeCountRow =
-                    sql_query("SELECT (SELECT version FROM aggregate_summary WHERE id = 1) AS n")
-                        .get_result(c)?;
-                Ok(Snapshot {
-                    version: version.n.unwrap_or(0),
-                    total_submissions: count.n,
-                    updated_at: Utc::now(),
-                    totals: rows.into_iter().map(to_total).collect(),
-                    source: SnapshotSource::Live,
-                })
+                let totals = queries::live_totals().load(c)?;
+                let count = queries::submission_count().get_result(c)?;
+                let version = queries::summary_version().first(c).optional()?;
+                Ok(queries::live_snapshot(version, count, totals))
             })
         })
         .await
     }
 
-    async fn fold_outbox(&self, batch_size: i64) -> Result<Option<Snapshot>, StoreError> {
-        let pause = self.fold_pause;
+    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Snapshot>, StoreError> {
         self.write(move |c| {
             c.immediate_transaction(|c| {
-                // Writers are serialised by the write lock, so outbox ids below the batch's
-                // last id are exactly the batch.
-                let last: MaybeCountRow = sql_query(
-                    "SELECT MAX(id) AS n FROM
-                        (SELECT id FROM aggregate_outbox ORDER BY id LIMIT ?)",
-                )
-                .bind::<BigInt, _>(batch_size)
-                .get_result(c)?;
-                let Some(last) = last.n else {
+                // The write lock keeps every other writer out, so the oldest rows need no
+                // row locks.
+                let ids: Vec<i64> =
+                    queries::outbox_batch(batch.max_rows.min(MAX_FOLD_ROWS)).load(c)?;
+                if ids.is_empty() {
                     return Ok(None);
-                };
+                }
                 ensure_summary(c)?;
-                sql_query(
-                    "INSERT INTO aggregate_totals AS t (category_id, sum_hundredths, allocations)
-                     SELECT a.category_id, SUM(a.hundredths), COUNT(*)
-                     FROM aggregate_outbox o JOIN allocations a ON a.submission_id = o.submission_id
-                     WHERE o.id <= ? GROUP BY a.category_id
-                     ON CONFLICT (category_id) DO UPDATE SET
-                        sum_hundredths = t.sum_hundredths + excluded.sum_hundredths,
-                        allocations = t.allocations + excluded.allocations",
-                )
-                .bind::<BigInt, _>(last)
-                .execute(c)?;
-                let folded = sql_query("DELETE FROM aggregate_outbox WHERE id <= ?")
-                    .bind::<BigInt, _>(last)
-                    .execute(c)?;
-                sql_query(
-                    "UPDATE aggregate_summary SET version = version + 1,
-                        total_submissions = total_submissions + ?, updated_at = ?
-                     WHERE id = 1",
-                )
-                .bind::<BigInt, _>(i64::try_from(folded).unwrap_or(i64::MAX))
-                .bind::<Text, _>(now())
-                .execute(c)?;
-                if !pause.is_zero() {
-                    tracing::warn!(
-                        rows = folded,
-                        ?pause,
-                        "fold paused before commit (test hook)"
-                    );
+                exec(c, queries::fold_into_totals(ids.clone()))?;
+                let folded = exec(c, queries::delete_outbox(ids))?;
+                exec(c, queries::advance_summary(folded, Utc::now()))?;
+                if let Some(pause) = batch.pause(folded) {
                     std::thread::sleep(pause);
                 }
-                current_snapshot(c).map(Some)
+                written_snapshot(c).map(Some)
             })
         })
         .await
     }
 
     async fn outbox_len(&self) -> Result<i64, StoreError> {
-        self.run(|c| {
-            sql_query("SELECT COUNT(*) AS n FROM aggregate_outbox")
-                .get_result::<CountRow>(c)
-                .map(|r| r.n)
-        })
-        .await
+        self.run(|c| Ok(queries::outbox_len().get_result(c)?)).await
     }
 
     async fn mark_summary_stale(&self) -> Result<(), StoreError> {
-        self.write(|c| {
-            sql_query("UPDATE aggregate_summary SET stale = 1 WHERE id = 1")
-                .execute(c)
-                .map(drop)
-        })
-        .await
+        self.write(|c| Ok(exec(c, queries::mark_summary_stale()).map(drop)?))
+            .await
     }
 
     async fn rebuild_summary(&self) -> Result<Snapshot, StoreError> {
@@ -584,7 +333,7 @@ impl Store for SqliteStore {
             c.immediate_transaction(|c| {
                 ensure_summary(c)?;
                 recompute_folded(c)?;
-                current_snapshot(c)
+                written_snapshot(c)
             })
         })
         .await

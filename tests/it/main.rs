@@ -5,6 +5,7 @@
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
 //! - `processes`: real `tax-budget` processes;
 //! - `web`: serving the web app;
+//! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
 //! - `architecture`: the module structure of `src/`, read from the source;
 //! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
 //!   WebSocket clients that read responses into types.
@@ -19,4 +20,5 @@ mod faults;
 mod harness;
 mod http;
 mod processes;
+mod schema_drift;
 mod web;

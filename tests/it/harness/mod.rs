@@ -71,7 +71,7 @@ fn services() -> Option<(String, String)> {
 ///
 /// libtest captures what `eprintln!` writes and shows it only for failing tests, so a skipped
 /// test would look like a passing one; a write to the `stderr()` handle is not captured.
-fn announce_skip(reason: &str) {
+pub fn announce_skip(reason: &str) {
     let thread = std::thread::current();
     // libtest runs each test on a thread named after it.
     let test = thread

@@ -1,0 +1,517 @@
+//! What both backends ask of the database, written once against the shared schema: the rows
+//! they read, the statements they run and how rows become domain values. A backend only runs
+//! these (PostgreSQL asynchronously, SQLite in a blocking task) and adds what is its own:
+//! locking, transactions, and PostgreSQL's one-statement submission.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{auto_type, count_star, sum, AsSelect};
+use diesel::helper_types;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::sqlite::Sqlite;
+use diesel::upsert::excluded;
+use uuid::Uuid;
+
+use super::schema::{
+    aggregate_outbox, aggregate_summary, aggregate_totals, allocations, categories, submissions,
+    voters,
+};
+use super::sql_types::Bind;
+use super::{NewSubmission, StoreError, StoredSubmission, SubmitOutcome, VoterRef};
+use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
+
+/// The summary table holds one row, with this id (the migrations enforce it).
+const SUMMARY_ID: i16 = 1;
+
+/// A statement that runs unchanged on both backends, through either connection's `execute`.
+pub(super) trait Statement:
+    QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + Send
+{
+}
+
+impl<T> Statement for T where T: QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + Send {}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = categories, check_for_backend(Pg, Sqlite))]
+pub(super) struct CategoryRow {
+    id: i32,
+    slug: String,
+    name: String,
+    description: String,
+    color: String,
+    display_order: i32,
+    active: bool,
+}
+
+impl From<CategoryRow> for Category {
+    fn from(row: CategoryRow) -> Self {
+        Category {
+            id: CategoryId(row.id),
+            slug: row.slug,
+            name: row.name,
+            description: row.description,
+            color: row.color,
+            display_order: row.display_order,
+            active: row.active,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = submissions, check_for_backend(Pg, Sqlite))]
+pub(super) struct SubmissionRow {
+    id: Uuid,
+    voter_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl SubmissionRow {
+    pub(super) fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = allocations, check_for_backend(Pg, Sqlite))]
+pub(super) struct AllocationRow {
+    submission_id: Uuid,
+    category_id: i32,
+    hundredths: i32,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = aggregate_summary, check_for_backend(Pg, Sqlite))]
+pub(super) struct SummaryRow {
+    version: i64,
+    total_submissions: i64,
+    updated_at: DateTime<Utc>,
+    stale: bool,
+}
+
+impl SummaryRow {
+    /// Marked by a rebuild in progress: readers must not trust the totals.
+    pub(super) fn is_stale(&self) -> bool {
+        self.stale
+    }
+}
+
+/// One category's sum, from the summary or computed live.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = aggregate_totals, check_for_backend(Pg, Sqlite))]
+pub(super) struct TotalRow {
+    category_id: i32,
+    sum_hundredths: i64,
+}
+
+impl From<TotalRow> for CategoryTotal {
+    fn from(row: TotalRow) -> Self {
+        CategoryTotal {
+            category_id: CategoryId(row.category_id),
+            sum_hundredths: row.sum_hundredths,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = voters)]
+struct VoterInsert {
+    #[diesel(serialize_as = Bind<Uuid>)]
+    id: Uuid,
+    token_hash: String,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = submissions)]
+struct SubmissionInsert {
+    #[diesel(serialize_as = Bind<Uuid>)]
+    id: Uuid,
+    #[diesel(serialize_as = Bind<Uuid>)]
+    voter_id: Uuid,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    created_at: DateTime<Utc>,
+    idempotency_key: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = allocations)]
+pub(super) struct AllocationInsert {
+    #[diesel(serialize_as = Bind<Uuid>)]
+    submission_id: Uuid,
+    category_id: i32,
+    hundredths: i32,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_outbox)]
+struct OutboxInsert {
+    #[diesel(serialize_as = Bind<Uuid>)]
+    submission_id: Uuid,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_summary)]
+struct SummaryInsert {
+    id: i16,
+    version: i64,
+    total_submissions: i64,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    updated_at: DateTime<Utc>,
+    stale: bool,
+}
+
+// Reads.
+
+pub(super) fn ping() -> impl Statement {
+    diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+}
+
+#[auto_type]
+pub(super) fn all_categories<DB: diesel::backend::Backend>() -> _ {
+    let row: AsSelect<CategoryRow, DB> = CategoryRow::as_select();
+    categories::table
+        .order((categories::display_order, categories::id))
+        .select(row)
+}
+
+#[auto_type]
+pub(super) fn voter_by_token_hash(token_hash: String) -> _ {
+    voters::table
+        .filter(voters::token_hash.eq(token_hash))
+        .select(voters::id)
+}
+
+#[auto_type]
+pub(super) fn submission_by_id<DB: diesel::backend::Backend>(id: Uuid) -> _ {
+    let row: AsSelect<SubmissionRow, DB> = SubmissionRow::as_select();
+    submissions::table
+        .filter(submissions::id.eq(Bind(id)))
+        .select(row)
+}
+
+#[auto_type]
+pub(super) fn submission_by_key<DB: diesel::backend::Backend>(key: String) -> _ {
+    let row: AsSelect<SubmissionRow, DB> = SubmissionRow::as_select();
+    submissions::table
+        .filter(submissions::idempotency_key.eq(key))
+        .select(row)
+}
+
+/// Newest first; the index `submissions_by_voter` serves exactly this order.
+#[auto_type]
+pub(super) fn submissions_of_voter<DB: diesel::backend::Backend>(voter: Uuid, limit: i64) -> _ {
+    let row: AsSelect<SubmissionRow, DB> = SubmissionRow::as_select();
+    submissions::table
+        .filter(submissions::voter_id.eq(Bind(voter)))
+        .order((submissions::created_at.desc(), submissions::id.desc()))
+        .limit(limit)
+        .select(row)
+}
+
+/// The allocations of a page of submissions in one query, for [`attach_allocations`].
+#[auto_type]
+pub(super) fn allocations_of<DB: diesel::backend::Backend>(submission_ids: Vec<Bind<Uuid>>) -> _ {
+    let row: AsSelect<AllocationRow, DB> = AllocationRow::as_select();
+    allocations::table
+        .filter(allocations::submission_id.eq_any(submission_ids))
+        .order(allocations::category_id)
+        .select(row)
+}
+
+#[auto_type]
+pub(super) fn summary<DB: diesel::backend::Backend>() -> _ {
+    let row: AsSelect<SummaryRow, DB> = SummaryRow::as_select();
+    let id: i16 = SUMMARY_ID;
+    aggregate_summary::table.find(id).select(row)
+}
+
+#[auto_type]
+pub(super) fn summary_version() -> _ {
+    let id: i16 = SUMMARY_ID;
+    aggregate_summary::table
+        .find(id)
+        .select(aggregate_summary::version)
+}
+
+#[auto_type]
+pub(super) fn summary_totals<DB: diesel::backend::Backend>() -> _ {
+    let row: AsSelect<TotalRow, DB> = TotalRow::as_select();
+    aggregate_totals::table
+        .order(aggregate_totals::category_id)
+        .select(row)
+}
+
+/// Sums over every stored allocation, ignoring the summary.
+#[auto_type]
+pub(super) fn live_totals() -> _ {
+    allocations::table
+        .group_by(allocations::category_id)
+        .order(allocations::category_id)
+        .select((allocations::category_id, hundredths_sum()))
+}
+
+#[auto_type]
+pub(super) fn submission_count() -> _ {
+    submissions::table.count()
+}
+
+#[auto_type]
+pub(super) fn outbox_len() -> _ {
+    aggregate_outbox::table.count()
+}
+
+/// The oldest outbox rows; a backend adds its locking.
+#[auto_type]
+pub(super) fn outbox_batch(max_rows: i64) -> _ {
+    aggregate_outbox::table
+        .order(aggregate_outbox::id)
+        .limit(max_rows)
+        .select(aggregate_outbox::id)
+}
+
+// Writes.
+
+pub(super) fn insert_voter(
+    id: Uuid,
+    token_hash: &str,
+    created_at: DateTime<Utc>,
+) -> impl Statement {
+    diesel::insert_into(voters::table).values(VoterInsert {
+        id,
+        token_hash: token_hash.to_owned(),
+        created_at,
+    })
+}
+
+/// Writes nothing when the idempotency key is taken (then `execute` counts 0 rows).
+pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
+    diesel::insert_into(submissions::table)
+        .values(SubmissionInsert {
+            id: new.id,
+            voter_id: new.voter_id(),
+            created_at: new.created_at,
+            idempotency_key: new.idempotency_key.clone(),
+        })
+        .on_conflict(submissions::idempotency_key)
+        .do_nothing()
+}
+
+/// The allocation rows of a new submission, for [`insert_allocations`].
+pub(super) fn allocation_rows(new: &NewSubmission) -> Vec<AllocationInsert> {
+    new.allocation
+        .entries()
+        .iter()
+        .map(|(category, value)| AllocationInsert {
+            submission_id: new.id,
+            category_id: category.0,
+            hundredths: i32::from(value.raw()),
+        })
+        .collect()
+}
+
+/// One multi-row insert. Not a [`Statement`]: SQLite runs batch inserts its own way, through
+/// the connection's `execute`.
+#[auto_type]
+pub(super) fn insert_allocations(rows: Vec<AllocationInsert>) -> _ {
+    diesel::dsl::insert_into(allocations::table).values(rows)
+}
+
+pub(super) fn insert_outbox(new: &NewSubmission) -> impl Statement {
+    diesel::insert_into(aggregate_outbox::table).values(OutboxInsert {
+        submission_id: new.id,
+        created_at: new.created_at,
+    })
+}
+
+/// Creates the summary row, empty, unless it exists; `execute` counts 1 when it created it.
+pub(super) fn create_summary(now: DateTime<Utc>) -> impl Statement {
+    diesel::insert_into(aggregate_summary::table)
+        .values(SummaryInsert {
+            id: SUMMARY_ID,
+            version: 0,
+            total_submissions: 0,
+            updated_at: now,
+            stale: false,
+        })
+        .on_conflict(aggregate_summary::id)
+        .do_nothing()
+}
+
+pub(super) fn clear_totals() -> impl Statement {
+    diesel::delete(aggregate_totals::table)
+}
+
+/// The sum of a group of allocations. Groups exist only where rows do, so it is never NULL.
+#[auto_type]
+fn hundredths_sum() -> _ {
+    let total: helper_types::sum<allocations::hundredths> = sum(allocations::hundredths);
+    total.assume_not_null()
+}
+
+/// A row of `aggregate_totals` computed from a group of allocations.
+#[auto_type]
+fn allocation_sums() -> _ {
+    (allocations::category_id, hundredths_sum(), count_star())
+}
+
+/// The columns [`allocation_sums`] fills.
+#[auto_type]
+fn total_columns() -> _ {
+    (
+        aggregate_totals::category_id,
+        aggregate_totals::sum_hundredths,
+        aggregate_totals::allocations,
+    )
+}
+
+/// Fills the (cleared) totals from every allocation whose submission has left the outbox.
+pub(super) fn insert_folded_totals() -> impl Statement {
+    let folded = allocations::table
+        .left_join(
+            aggregate_outbox::table
+                .on(aggregate_outbox::submission_id.eq(allocations::submission_id)),
+        )
+        .filter(aggregate_outbox::id.is_null())
+        .group_by(allocations::category_id)
+        .select(allocation_sums());
+    diesel::insert_into(aggregate_totals::table)
+        .values(folded)
+        .into_columns(total_columns())
+}
+
+/// How many submissions have left the outbox.
+#[auto_type]
+pub(super) fn folded_submission_count() -> _ {
+    submissions::table
+        .left_join(aggregate_outbox::table.on(aggregate_outbox::submission_id.eq(submissions::id)))
+        .filter(aggregate_outbox::id.is_null())
+        .count()
+}
+
+/// Sets the summary to a recomputed total and clears the stale mark.
+pub(super) fn set_summary(total_submissions: i64, now: DateTime<Utc>) -> impl Statement {
+    diesel::update(aggregate_summary::table.find(SUMMARY_ID)).set((
+        aggregate_summary::version.eq(aggregate_summary::version + 1),
+        aggregate_summary::total_submissions.eq(total_submissions),
+        aggregate_summary::updated_at.eq(Bind(now)),
+        aggregate_summary::stale.eq(false),
+    ))
+}
+
+/// Adds the allocations of the given outbox rows to the totals.
+pub(super) fn fold_into_totals(outbox_ids: Vec<i64>) -> impl Statement {
+    let batch = aggregate_outbox::table
+        .inner_join(
+            allocations::table.on(allocations::submission_id.eq(aggregate_outbox::submission_id)),
+        )
+        .filter(aggregate_outbox::id.eq_any(outbox_ids))
+        .group_by(allocations::category_id)
+        .select(allocation_sums());
+    diesel::insert_into(aggregate_totals::table)
+        .values(batch)
+        .into_columns(total_columns())
+        .on_conflict(aggregate_totals::category_id)
+        .do_update()
+        .set((
+            aggregate_totals::sum_hundredths
+                .eq(aggregate_totals::sum_hundredths + excluded(aggregate_totals::sum_hundredths)),
+            aggregate_totals::allocations
+                .eq(aggregate_totals::allocations + excluded(aggregate_totals::allocations)),
+        ))
+}
+
+pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {
+    diesel::delete(aggregate_outbox::table.filter(aggregate_outbox::id.eq_any(outbox_ids)))
+}
+
+/// Counts `folded` more submissions into the summary and moves its version on.
+pub(super) fn advance_summary(folded: usize, now: DateTime<Utc>) -> impl Statement {
+    let folded = i64::try_from(folded).unwrap_or(i64::MAX);
+    diesel::update(aggregate_summary::table.find(SUMMARY_ID)).set((
+        aggregate_summary::version.eq(aggregate_summary::version + 1),
+        aggregate_summary::total_submissions.eq(aggregate_summary::total_submissions + folded),
+        aggregate_summary::updated_at.eq(Bind(now)),
+    ))
+}
+
+pub(super) fn mark_summary_stale() -> impl Statement {
+    diesel::update(aggregate_summary::table.find(SUMMARY_ID)).set(aggregate_summary::stale.eq(true))
+}
+
+// Rows to domain values.
+
+/// What a new submission becomes once written.
+pub(super) fn created(new: NewSubmission) -> SubmitOutcome {
+    SubmitOutcome::Created(StoredSubmission {
+        id: new.id,
+        voter_id: new.voter_id(),
+        created_at: new.created_at,
+        allocations: new.allocation.entries().to_vec(),
+    })
+}
+
+/// The submission holding a taken idempotency key. It committed before ours tried the key and
+/// nothing deletes submissions, so not finding it means the data is broken.
+pub(super) fn replayed(found: Option<StoredSubmission>) -> Result<SubmitOutcome, StoreError> {
+    found
+        .map(SubmitOutcome::Replayed)
+        .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))
+}
+
+/// The token hash of a voter the submission creates, if it creates one.
+pub(super) fn new_voter(new: &NewSubmission) -> Option<(Uuid, &str)> {
+    match &new.voter {
+        VoterRef::New { id, token_hash } => Some((*id, token_hash.as_str())),
+        VoterRef::Existing(_) => None,
+    }
+}
+
+/// Groups allocation rows under their submissions, keeping the submissions' order.
+pub(super) fn attach_allocations(
+    heads: Vec<SubmissionRow>,
+    rows: Vec<AllocationRow>,
+) -> Result<Vec<StoredSubmission>, StoreError> {
+    let mut out: Vec<StoredSubmission> = heads
+        .into_iter()
+        .map(|head| StoredSubmission {
+            id: head.id,
+            voter_id: head.voter_id,
+            created_at: head.created_at,
+            allocations: Vec::new(),
+        })
+        .collect();
+    for row in rows {
+        let value = Hundredths::from_raw(i64::from(row.hundredths)).ok_or_else(|| {
+            StoreError::Corrupt(format!("hundredths {} out of range", row.hundredths))
+        })?;
+        if let Some(s) = out.iter_mut().find(|s| s.id == row.submission_id) {
+            s.allocations.push((CategoryId(row.category_id), value));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapshot {
+    Snapshot {
+        version: row.version,
+        total_submissions: row.total_submissions,
+        updated_at: row.updated_at,
+        totals: totals.into_iter().map(CategoryTotal::from).collect(),
+        source: SnapshotSource::Summary,
+    }
+}
+
+/// `version` is the summary's, when it has a row: live reads keep the version clients saw.
+pub(super) fn live_snapshot(version: Option<i64>, count: i64, totals: Vec<TotalRow>) -> Snapshot {
+    Snapshot {
+        version: version.unwrap_or(0),
+        total_submissions: count,
+        updated_at: Utc::now(),
+        totals: totals.into_iter().map(CategoryTotal::from).collect(),
+        source: SnapshotSource::Live,
+    }
+}
