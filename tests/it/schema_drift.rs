@@ -42,18 +42,6 @@ fn skip(reason: &str) {
     crate::harness::announce_skip(reason);
 }
 
-/// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
 /// Migrates the empty database at `url` and returns what the diesel CLI prints for it.
 async fn printed_schema(url: &str) -> Result<String, String> {
     store::migrate(&DatabaseUrl::Postgres(url.to_owned()))
@@ -119,7 +107,7 @@ async fn schema_rs_is_what_diesel_prints_for_the_postgres_migrations() {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create database");
-    let printed = AssertUnwindSafe(printed_schema(&with_database(&admin_url, &name)))
+    let printed = AssertUnwindSafe(printed_schema(&crate::harness::replace_database(&admin_url, &name)))
         .catch_unwind()
         .await;
     // Dropped before any assertion or panic, so that a failing check leaves no database behind.

@@ -127,7 +127,8 @@ impl TestDb {
     }
 }
 
-fn replace_database(url: &str, name: &str) -> String {
+/// `url` with its database name replaced.
+pub fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));
