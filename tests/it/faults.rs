@@ -9,7 +9,10 @@ use tokio::sync::watch;
 use crate::harness::gql::{AggregateSnapshot, AggregateSource, AGGREGATES_UPDATED};
 use crate::harness::proxy::{Link, TcpProxy};
 use crate::harness::ws::{Protocol, Subscription};
-use crate::harness::{address_of, eventually, spawn_app_with, Backend, Options, TestApp, EVEN};
+use crate::harness::{
+    address_of, eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp,
+    EVEN,
+};
 
 /// A proxy to the test Redis, or `None` when PostgreSQL + Redis tests are skipped (the app
 /// harness then says so).
@@ -300,4 +303,72 @@ async fn a_redis_that_stops_answering_costs_a_timeout_then_nothing() {
     assert_eq!(last.map(|s| s.source), Some(AggregateSource::Summary));
     proxy.set(Link::Up);
     app.wait_folded(21).await;
+}
+
+on_both_backends!(
+    a_live_answer_under_a_stale_summary_is_neither_cached_nor_pushed,
+    counters_beyond_32_bits_reach_clients_whole,
+);
+
+/// A rebuild marks the summary stale; meanwhile LIVE answers carry the summary's version with
+/// totals over every row (here 3 submissions the summary does not hold yet). Cached or pushed,
+/// they would contradict what subscribers hold under that same version, and the rebuild's
+/// next version would then show a falling total.
+async fn a_live_answer_under_a_stale_summary_is_neither_cached_nor_pushed(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
+        return;
+    };
+    let worker = app.app.spawn_worker();
+    for _ in 0..2 {
+        app.submit(EVEN, None).await;
+    }
+    let folded = app.wait_folded(2).await;
+    worker.abort();
+    let mut subscriber =
+        Subscription::start(app.addr(), Protocol::TransportWs, AGGREGATES_UPDATED).await;
+    assert_eq!(subscriber.next_snapshot().await.version, folded.version);
+
+    for _ in 0..3 {
+        app.submit(EVEN, None).await;
+    }
+    app.app.store.mark_summary_stale().await.expect("stale");
+    app.app.cache.invalidate().await.expect("invalidate");
+    let live = app.aggregates().await;
+    assert_eq!(live.source, AggregateSource::Live);
+    assert_eq!(live.total_submissions, 5);
+    assert_eq!(live.version, folded.version);
+    assert_eq!(
+        app.app.cache.get().await.expect("cache read"),
+        None,
+        "a LIVE answer under a stale summary was cached"
+    );
+
+    let rebuilt = app.app.rebuild_aggregates().await.expect("rebuild");
+    assert!(rebuilt.version > folded.version);
+    assert_eq!(rebuilt.total_submissions, 2, "the outbox is not folded yet");
+    let pushed = subscriber.next_snapshot().await;
+    assert_eq!(
+        (pushed.version, pushed.total_submissions),
+        (rebuilt.version, 2),
+        "the subscriber's next snapshot is the rebuild's, never the LIVE one"
+    );
+    subscriber.close().await;
+}
+
+/// GraphQL's `Int` is 32 bits; the stored counters are 64.
+async fn counters_beyond_32_bits_reach_clients_whole(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.submit(EVEN, None).await;
+    app.wait_folded(1).await;
+    let big = i64::from(i32::MAX) + 1_000;
+    app.execute_sql(&format!(
+        "UPDATE aggregate_summary SET version = {big}, total_submissions = {}",
+        big + 1
+    ))
+    .await;
+    app.app.cache.invalidate().await.expect("invalidate");
+    let read = app.aggregates().await;
+    assert_eq!((read.version, read.total_submissions), (big, big + 1));
 }

@@ -304,3 +304,29 @@ async fn serve_limits_submissions_per_address_as_configured() {
     let retry = error.extensions.retry_after_seconds;
     assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{second:?}");
 }
+
+/// The embedded default with its worker in another process: no Redis tells the server about
+/// the worker's folds, so the server watches the summary itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_separate_worker_s_folds_reach_the_server() {
+    let Some(backend) = TestBackend::create(Backend::Sqlite).await else {
+        return;
+    };
+    let mut env = backend.env();
+    env.push(("RUN_WORKER", "false".into()));
+    let (_server, addr) = Process::serve(&env).await;
+    let _worker = Process::spawn(&["worker"], &backend.env());
+    let client = GqlClient::new(addr);
+    let mut subscriber = Subscription::start(addr, Protocol::TransportWs, AGGREGATES_UPDATED).await;
+    assert_eq!(subscriber.next_snapshot().await.total_submissions, 0);
+    for _ in 0..3 {
+        client.submit(EVEN, None).await;
+    }
+    let pushed = subscriber.wait_for(|s| s.total_submissions == 3).await;
+    let read = eventually("the server reads the worker's fold", || async {
+        let snapshot = client.aggregates().await;
+        (snapshot.total_submissions == 3).then_some(snapshot)
+    })
+    .await;
+    assert!(read.version >= pushed.version);
+}

@@ -107,9 +107,11 @@ async fn schema_rs_is_what_diesel_prints_for_the_postgres_migrations() {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create database");
-    let printed = AssertUnwindSafe(printed_schema(&crate::harness::replace_database(&admin_url, &name)))
-        .catch_unwind()
-        .await;
+    let printed = AssertUnwindSafe(printed_schema(&crate::harness::replace_database(
+        &admin_url, &name,
+    )))
+    .catch_unwind()
+    .await;
     // Dropped before any assertion or panic, so that a failing check leaves no database behind.
     admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
