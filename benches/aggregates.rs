@@ -8,7 +8,8 @@
 //! rebuild, then `aggregates` is read over HTTP from each tier, before and after seeding:
 //! the cache and summary tiers should not care how many submissions exist; live SQL does.
 //! Finally `BENCH_WRITES` (default 5000) submissions go through the API to measure writes and
-//! the fold behind them.
+//! the fold behind them. On SQLite the same writes then run on two fresh files, once with
+//! `SQLITE_SYNCHRONOUS=normal` and once with the default `full`, to show what durability costs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use diesel::Connection;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
-use tax_budget::config::{Config, DatabaseUrl};
+use tax_budget::config::{Config, DatabaseUrl, SqliteSync};
 
 const AGGREGATES: &str =
     "{ aggregates { version totalSubmissions source categories { averagePercentage } } }";
@@ -122,7 +123,8 @@ impl Bench {
         );
     }
 
-    async fn writes(&self, total: usize, concurrency: usize) {
+    /// Returns submissions per second.
+    async fn writes(&self, total: usize, concurrency: usize) -> f64 {
         let before = self.read().await["totalSubmissions"].as_i64().unwrap_or(0);
         let allocations: Vec<Value> = (1..=10)
             .map(|id| json!({ "categoryId": id.to_string(), "percentage": 10.0 }))
@@ -173,7 +175,44 @@ impl Bench {
             total as f64 / written.as_secs_f64(),
             folded.as_secs_f64()
         );
+        total as f64 / written.as_secs_f64()
     }
+}
+
+/// Serves `config` on a random port and returns a bench client for it.
+async fn serve(config: Config) -> (Bench, Server) {
+    let app = App::start(config).await.expect("start");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = Server::spawn(app.clone(), listener, ServerOptions::default()).expect("serve");
+    let bench = Bench {
+        url: format!("http://{}/graphql", server.addr),
+        app,
+        http: reqwest::Client::new(),
+    };
+    (bench, server)
+}
+
+/// The same writes on two fresh SQLite files, `normal` first, then `full`.
+async fn sqlite_durability(writes: usize) {
+    let mut rates = Vec::new();
+    for sync in [SqliteSync::Normal, SqliteSync::Full] {
+        let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+        let mut config = Config::for_database(DatabaseUrl::Sqlite(dir.join("bench.sqlite3")));
+        config.sqlite_synchronous = sync;
+        let (bench, server) = serve(config).await;
+        print!("SQLITE_SYNCHRONOUS={sync:?}: ");
+        rates.push(bench.writes(writes, 32).await);
+        server.shutdown(Duration::from_secs(5)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!(
+        "durability: FULL writes at {:.2}x the rate of NORMAL ({:.0} vs {:.0} submissions/s)",
+        rates[1] / rates[0],
+        rates[1],
+        rates[0]
+    );
 }
 
 const PG_SEED: &str = "
@@ -255,16 +294,8 @@ async fn main() {
     let mut config = Config::for_database(database.clone());
     config.redis_url = redis.clone();
     config.redis_key_prefix = format!("tb-bench-{}:", uuid::Uuid::new_v4().simple());
-    let app = App::start(config).await.expect("start");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let server = Server::spawn(app.clone(), listener, ServerOptions::default()).expect("serve");
-    let bench = Bench {
-        url: format!("http://{}/graphql", server.addr),
-        app: app.clone(),
-        http: reqwest::Client::new(),
-    };
+    let (bench, server) = serve(config).await;
+    let app = bench.app.clone();
 
     println!(
         "backend: {} + {}",
@@ -301,8 +332,11 @@ async fn main() {
     );
     bench.concurrent_cache_reads(20_000, 16).await;
     bench.writes(writes, 32).await;
-
     server.shutdown(Duration::from_secs(5)).await;
+    if redis.is_none() {
+        sqlite_durability(writes).await;
+    }
+
     match cleanup {
         Some((admin, name)) => {
             let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");

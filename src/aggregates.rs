@@ -85,7 +85,8 @@ impl Aggregates {
         }
         match self.store.summary_snapshot().await {
             Ok(Some(summary)) => {
-                self.feed.offer(summary.with_source(SnapshotSource::Summary));
+                self.feed
+                    .offer(summary.with_source(SnapshotSource::Summary));
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "resync: summary read failed"),

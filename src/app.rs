@@ -89,7 +89,12 @@ impl App {
     pub async fn start(config: Config) -> Result<Arc<App>, StartError> {
         tracing::info!(database = %config.database.describe(), redis = config.redis_url.is_some(), "starting");
         store::migrate(&config.database).await?;
-        let store = store::connect(&config.database, config.database_pool_size).await?;
+        let store = store::connect(
+            &config.database,
+            config.database_pool_size,
+            config.sqlite_synchronous,
+        )
+        .await?;
         let categories = Arc::new(store.categories().await?);
         let worker_wake = Arc::new(Notify::new());
         let resync = Arc::new(Notify::new());

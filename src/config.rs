@@ -55,6 +55,16 @@ pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_SUBMIT_RATE_PER_MINUTE: u32 = 60;
 
+/// How the embedded SQLite store syncs a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum SqliteSync {
+    /// Every commit reaches the disk before it is acknowledged: survives a power loss.
+    #[default]
+    Full,
+    /// Faster; a power loss may lose the last acknowledged submissions (the file stays intact).
+    Normal,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -80,6 +90,11 @@ pub struct BackendArgs {
     /// (milliseconds). After a few failures in a row Redis is skipped for a second.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = DEFAULT_REDIS_TIMEOUT_MS)]
     pub redis_timeout_ms: u64,
+
+    /// SQLite only: `full` syncs every commit to disk (an acknowledged submission survives a
+    /// power loss), `normal` is faster and may lose the last ones.
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_synchronous: SqliteSync,
 
     /// Most database connections this process opens.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_DATABASE_POOL_SIZE)]
@@ -151,6 +166,7 @@ pub struct Config {
     pub redis_key_prefix: String,
     pub redis_timeout: Duration,
     pub database_pool_size: usize,
+    pub sqlite_synchronous: SqliteSync,
     pub worker_batch_size: i64,
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
@@ -183,6 +199,7 @@ impl Config {
             redis_key_prefix: backend.redis_key_prefix.clone(),
             redis_timeout: Duration::from_millis(backend.redis_timeout_ms.max(1)),
             database_pool_size: backend.database_pool_size.max(1),
+            sqlite_synchronous: backend.sqlite_synchronous,
             worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),
             worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
             worker_fold_pause: Duration::from_millis(worker.worker_fold_pause_ms),
@@ -206,6 +223,7 @@ impl Config {
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
             redis_timeout: Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS),
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+            sqlite_synchronous: SqliteSync::Full,
             worker_batch_size: worker.worker_batch_size,
             worker_poll: Duration::from_millis(worker.worker_poll_ms),
             worker_fold_pause: Duration::ZERO,
@@ -248,6 +266,7 @@ mod tests {
             redis_url: None,
             redis_key_prefix: "tax-budget:".into(),
             redis_timeout_ms: 100,
+            sqlite_synchronous: SqliteSync::Full,
             database_pool_size: 1,
             log_format: LogFormat::Text,
         };

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, SqliteSync};
 use crate::domain::{Category, CategoryId, Hundredths, Snapshot, ValidAllocation};
 
 pub use postgres::PostgresStore;
@@ -217,10 +217,16 @@ pub async fn migrate(url: &DatabaseUrl) -> Result<usize, StoreError> {
 }
 
 /// Connects to the database named by `url`, whose schema [`migrate`] has brought up to date.
-pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(
+    url: &DatabaseUrl,
+    pool_size: usize,
+    sqlite_sync: SqliteSync,
+) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::connect(url, pool_size).await?),
-        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::connect(path, pool_size).await?),
+        DatabaseUrl::Sqlite(path) => {
+            Arc::new(SqliteStore::connect(path, pool_size, sqlite_sync).await?)
+        }
     })
 }
 

@@ -20,13 +20,22 @@ use uuid::Uuid;
 use super::queries::{self, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome};
+use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 /// Raw SQL (PRAGMAs have no DSL), applied to every connection: wait for the write lock instead
 /// of failing at once.
-const CONNECTION_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;";
+
+/// By default (`FULL`) the WAL is synced at every commit, so a submission the API acknowledged
+/// survives a power loss; `NORMAL` only keeps the file uncorrupted.
+fn synchronous_pragma(sync: SqliteSync) -> &'static str {
+    match sync {
+        SqliteSync::Full => "PRAGMA synchronous = FULL;",
+        SqliteSync::Normal => "PRAGMA synchronous = NORMAL;",
+    }
+}
 /// Raw SQL like the above. WAL lets readers go on while a writer commits; it is a property of
 /// the file, so setting it once per process is enough.
 const WAL: &str = "PRAGMA journal_mode = WAL;";
@@ -44,6 +53,7 @@ pub struct SqliteStore {
 /// Opens connections for the pool, each in a blocking task.
 struct Manager {
     url: String,
+    sync: SqliteSync,
 }
 
 impl deadpool::managed::Manager for Manager {
@@ -51,8 +61,8 @@ impl deadpool::managed::Manager for Manager {
     type Error = StoreError;
 
     async fn create(&self) -> Result<SqliteConnection, StoreError> {
-        let url = self.url.clone();
-        tokio::task::spawn_blocking(move || open(&url))
+        let (url, sync) = (self.url.clone(), self.sync);
+        tokio::task::spawn_blocking(move || open(&url, sync))
             .await
             .map_err(StoreError::Task)?
     }
@@ -73,9 +83,10 @@ impl deadpool::managed::Manager for Manager {
     }
 }
 
-fn open(url: &str) -> Result<SqliteConnection, StoreError> {
+fn open(url: &str, sync: SqliteSync) -> Result<SqliteConnection, StoreError> {
     let mut conn = SqliteConnection::establish(url).map_err(StoreError::Connect)?;
     conn.batch_execute(CONNECTION_PRAGMAS)?;
+    conn.batch_execute(synchronous_pragma(sync))?;
     Ok(conn)
 }
 
@@ -93,7 +104,7 @@ pub async fn migrate(path: &Path) -> Result<usize, StoreError> {
     create_parent_dir(path)?;
     let url = path.to_string_lossy().into_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = open(&url)?;
+        let mut conn = open(&url, SqliteSync::Full)?;
         conn.batch_execute(WAL)?;
         conn.run_pending_migrations(MIGRATIONS)
             .map(|applied| applied.len())
@@ -104,10 +115,15 @@ pub async fn migrate(path: &Path) -> Result<usize, StoreError> {
 }
 
 impl SqliteStore {
-    pub async fn connect(path: &Path, pool_size: usize) -> Result<Self, StoreError> {
+    pub async fn connect(
+        path: &Path,
+        pool_size: usize,
+        sync: SqliteSync,
+    ) -> Result<Self, StoreError> {
         create_parent_dir(path)?;
         let manager = Manager {
             url: path.to_string_lossy().into_owned(),
+            sync,
         };
         let pool = deadpool::managed::Pool::builder(manager)
             .max_size(pool_size.max(1))
@@ -337,5 +353,34 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Integer;
+    use diesel::{sql_query, QueryableByName, RunQueryDsl};
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = Integer)]
+        synchronous: i32,
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_pooled_connection_syncs_each_commit() {
+        let dir = std::env::temp_dir().join(format!("tax-budget-sync-{}", uuid::Uuid::new_v4()));
+        let store = SqliteStore::connect(&dir.join("db.sqlite3"), 2, SqliteSync::Full)
+            .await
+            .expect("connect");
+        let level = store
+            .run(|c| Ok(sql_query("PRAGMA synchronous").get_result::<Synchronous>(c)?))
+            .await
+            .expect("pragma");
+        let _ = std::fs::remove_dir_all(&dir);
+        // 2 is FULL.
+        assert_eq!(level.synchronous, 2);
     }
 }
