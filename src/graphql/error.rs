@@ -28,6 +28,10 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("too many submissions from your address; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The database cannot be reached or is overloaded: nothing was written, and the same
+    /// request may succeed later (with an idempotency key, retrying is always safe).
+    #[error("the service cannot reach its database right now; nothing was saved, try again")]
+    Unavailable,
     #[error("internal error; it has been logged")]
     Internal,
 }
@@ -50,6 +54,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::Unavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }
     }
@@ -117,6 +122,10 @@ impl From<AllocationError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            return ApiError::Unavailable;
+        }
         tracing::error!(error = %err, "store error");
         ApiError::Internal
     }

@@ -63,6 +63,21 @@ impl From<diesel::result::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or was too busy (as opposed to a query or
+    /// data error): the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Connect(_) | StoreError::PoolExhausted | StoreError::Pool(_) => true,
+            StoreError::Query(Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            StoreError::Query(Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+
     /// Sorts a pool's error; `backend` sorts what the pool's connection manager reported.
     fn from_pool<E>(
         error: deadpool::managed::PoolError<E>,

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::harness::gql::{AggregateSnapshot, AggregateSource, AGGREGATES_UPDATED};
+use crate::harness::gql::{
+    AggregateSnapshot, AggregateSource, SubmissionData, AGGREGATES_UPDATED, SUBMISSION,
+};
 use crate::harness::proxy::{Link, TcpProxy};
 use crate::harness::ws::{Protocol, Subscription};
 use crate::harness::{
-    address_of, eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp,
-    EVEN,
+    address_of, allocation, eventually, on_both_backends, spawn_app, spawn_app_with, Backend,
+    Options, TestApp, EVEN,
 };
 
 /// A proxy to the test Redis, or `None` when PostgreSQL + Redis tests are skipped (the app
@@ -371,4 +373,80 @@ async fn counters_beyond_32_bits_reach_clients_whole(backend: Backend) {
     app.app.cache.invalidate().await.expect("invalidate");
     let read = app.aggregates().await;
     assert_eq!((read.version, read.total_submissions), (big, big + 1));
+}
+
+/// A proxy to the test PostgreSQL, or `None` when PostgreSQL + Redis tests are skipped.
+async fn postgres_proxy() -> Option<TcpProxy> {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(TcpProxy::start(address_of(&url)).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_fails_writes_clearly_serves_reads_from_the_cache_and_recovers() {
+    let Some(proxy) = postgres_proxy().await else {
+        return;
+    };
+    let options = Options {
+        database_via: Some(proxy.addr),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(Backend::Postgres, options).await else {
+        return;
+    };
+    let mut acknowledged = Vec::new();
+    for _ in 0..3 {
+        acknowledged.push(app.submit(EVEN, None).await.submission.id);
+    }
+    let before = app.wait_folded(3).await;
+
+    proxy.set(Link::Refused);
+    let mut refused = 0;
+    for _ in 0..10 {
+        let response = app.submit_raw(allocation(EVEN), None, None).await;
+        match response.data {
+            Some(data) => acknowledged.push(data.submit_allocation.submission.id),
+            None => {
+                let error = response.first_error();
+                assert_eq!(
+                    error.extensions.code, "SERVICE_UNAVAILABLE",
+                    "{}",
+                    error.message
+                );
+                refused += 1;
+            }
+        }
+        // Reads keep answering from the cache meanwhile.
+        let read = app.aggregates().await;
+        assert_eq!(read.source, AggregateSource::Cache);
+        assert!(read.total_submissions >= before.total_submissions);
+    }
+    assert!(
+        refused >= 9,
+        "writes refused while the database is away: {refused}"
+    );
+    let (status, ready) = app.client().get_json("/readyz").await;
+    assert_eq!(status, 503, "not ready without the database: {ready}");
+
+    // Back: the pool reconnects by itself, no restart.
+    proxy.set(Link::Up);
+    let recovered = eventually("writes succeed again", || async {
+        let response = app.submit_raw(allocation(EVEN), None, None).await;
+        response.data.map(|d| d.submit_allocation.submission.id)
+    })
+    .await;
+    acknowledged.push(recovered);
+    let total = i64::try_from(acknowledged.len()).expect("few");
+    app.wait_folded(total).await;
+    // Nothing acknowledged was lost, and nothing refused was stored.
+    assert_eq!(app.stored_submissions().await, total);
+    for id in &acknowledged {
+        let found = app
+            .request::<SubmissionData>(SUBMISSION, serde_json::json!({ "id": id }), None)
+            .await
+            .expect_data();
+        assert!(found.submission.is_some(), "acknowledged {id} is stored");
+    }
+    app.assert_folded_exactly(total).await;
 }
