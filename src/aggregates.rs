@@ -29,11 +29,14 @@ impl Aggregates {
     /// has already served or pushed.
     ///
     /// A cache hit costs one cache round trip and no SQL. A cache failure is logged and the
-    /// read goes on to the database: the cache is a copy, never the truth.
+    /// read goes on to the database: the cache is a copy, never the truth. So is a cache that
+    /// holds another generation of the summary than the one this process knows (or anything,
+    /// before this process has read its database once): it may come from a database that was
+    /// recreated or restored, so the database answers and the cache is overwritten.
     pub async fn read(&self) -> Result<Snapshot, StoreError> {
         let mut cache_failed = false;
         match self.cache.get().await {
-            Ok(Some(cached)) => {
+            Ok(Some(cached)) if self.feed.knows_generation_of(&cached) => {
                 // A cache that missed folds while Redis was away must not take this process
                 // back: the feed's newer snapshot answers, and repairs the cache.
                 if self.feed.is_ahead_of(&cached) {
@@ -44,24 +47,32 @@ impl Aggregates {
                 self.feed.offer(cached.clone());
                 return Ok(cached.with_source(SnapshotSource::Cache));
             }
+            Ok(Some(foreign)) => {
+                tracing::debug!(generation = %foreign.generation, "cache holds another summary's snapshot");
+            }
             Ok(None) => {}
             Err(error) => {
                 tracing::debug!(%error, "cache read failed; reading the summary");
                 cache_failed = true;
             }
         }
-        let snapshot = match self.store.summary_snapshot().await? {
-            Some(summary) => summary.with_source(SnapshotSource::Summary),
-            None => self.store.live_snapshot().await?,
-        };
+        let snapshot = self.read_database().await?;
         if shareable(&snapshot) {
             // A cache that just failed is not asked again within the same read.
             if !cache_failed {
                 self.backfill(&snapshot).await;
             }
-            self.feed.offer(snapshot.clone());
+            self.feed.offer_from_database(snapshot.clone());
         }
         Ok(snapshot)
+    }
+
+    /// The summary, or live SQL when there is none (or it is stale).
+    async fn read_database(&self) -> Result<Snapshot, StoreError> {
+        Ok(match self.store.summary_snapshot().await? {
+            Some(summary) => summary.with_source(SnapshotSource::Summary),
+            None => self.store.live_snapshot().await?,
+        })
     }
 
     async fn backfill(&self, snapshot: &Snapshot) {
@@ -70,32 +81,35 @@ impl Aggregates {
         }
     }
 
-    /// Brings the feed and the cache up to the newest of (cache, summary, feed), after this
+    /// Brings the feed and the cache up to the newest of (summary, cache, feed), after this
     /// process may have missed published snapshots or the cache may have missed folds.
     pub async fn resync(&self) {
-        let cached = match self.cache.get().await {
-            Ok(cached) => cached,
-            Err(error) => {
-                tracing::debug!(%error, "resync: cache read failed");
-                None
-            }
-        };
-        if let Some(cached) = &cached {
-            self.feed.offer(cached.clone());
-        }
         match self.store.summary_snapshot().await {
             Ok(Some(summary)) => {
                 self.feed
-                    .offer(summary.with_source(SnapshotSource::Summary));
+                    .offer_from_database(summary.with_source(SnapshotSource::Summary));
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "resync: summary read failed"),
         }
+        let cached = match self.cache.get().await {
+            Ok(cached) => cached,
+            Err(error) => {
+                tracing::debug!(%error, "resync: cache read failed");
+                return;
+            }
+        };
         // Only a cache that holds an older snapshot is repaired here; an empty one is filled
         // by the next read.
         if let Some(cached) = cached {
-            if self.feed.is_ahead_of(&cached) {
-                self.backfill(&self.feed.current()).await;
+            let newest = self.feed.current();
+            if newest.version < 0 {
+                return;
+            }
+            if !self.feed.knows_generation_of(&cached) || self.feed.is_ahead_of(&cached) {
+                self.backfill(&newest).await;
+            } else {
+                self.feed.offer(cached);
             }
         }
     }

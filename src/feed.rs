@@ -33,15 +33,34 @@ impl SnapshotFeed {
         }
     }
 
-    /// Takes `snapshot` if it is newer than the current one; returns whether it did.
+    /// Takes `snapshot`, heard of from another process or a cache, if it is newer than the
+    /// current one; returns whether it did.
     pub fn offer(&self, snapshot: Snapshot) -> bool {
+        self.take_if(snapshot, Snapshot::is_newer_than)
+    }
+
+    /// Takes `snapshot`, just read from or committed to this process's database, if it
+    /// supersedes the current one: that includes a new generation with lower versions (the
+    /// database was recreated or restored), which [`Self::offer`] would refuse.
+    pub fn offer_from_database(&self, snapshot: Snapshot) -> bool {
+        self.take_if(snapshot, Snapshot::supersedes)
+    }
+
+    fn take_if(&self, snapshot: Snapshot, replaces: fn(&Snapshot, &Snapshot) -> bool) -> bool {
         self.sender.send_if_modified(|current| {
-            let newer = snapshot.is_newer_than(current);
-            if newer {
+            let take = replaces(&snapshot, current);
+            if take {
                 *current = snapshot;
             }
-            newer
+            take
         })
+    }
+
+    /// Whether `snapshot` belongs to the summary this process knows (the same generation),
+    /// so that a cache holding it can be trusted. Before the first read nothing is known.
+    pub fn knows_generation_of(&self, snapshot: &Snapshot) -> bool {
+        let current = self.sender.borrow();
+        current.version >= 0 && current.generation == snapshot.generation
     }
 
     pub fn current(&self) -> Snapshot {

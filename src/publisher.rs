@@ -29,7 +29,7 @@ impl SnapshotPublisher {
     pub async fn publish(&self, snapshot: &Snapshot) {
         // Straight to this process's subscribers: they need neither the cache nor the bus, so
         // they keep receiving while Redis is away.
-        self.feed.offer(snapshot.clone());
+        self.feed.offer_from_database(snapshot.clone());
         if let Err(error) = self.cache.put_if_newer(snapshot).await {
             tracing::warn!(%error, version = snapshot.version, "cache write failed");
         }

@@ -19,7 +19,7 @@ impl SnapshotCache for MemoryCache {
 
     async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError> {
         let mut current = self.current.write().await;
-        if current.as_ref().is_some_and(|c| !snapshot.is_newer_than(c)) {
+        if current.as_ref().is_some_and(|c| !snapshot.supersedes(c)) {
             return Ok(false);
         }
         *current = Some(snapshot.clone());

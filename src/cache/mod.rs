@@ -23,8 +23,10 @@ pub trait SnapshotCache: Send + Sync + 'static {
     /// The cached snapshot, if any: one round trip at most.
     async fn get(&self) -> Result<Option<Snapshot>, CacheError>;
 
-    /// Stores `snapshot` unless the cache already holds the same or a newer version; returns
-    /// whether it was stored. The compare and the write are one atomic step.
+    /// Stores `snapshot` (read from or committed to the database) if it supersedes what the
+    /// cache holds: a newer version of the same generation, or another generation (see
+    /// [`Snapshot::supersedes`]); returns whether it was stored. The compare and the write are
+    /// one atomic step.
     async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError>;
 
     /// Forgets the cached snapshot; the next read falls through to the summary.

@@ -7,14 +7,21 @@ use super::{CacheError, SnapshotCache};
 use crate::domain::Snapshot;
 use crate::redis::Redis;
 
-/// Writes only when the stored version is older, so a slow worker can never put an old
-/// snapshot over a newer one.
+/// `Snapshot::supersedes` as one atomic step: within a generation only a newer version is
+/// written, so a slow worker can never put an old snapshot over a newer one; another
+/// generation is written whatever its version (the database was recreated or restored), but
+/// "no summary yet" (an empty generation) never replaces a summary.
 const PUT_IF_NEWER: &str = r#"
+local generation = redis.call('HGET', KEYS[1], 'generation') or ''
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
-if current >= tonumber(ARGV[1]) then
+if generation == ARGV[3] then
+  if current >= tonumber(ARGV[1]) then
+    return 0
+  end
+elseif ARGV[3] == '' then
   return 0
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'snapshot', ARGV[2])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'generation', ARGV[3], 'snapshot', ARGV[2])
 return 1
 "#;
 
@@ -46,7 +53,11 @@ impl SnapshotCache for RedisCache {
     async fn put_if_newer(&self, snapshot: &Snapshot) -> Result<bool, CacheError> {
         let json = serde_json::to_string(snapshot)?;
         let keys = vec![self.key.clone()];
-        let args = vec![snapshot.version.to_string(), json];
+        let args = vec![
+            snapshot.version.to_string(),
+            json,
+            snapshot.generation.clone(),
+        ];
         let stored: i64 = self
             .redis
             .run(|c| async move { c.eval(PUT_IF_NEWER, keys, args).await })

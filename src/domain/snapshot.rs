@@ -29,6 +29,11 @@ pub struct CategoryTotal {
 /// exact and the arithmetic lives in one place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Which summary this snapshot belongs to: created with the summary row and renewed by
+    /// every rebuild, so a snapshot of a recreated or restored database (whose versions start
+    /// again lower) is not mistaken for an old one of this. Empty before the first summary.
+    #[serde(default)]
+    pub generation: String,
     /// Grows with every change of the summary; caches and subscribers never go back.
     pub version: i64,
     pub total_submissions: i64,
@@ -54,6 +59,7 @@ impl Snapshot {
     /// The snapshot of a system nobody has submitted to yet.
     pub fn empty(version: i64, updated_at: DateTime<Utc>) -> Self {
         Snapshot {
+            generation: String::new(),
             version,
             total_submissions: 0,
             updated_at,
@@ -67,9 +73,28 @@ impl Snapshot {
         self
     }
 
-    /// True when `self` should replace `current` in a cache or a subscriber's view.
+    /// True when `self`, heard of from another process or a cache, should replace `current`
+    /// in a subscriber's view: a higher version (rebuilds renew the generation but go on
+    /// counting versions). A snapshot from before the first summary never replaces one of a
+    /// summary.
     pub fn is_newer_than(&self, current: &Snapshot) -> bool {
+        if self.generation.is_empty() && !current.generation.is_empty() {
+            return false;
+        }
         self.version > current.version
+    }
+
+    /// True when `self`, just read from the database, should replace `stored` (in a cache or
+    /// this process's view): a newer version of the same summary, or any version of another
+    /// generation, since the database is the truth and `stored` then came from a database
+    /// that was recreated or restored since. "No summary yet" never replaces a summary: the
+    /// first fold creates one at once.
+    pub fn supersedes(&self, stored: &Snapshot) -> bool {
+        if self.generation == stored.generation {
+            self.version > stored.version
+        } else {
+            !self.generation.is_empty()
+        }
     }
 
     fn sum_of(&self, id: CategoryId) -> i64 {
@@ -127,8 +152,33 @@ mod tests {
     use crate::domain::allocation::tests::categories;
     use proptest::prelude::*;
 
+    fn at(generation: &str, version: i64) -> Snapshot {
+        Snapshot {
+            generation: generation.into(),
+            ..Snapshot::empty(version, DateTime::<Utc>::UNIX_EPOCH)
+        }
+    }
+
+    #[test]
+    fn what_replaces_what() {
+        // Heard of: versions order, across rebuilds too; "no summary yet" never wins.
+        assert!(at("a", 5).is_newer_than(&at("a", 4)));
+        assert!(!at("a", 4).is_newer_than(&at("a", 4)));
+        assert!(at("b", 6).is_newer_than(&at("a", 5)));
+        assert!(!at("b", 2).is_newer_than(&at("a", 1000)));
+        assert!(!at("", 7).is_newer_than(&at("a", 1)));
+        assert!(at("a", 0).is_newer_than(&at("", -1)));
+        // Read from the database: another generation wins whatever its version.
+        assert!(at("b", 2).supersedes(&at("a", 1000)));
+        assert!(!at("a", 3).supersedes(&at("a", 3)));
+        assert!(at("a", 4).supersedes(&at("a", 3)));
+        assert!(!at("", 0).supersedes(&at("a", 1000)));
+        assert!(at("a", 0).supersedes(&at("", 0)));
+    }
+
     fn snapshot(count: i64, sums: &[i64]) -> Snapshot {
         Snapshot {
+            generation: "g".into(),
             version: 1,
             total_submissions: count,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -254,8 +254,8 @@ impl Store for PostgresStore {
             .run::<_, StoreError, _>(async |conn| {
                 let totals = queries::live_totals().load(conn).await?;
                 let count = queries::submission_count().get_result(conn).await?;
-                let version = queries::summary_version().first(conn).await.optional()?;
-                Ok(queries::live_snapshot(version, count, totals))
+                let identity = queries::summary_identity().first(conn).await.optional()?;
+                Ok(queries::live_snapshot(identity, count, totals))
             })
             .await
     }

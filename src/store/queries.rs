@@ -87,6 +87,7 @@ pub(super) struct SummaryRow {
     total_submissions: i64,
     updated_at: DateTime<Utc>,
     stale: bool,
+    generation: String,
 }
 
 impl SummaryRow {
@@ -162,6 +163,13 @@ struct SummaryInsert {
     #[diesel(serialize_as = Bind<DateTime<Utc>>)]
     updated_at: DateTime<Utc>,
     stale: bool,
+    generation: String,
+}
+
+/// A fresh summary generation: random, so no two summaries (of two databases, or before and
+/// after a rebuild) share one.
+fn new_generation() -> String {
+    Uuid::new_v4().simple().to_string()
 }
 
 // Reads.
@@ -235,6 +243,15 @@ pub(super) fn summary_version() -> _ {
     aggregate_summary::table
         .find(id)
         .select(aggregate_summary::version)
+}
+
+/// The summary's generation and version, for a live read to carry.
+#[auto_type]
+pub(super) fn summary_identity() -> _ {
+    let id: i16 = SUMMARY_ID;
+    aggregate_summary::table
+        .find(id)
+        .select((aggregate_summary::generation, aggregate_summary::version))
 }
 
 #[auto_type]
@@ -336,6 +353,7 @@ pub(super) fn create_summary(now: DateTime<Utc>) -> impl Statement {
             total_submissions: 0,
             updated_at: now,
             stale: false,
+            generation: new_generation(),
         })
         .on_conflict(aggregate_summary::id)
         .do_nothing()
@@ -392,13 +410,16 @@ pub(super) fn folded_submission_count() -> _ {
         .count()
 }
 
-/// Sets the summary to a recomputed total and clears the stale mark.
+/// Sets the summary to a recomputed total and clears the stale mark. A recomputed summary is
+/// a new generation (after a restore from a backup, `rebuild-aggregates` is what tells every
+/// cache and process that their snapshots are of another database); versions go on counting.
 pub(super) fn set_summary(total_submissions: i64, now: DateTime<Utc>) -> impl Statement {
     diesel::update(aggregate_summary::table.find(SUMMARY_ID)).set((
         aggregate_summary::version.eq(aggregate_summary::version + 1),
         aggregate_summary::total_submissions.eq(total_submissions),
         aggregate_summary::updated_at.eq(Bind(now)),
         aggregate_summary::stale.eq(false),
+        aggregate_summary::generation.eq(new_generation()),
     ))
 }
 
@@ -497,6 +518,7 @@ pub(super) fn attach_allocations(
 
 pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapshot {
     Snapshot {
+        generation: row.generation,
         version: row.version,
         total_submissions: row.total_submissions,
         updated_at: row.updated_at,
@@ -505,10 +527,17 @@ pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapsh
     }
 }
 
-/// `version` is the summary's, when it has a row: live reads keep the version clients saw.
-pub(super) fn live_snapshot(version: Option<i64>, count: i64, totals: Vec<TotalRow>) -> Snapshot {
+/// `identity` is the summary's (generation, version), when it has a row: live reads keep the
+/// version clients saw.
+pub(super) fn live_snapshot(
+    identity: Option<(String, i64)>,
+    count: i64,
+    totals: Vec<TotalRow>,
+) -> Snapshot {
+    let (generation, version) = identity.unwrap_or_default();
     Snapshot {
-        version: version.unwrap_or(0),
+        generation,
+        version,
         total_submissions: count,
         updated_at: Utc::now(),
         totals: totals.into_iter().map(CategoryTotal::from).collect(),

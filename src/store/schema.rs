@@ -21,6 +21,7 @@ diesel::table! {
         total_submissions -> Int8,
         updated_at -> Timestamptz,
         stale -> Bool,
+        generation -> Text,
     }
 }
 

@@ -304,8 +304,8 @@ impl Store for SqliteStore {
             c.transaction(|c| {
                 let totals = queries::live_totals().load(c)?;
                 let count = queries::submission_count().get_result(c)?;
-                let version = queries::summary_version().first(c).optional()?;
-                Ok(queries::live_snapshot(version, count, totals))
+                let identity = queries::summary_identity().first(c).optional()?;
+                Ok(queries::live_snapshot(identity, count, totals))
             })
         })
         .await

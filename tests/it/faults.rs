@@ -58,9 +58,11 @@ fn collect_until_target(
     })
 }
 
-/// Far below the seconds a Redis outage used to cost each request, far above what a busy
-/// machine adds to a debug build's request.
-const SLOW: Duration = Duration::from_millis(250);
+/// Below the 5 s a Redis outage used to cost every write (10 s every read), above anything a
+/// busy shared machine adds to a debug build's request: run alone, this suite measures writes
+/// under 50 ms and reads under 120 ms during the cut (the README has the figures); in the
+/// full parallel test run the same requests have taken 350 ms, with Redis or without.
+const SLOW: Duration = Duration::from_secs(2);
 
 struct Timed {
     longest: Duration,
@@ -147,9 +149,8 @@ async fn a_redis_cut_delays_no_write_freezes_no_local_subscriber_and_nothing_goe
     );
     assert!(writes.count > 20, "writes went on: {}", writes.count);
     // Before, each write waited for the 5 s Redis timeout of its worker nudge and each read
-    // for two. The bounds leave room for a shared, busy machine (typical figures are printed
-    // above: writes ~15 ms, reads ~15 ms in a debug build); the first read after the cut may
-    // pay one Redis timeout (100 ms) before the circuit opens.
+    // for two; see SLOW for the bound. The first read after the cut may pay one Redis timeout
+    // (100 ms) before the circuit opens.
     assert!(
         writes.longest < SLOW,
         "longest write during the cut: {:?}",
@@ -449,4 +450,65 @@ async fn a_postgres_outage_fails_writes_clearly_serves_reads_from_the_cache_and_
         assert!(found.submission.is_some(), "acknowledged {id} is stored");
     }
     app.assert_folded_exactly(total).await;
+}
+
+on_both_backends!(
+    a_recreated_summary_s_lower_versions_are_not_hidden_by_the_cache,
+    a_cache_holding_another_database_s_snapshot_is_overwritten_not_trusted,
+);
+
+/// The summary row is created again (a database recreated or restored): its versions start
+/// low again under a new generation, and must not be hidden behind the cache's old, higher
+/// versions.
+async fn a_recreated_summary_s_lower_versions_are_not_hidden_by_the_cache(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for n in 1..=5 {
+        app.submit(EVEN, None).await;
+        app.wait_folded(n).await;
+    }
+    let old = app.aggregates().await;
+    assert_eq!(old.source, AggregateSource::Cache);
+    assert!(old.version > 3, "{old:?}");
+    app.execute_sql("DELETE FROM aggregate_totals; DELETE FROM aggregate_summary;")
+        .await;
+    for n in 6..=8 {
+        app.submit(EVEN, None).await;
+        let folded = app.wait_folded(n).await;
+        assert_eq!(folded.total_submissions, n);
+    }
+    let read = eventually("the new summary's snapshot is cached", || async {
+        let read = app.aggregates().await;
+        (read.source == AggregateSource::Cache && read.total_submissions == 8).then_some(read)
+    })
+    .await;
+    assert!(
+        read.version < old.version + 3,
+        "versions started again: {read:?}"
+    );
+    app.assert_folded_exactly(8).await;
+}
+
+async fn a_cache_holding_another_database_s_snapshot_is_overwritten_not_trusted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.submit(EVEN, None).await;
+    let folded = app.wait_folded(1).await;
+    let foreign = tax_budget::domain::Snapshot {
+        generation: "another-database".into(),
+        total_submissions: 999,
+        ..tax_budget::domain::Snapshot::empty(folded.version + 1_000, chrono::Utc::now())
+    };
+    assert!(app.app.cache.put_if_newer(&foreign).await.expect("put"));
+    let read = app.aggregates().await;
+    assert_eq!(read.total_submissions, 1, "{read:?}");
+    for n in 2..=4 {
+        app.submit(EVEN, None).await;
+        assert_eq!(app.wait_folded(n).await.total_submissions, n);
+    }
+    let cached = app.app.cache.get().await.expect("read").expect("cached");
+    assert_ne!(cached.generation, "another-database");
+    assert_eq!(cached.total_submissions, 4);
 }

@@ -1,0 +1,1 @@
+ALTER TABLE aggregate_summary DROP COLUMN generation;
