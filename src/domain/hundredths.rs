@@ -28,8 +28,10 @@ impl Hundredths {
     /// Accepts a percentage given as a float, as it arrives from JSON.
     ///
     /// JSON numbers like `33.33` are not exact in binary, so "at most two decimals" means the
-    /// value is within a tiny tolerance of a multiple of 0.01: far below the 0.001 that
-    /// separates a valid value from one with a third decimal.
+    /// value is exactly the double nearest to some `n / 100`: that double is what parsing the
+    /// text `33.33` gives, and what `3333.0 / 100.0` gives too (IEEE division rounds
+    /// correctly). Anything else, however close (`10.000000001`, `1e-9`), has a third decimal
+    /// somewhere and is refused rather than silently rounded.
     pub fn from_percent(value: f64) -> Result<Self, PercentError> {
         if !value.is_finite() {
             return Err(PercentError::NotFinite);
@@ -40,9 +42,8 @@ impl Hundredths {
         if value > 100.0 {
             return Err(PercentError::OverHundred);
         }
-        let scaled = value * 100.0;
-        let rounded = scaled.round();
-        if (scaled - rounded).abs() > 1e-6 {
+        let rounded = (value * 100.0).round();
+        if rounded / 100.0 != value {
             return Err(PercentError::TooManyDecimals);
         }
         // In range 0..=10000 after the checks above, so the cast cannot truncate.
@@ -111,6 +112,14 @@ mod tests {
             Hundredths::from_percent(33.335),
             Err(PercentError::TooManyDecimals)
         );
+        // A hair off a hundredth is a third decimal too, not a rounding error to forgive.
+        for almost in [10.000000001, 9.999999999, 1e-9, 33.330000000001] {
+            assert_eq!(
+                Hundredths::from_percent(almost),
+                Err(PercentError::TooManyDecimals),
+                "{almost}"
+            );
+        }
         assert_eq!(
             Hundredths::from_percent(f64::NAN),
             Err(PercentError::NotFinite)
@@ -119,6 +128,13 @@ mod tests {
             Hundredths::from_percent(f64::INFINITY),
             Err(PercentError::NotFinite)
         );
+    }
+
+    #[test]
+    fn two_decimals_pass_however_binary_stores_them() {
+        assert_eq!(Hundredths::from_percent(33.33), Ok(Hundredths(3333)));
+        assert_eq!(Hundredths::from_percent(0.07), Ok(Hundredths(7)));
+        assert_eq!(Hundredths::from_percent(100.0), Ok(Hundredths(10_000)));
     }
 
     #[test]
