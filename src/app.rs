@@ -18,7 +18,7 @@ use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
 use crate::graphql::{build_schema, Services};
-use crate::http::{HttpState, Readiness, WebApp};
+use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::redis::Redis;
@@ -222,6 +222,20 @@ impl App {
             }),
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
+            websocket: WebSocketGate::new(self.websocket_limits()),
+        }
+    }
+
+    fn websocket_limits(&self) -> WebSocketLimits {
+        let ws = &self.config.websocket;
+        WebSocketLimits {
+            max_message_bytes: ws.ws_max_message_bytes.max(1024),
+            max_operations: ws.ws_max_operations.max(1),
+            max_per_address: ws.ws_max_per_address.max(1),
+            max_total: ws.ws_max_connections.max(1),
+            write_timeout: Duration::from_secs(ws.ws_write_timeout_secs.max(1)),
+            ping_interval: Duration::from_secs(ws.ws_ping_secs.max(1)),
+            allowed_origins: ws.allowed_origins.clone(),
         }
     }
 }
@@ -248,7 +262,7 @@ impl Default for ServerOptions {
 pub struct Server {
     pub addr: SocketAddr,
     app: Arc<App>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -269,15 +283,11 @@ impl Server {
         web.log_status();
         let router = crate::http::router(app.http_state(), web);
         let shutdown = app.shutdown.clone();
-        let task = tokio::spawn(async move {
-            // The peer address keys the submission rate limit.
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-        });
+        let limits = ConnectionLimits {
+            header_read_timeout: app.config.header_read_timeout,
+            max_connections: app.config.max_connections,
+        };
+        let task = tokio::spawn(crate::http::serve(listener, router, limits, shutdown));
         let worker = run_worker.then(|| app.spawn_worker());
         tracing::info!(%addr, run_worker, "listening");
         Ok(Server {
@@ -308,8 +318,7 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         self.app.shutdown.cancel();
         match tokio::time::timeout(grace, self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server task failed"),
             Err(_) => tracing::warn!(
                 ?grace,

@@ -54,6 +54,15 @@ pub const DEFAULT_WORKER_BATCH_SIZE: i64 = 500;
 pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_SUBMIT_RATE_PER_MINUTE: u32 = 60;
+/// The same order as the POST body limit: far above any real GraphQL message.
+pub const DEFAULT_WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub const DEFAULT_WS_MAX_OPERATIONS: usize = 20;
+pub const DEFAULT_WS_MAX_PER_ADDRESS: usize = 100;
+pub const DEFAULT_WS_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_WS_WRITE_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_WS_PING_SECS: u64 = 20;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
 /// How the embedded SQLite store syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -145,6 +154,69 @@ pub struct ServeArgs {
     /// proxy's address, so limit at the proxy and set 0 here.
     #[arg(long, env = "SUBMIT_RATE_PER_MINUTE", default_value_t = DEFAULT_SUBMIT_RATE_PER_MINUTE)]
     pub submit_rate_per_minute: u32,
+
+    /// How long a client may take to send a request's headers (seconds); slower connections
+    /// are closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections open at once (WebSockets included); over it new ones are closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    #[command(flatten)]
+    pub websocket: WebSocketArgs,
+}
+
+/// Limits of the WebSocket endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct WebSocketArgs {
+    /// Largest WebSocket message a client may send (bytes); a larger one closes the socket.
+    #[arg(long, env = "WS_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_WS_MAX_MESSAGE_BYTES)]
+    pub ws_max_message_bytes: usize,
+
+    /// Operations (subscriptions, queries) running at once on one WebSocket; more are refused
+    /// with an error message for the operation.
+    #[arg(long, env = "WS_MAX_OPERATIONS", default_value_t = DEFAULT_WS_MAX_OPERATIONS)]
+    pub ws_max_operations: usize,
+
+    /// Open WebSockets per client address (IPv6: per /64); more get 429.
+    #[arg(long, env = "WS_MAX_PER_ADDRESS", default_value_t = DEFAULT_WS_MAX_PER_ADDRESS)]
+    pub ws_max_per_address: usize,
+
+    /// Open WebSockets in all, per process; more get 503.
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = DEFAULT_WS_MAX_CONNECTIONS)]
+    pub ws_max_connections: usize,
+
+    /// How long a write to a WebSocket may wait for the client to read before it is dropped
+    /// (seconds).
+    #[arg(long, env = "WS_WRITE_TIMEOUT_SECS", default_value_t = DEFAULT_WS_WRITE_TIMEOUT_SECS)]
+    pub ws_write_timeout_secs: u64,
+
+    /// How often the server pings each WebSocket (seconds); a client from which nothing at all
+    /// (not even a Pong) came for three intervals is closed.
+    #[arg(long, env = "WS_PING_SECS", default_value_t = DEFAULT_WS_PING_SECS)]
+    pub ws_ping_secs: u64,
+
+    /// Origins besides the server's own whose pages may open a WebSocket (comma-separated,
+    /// e.g. `https://example.org`; `*` allows any). Clients that are not browsers send no
+    /// Origin and are not affected.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for WebSocketArgs {
+    fn default() -> Self {
+        WebSocketArgs {
+            ws_max_message_bytes: DEFAULT_WS_MAX_MESSAGE_BYTES,
+            ws_max_operations: DEFAULT_WS_MAX_OPERATIONS,
+            ws_max_per_address: DEFAULT_WS_MAX_PER_ADDRESS,
+            ws_max_connections: DEFAULT_WS_MAX_CONNECTIONS,
+            ws_write_timeout_secs: DEFAULT_WS_WRITE_TIMEOUT_SECS,
+            ws_ping_secs: DEFAULT_WS_PING_SECS,
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 impl Default for WorkerArgs {
@@ -173,6 +245,10 @@ pub struct Config {
     /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
     /// takes it from a flag; everything else, tests included, runs without a limit.
     pub submit_rate_per_minute: u32,
+    /// Only `serve` takes these from flags; everything else runs with the defaults.
+    pub websocket: WebSocketArgs,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -180,6 +256,9 @@ impl Config {
     pub fn serve(backend: &BackendArgs, worker: &WorkerArgs, serve: &ServeArgs) -> Self {
         Config {
             submit_rate_per_minute: serve.submit_rate_per_minute,
+            websocket: serve.websocket.clone(),
+            header_read_timeout: Duration::from_secs(serve.header_read_timeout_secs.max(1)),
+            max_connections: serve.max_connections.max(1),
             ..Config::worker(backend, worker)
         }
     }
@@ -204,6 +283,9 @@ impl Config {
             worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
             worker_fold_pause: Duration::from_millis(worker.worker_fold_pause_ms),
             submit_rate_per_minute: 0,
+            websocket: WebSocketArgs::default(),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -228,6 +310,9 @@ impl Config {
             worker_poll: Duration::from_millis(worker.worker_poll_ms),
             worker_fold_pause: Duration::ZERO,
             submit_rate_per_minute: 0,
+            websocket: WebSocketArgs::default(),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -3,11 +3,14 @@
 mod graphql;
 mod health;
 mod pages;
+mod server;
 mod web;
 mod websocket;
 
 pub use health::Readiness;
+pub use server::{serve, ConnectionLimits};
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
+pub use websocket::{WebSocketGate, WebSocketLimits};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,7 @@ pub struct HttpState {
     /// Open WebSocket connections: the HTTP server does not track upgraded connections, and
     /// shutdown waits for these to send their close frames.
     pub connections: TaskTracker,
+    pub websocket: Arc<WebSocketGate>,
 }
 
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,

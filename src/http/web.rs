@@ -30,7 +30,7 @@ use tower_http::services::ServeDir;
 /// this origin, and no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /// The paths the app answers itself. `/index.html` is one too, so the page is never served by
 /// the file service with a cache that would outlive a rebuild.

@@ -252,7 +252,8 @@ impl TestBackend {
 pub struct TestApp {
     pub app: Arc<App>,
     pub backend: TestBackend,
-    server: Server,
+    server: Option<Server>,
+    addr: std::net::SocketAddr,
     client: GqlClient,
 }
 
@@ -268,6 +269,8 @@ pub struct Options {
     pub redis_via: Option<std::net::SocketAddr>,
     /// Reach PostgreSQL through this address (a [`proxy::TcpProxy`]) instead of directly.
     pub database_via: Option<std::net::SocketAddr>,
+    /// Changes to the configuration, applied last (limits, timeouts).
+    pub tweak: fn(&mut Config),
 }
 
 impl Default for Options {
@@ -278,6 +281,7 @@ impl Default for Options {
             submit_rate_per_minute: 0,
             redis_via: None,
             database_via: None,
+            tweak: |_| {},
         }
     }
 }
@@ -312,6 +316,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     // Workers must be woken by submissions, not find them by polling: poll once an hour.
     config.worker_poll = Duration::from_secs(3600);
     config.submit_rate_per_minute = options.submit_rate_per_minute;
+    (options.tweak)(&mut config);
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let web_dir = options.web_dir.unwrap_or_else(|| {
@@ -326,7 +331,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         app,
         backend,
         client: GqlClient::new(server.addr),
-        server,
+        addr: server.addr,
+        server: Some(server),
     })
 }
 
@@ -376,16 +382,23 @@ impl Deref for TestApp {
 }
 
 impl TestApp {
+    /// Shuts the server down as SIGTERM would, waiting up to `grace`.
+    pub async fn shut_down(&mut self, grace: Duration) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(grace).await;
+        }
+    }
+
     pub fn client(&self) -> &GqlClient {
         &self.client
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.server.addr
+        self.addr
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.server.addr, path)
+        format!("http://{}{}", self.addr, path)
     }
 
     /// Waits until the aggregates count `n` submissions and the outbox is empty.

@@ -1,0 +1,224 @@
+//! GraphQL subscriptions over WebSocket (`graphql-transport-ws` and legacy `graphql-ws`).
+//! The protocols carry queries and mutations too; they get the same request data as over
+//! HTTP except `Authorization`, so a mutation here is anonymous.
+//!
+//! async-graphql speaks the protocols; this wrapper adds what a server facing the internet
+//! needs and async-graphql-axum's `GraphQLWebSocket` lacks: a handshake that answers with the
+//! very sub-protocol the server then speaks, an Origin check, caps on connections (per address
+//! and in all), on message size and on operations per socket, WebSocket pings (any frame from
+//! the client, a Pong included, proves it alive), a deadline for `connection_init`, a write
+//! timeout so a client that stops reading is dropped, and at shutdown a `complete` for every
+//! running operation before the close frame.
+
+mod gate;
+mod operations;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use async_graphql::Data;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
+
+pub use gate::{WebSocketGate, WebSocketLimits};
+use operations::{Inbound, Operations};
+
+use super::HttpState;
+use crate::submissions::ClientAddr;
+
+/// A client from which nothing at all (not even a Pong) came for this many ping intervals is
+/// gone.
+const SILENT_PINGS: u32 = 3;
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for running operations to send their `complete`.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// graphql-transport-ws: "Connection initialisation timeout".
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// The first protocol the client offers that we speak; the legacy one when it names none.
+fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
+    headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|offered| {
+            offered
+                .split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+        .unwrap_or(WebSocketProtocols::SubscriptionsTransportWS)
+}
+
+/// `client` is the peer address: async-graphql executes queries and mutations sent over the
+/// socket too, so a `submitAllocation` there must meet the same rate limit as over POST.
+pub fn upgrade(
+    state: HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let gate = state.websocket.clone();
+    if let Err(refusal) = gate.check_origin(headers) {
+        return refusal.into_response();
+    }
+    let admitted = match gate.admit(client) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let protocol = protocol(headers);
+    let open = state.connections.token();
+    let limits = gate.limits().clone();
+    upgrade
+        // Only the protocol chosen above: offered several, axum would otherwise answer with
+        // the first of the server's list, which need not be the one spoken.
+        .protocols([protocol.sec_websocket_protocol()])
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            serve(state, socket, protocol, client, &limits).await;
+            drop(admitted);
+            drop(open);
+        })
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+async fn serve(
+    state: HttpState,
+    socket: WebSocket,
+    protocol: WebSocketProtocols,
+    client: Option<ClientAddr>,
+    limits: &WebSocketLimits,
+) {
+    let started = Instant::now();
+    let last_heard = Arc::new(AtomicU64::new(0));
+    let operations = Arc::new(Mutex::new(Operations::new(protocol, limits.max_operations)));
+    let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (mut sink, stream) = socket.split();
+    let input = {
+        let (last_heard, operations) = (last_heard.clone(), operations.clone());
+        stream
+            .take_while(|message| futures_util::future::ready(message.is_ok()))
+            .filter_map(move |message| {
+                // Any frame proves the client alive, Pongs to our pings included.
+                last_heard.store(elapsed_ms(started), Ordering::Relaxed);
+                let bytes = match message {
+                    Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
+                    Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                    _ => return futures_util::future::ready(None),
+                };
+                let inbound = operations
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .inbound(&bytes);
+                futures_util::future::ready(match inbound {
+                    Inbound::Pass => Some(bytes),
+                    Inbound::Refuse(refusal) => {
+                        // The channel lives as long as this socket's loop below; each refusal
+                        // answers one message the client sent, so the client bounds it.
+                        let _ = refusals_tx.send(refusal);
+                        None
+                    }
+                })
+            })
+    };
+    let (initialised_tx, mut initialised_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut connection_data = Data::default();
+    if let Some(client) = client {
+        connection_data.insert(client);
+    }
+    let mut messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .connection_data(connection_data)
+        .on_connection_init(move |_payload| {
+            let _ = initialised_tx.send(());
+            futures_util::future::ready(Ok(Data::default()))
+        });
+
+    let shutdown = state.shutdown.clone();
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let drain_deadline = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain_deadline);
+    let mut initialised = false;
+    let mut draining = false;
+    let ping_every = limits.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+
+    loop {
+        let outgoing = tokio::select! {
+            message = messages.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    operations.lock().unwrap_or_else(PoisonError::into_inner).outbound(&text);
+                    Message::Text(text.into())
+                }
+                Some(WsMessage::Close(code, reason)) => close(code, &reason),
+                None => break,
+            },
+            Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
+            result = &mut initialised_rx, if !initialised => {
+                initialised = result.is_ok();
+                continue;
+            }
+            _ = &mut init_deadline, if !initialised => close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout"),
+            _ = ping.tick() => {
+                let silent = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
+                if Duration::from_millis(silent) >= ping_every * SILENT_PINGS {
+                    close(CLOSE_GOING_AWAY, "no answer to pings")
+                } else {
+                    Message::Ping(Vec::new().into())
+                }
+            }
+            // Subscriptions end with the shutdown token, and the protocol then sends their
+            // `complete`s: wait for those (up to a deadline) before the close frame.
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                drain_deadline.as_mut().reset(Instant::now() + DRAIN_TIMEOUT);
+                if !idle(&operations) {
+                    continue;
+                }
+                close(CLOSE_GOING_AWAY, "server shutting down")
+            }
+            _ = &mut drain_deadline, if draining => close(CLOSE_GOING_AWAY, "server shutting down"),
+        };
+        let closing = matches!(outgoing, Message::Close(_));
+        match tokio::time::timeout(limits.write_timeout, sink.send(outgoing)).await {
+            Ok(Ok(())) => {}
+            // Gone, or not reading: either way this socket is done; nobody else waits for it.
+            Ok(Err(_)) | Err(_) => return,
+        }
+        if closing {
+            break;
+        }
+        if draining && idle(&operations) {
+            let _ = tokio::time::timeout(
+                limits.write_timeout,
+                sink.send(close(CLOSE_GOING_AWAY, "server shutting down")),
+            )
+            .await;
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(limits.write_timeout, sink.close()).await;
+}
+
+fn idle(operations: &Mutex<Operations>) -> bool {
+    operations
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_empty()
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
