@@ -221,6 +221,21 @@ impl App {
     }
 }
 
+/// The deployment's shared cache, connected on its own for the operator commands (`verify`,
+/// `cache reset`), which must look at a deployment without joining it: no migration, no read
+/// that would backfill the cache, no subscription. `None` without Redis: each serving process
+/// then keeps its cache in its own memory, out of every other process's reach.
+pub async fn shared_cache(config: &Config) -> Result<Option<Arc<dyn SnapshotCache>>, StartError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let (redis, _subscriber) = Redis::connect(url, config.redis_timeout).await?;
+    Ok(Some(Arc::new(RedisCache::new(
+        redis,
+        &config.redis_key_prefix,
+    ))))
+}
+
 /// What a server does besides serving the API.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
