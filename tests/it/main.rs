@@ -4,6 +4,8 @@
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
 //! - `processes`: real `tax-budget` processes;
+//! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
+//!   summary at start, as processes;
 //! - `web`: serving the web app;
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
 //! - `architecture`: the module structure of `src/`, read from the source;
@@ -19,6 +21,7 @@ mod architecture;
 mod faults;
 mod harness;
 mod http;
+mod operator;
 mod processes;
 mod schema_drift;
 mod web;
