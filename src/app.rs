@@ -195,9 +195,17 @@ impl App {
         )
     }
 
-    /// Starts the outbox worker on this runtime; it stops with the app.
+    /// Starts the outbox worker on this runtime; it stops with the app. A rebuild that died
+    /// half-way is finished first, see [`finish_interrupted_rebuild`].
     pub fn spawn_worker(&self) -> JoinHandle<()> {
-        tokio::spawn(self.worker().run(self.shutdown.clone()))
+        let worker = self.worker();
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            finish_interrupted_rebuild(store.as_ref(), &publisher).await;
+            worker.run(shutdown).await;
+        })
     }
 
     /// Recomputes the summary and publishes it (`rebuild-aggregates`).
@@ -238,6 +246,63 @@ impl App {
             allowed_origins: ws.allowed_origins.clone(),
         }
     }
+}
+
+/// Runs the rebuild again when the summary is marked stale, which a rebuild that died between
+/// marking it and rewriting it leaves behind: otherwise every reader would stay on slow live
+/// SQL until someone ran `rebuild-aggregates` by hand. Safe while another rebuild is still
+/// running: both take the summary lock, so this one waits and recomputes the same sums.
+/// Failing here costs speed, not correctness (folds add to a stale summary as to a fresh one),
+/// so the worker starts either way.
+async fn finish_interrupted_rebuild(store: &dyn Store, publisher: &SnapshotPublisher) {
+    match summary_is_stale(store).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether a rebuild was interrupted");
+            return;
+        }
+    }
+    tracing::warn!(
+        "the summary is marked stale (a rebuild died or is running): rebuilding it before folding"
+    );
+    match publisher.rebuild_summary(store).await {
+        Ok(snapshot) => tracing::info!(
+            version = snapshot.version,
+            total = snapshot.total_submissions,
+            "interrupted rebuild finished"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "rebuilding the stale summary failed; readers use live SQL until a rebuild succeeds"
+        ),
+    }
+}
+
+/// Whether the summary is marked stale. The cheap read settles the usual case (a fresh
+/// summary); only without one does the audit, which reads every allocation, tell a stale
+/// summary from none at all (a new database, whose summary the first fold creates). A stale
+/// summary costs that scan again in the rebuild, which is as slow anyway.
+async fn summary_is_stale(store: &dyn Store) -> Result<bool, StoreError> {
+    if store.summary_snapshot().await?.is_some() {
+        return Ok(false);
+    }
+    Ok(store.audit_summary().await?.stale)
+}
+
+/// The deployment's shared cache, connected on its own for the operator commands (`verify`,
+/// `cache reset`), which must look at a deployment without joining it: no migration, no read
+/// that would backfill the cache, no subscription. `None` without Redis: each serving process
+/// then keeps its cache in its own memory, out of every other process's reach.
+pub async fn shared_cache(config: &Config) -> Result<Option<Arc<dyn SnapshotCache>>, StartError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let (redis, _subscriber) = Redis::connect(url, config.redis_timeout).await?;
+    Ok(Some(Arc::new(RedisCache::new(
+        redis,
+        &config.redis_key_prefix,
+    ))))
 }
 
 /// What a server does besides serving the API.

@@ -15,5 +15,6 @@ pub mod rate_limit;
 pub mod redis;
 pub mod store;
 pub mod submissions;
+pub mod verify;
 pub mod voter_token;
 pub mod worker;

@@ -1,11 +1,15 @@
-//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, schema.
+//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify,
+//! cache reset, schema.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tax_budget::app::{App, Server, ServerOptions};
-use tax_budget::config::{BackendArgs, Config, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::cache::CacheError;
+use tax_budget::config::{BackendArgs, Config, DatabaseUrl, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::verify::Report;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -47,9 +51,35 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
     },
+    /// Check that the summary, SQL over the folded submissions and the cache agree; print the
+    /// differences. Exit status: 0 consistent, 1 inconsistent, 2 no verdict (cannot read).
+    Verify {
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Operate on the shared snapshot cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Print the GraphQL schema (SDL), as published in schema.graphql.
     Schema,
 }
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Forget the cached snapshot; the next read falls through to the summary and fills it.
+    Reset {
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+}
+
+/// `verify`'s exit status when something disagrees; 0 is consistent.
+const VERIFY_INCONSISTENT: u8 = 1;
+/// `verify`'s exit status when it could not read what it compares (clap's for bad usage too):
+/// a monitor must not take it for a verdict either way.
+const VERIFY_NO_VERDICT: u8 = 2;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -82,8 +112,42 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Connects to the database (without migrating: a check must not change what it checks) and
+/// the shared cache, and compares them.
+async fn verify(config: &Config) -> anyhow::Result<Report> {
+    // Connecting would create an empty SQLite file where the path is wrong.
+    if let DatabaseUrl::Sqlite(path) = &config.database {
+        anyhow::ensure!(path.exists(), "no SQLite database at {}", path.display());
+    }
+    let store = tax_budget::store::connect(&config.database, 1, config.sqlite_synchronous).await?;
+    let cache = tax_budget::app::shared_cache(config).await?;
+    Ok(tax_budget::verify::verify(store.as_ref(), cache.as_deref()).await?)
+}
+
+/// Forgets the cached snapshot and says what it held.
+async fn reset_cache(config: &Config) -> anyhow::Result<String> {
+    let prefix = &config.redis_key_prefix;
+    let Some(cache) = tax_budget::app::shared_cache(config).await? else {
+        let note = "cache reset: nothing to do: without REDIS_URL each serving process keeps \
+                    its own cache in memory, which starts empty with the process";
+        return Ok(note.to_owned());
+    };
+    // Read first only to report it; an unreadable value is exactly what a reset is for.
+    let held = match cache.get().await {
+        Ok(Some(snapshot)) => format!("the cached snapshot (version {})", snapshot.version),
+        Ok(None) => "nothing: the cache was already empty".to_owned(),
+        Err(CacheError::Decode(_)) => "an unreadable cached value".to_owned(),
+        Err(error) => return Err(error).context("cannot read the cache"),
+    };
+    cache.invalidate().await.context("cannot reset the cache")?;
+    Ok(format!(
+        "cache reset: forgot {held} under REDIS_KEY_PREFIX {prefix:?}; the next read fills \
+         it from the summary"
+    ))
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
@@ -134,7 +198,30 @@ async fn main() -> anyhow::Result<()> {
             );
             app.shutdown.cancel();
         }
+        Command::Verify { backend } => {
+            init_logging(backend.log_format);
+            return Ok(match verify(&Config::maintenance(&backend)).await {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.is_consistent() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(VERIFY_INCONSISTENT)
+                    }
+                }
+                Err(error) => {
+                    eprintln!("verify: no verdict: {error:#}");
+                    ExitCode::from(VERIFY_NO_VERDICT)
+                }
+            });
+        }
+        Command::Cache {
+            command: CacheCommand::Reset { backend },
+        } => {
+            init_logging(backend.log_format);
+            println!("{}", reset_cache(&Config::maintenance(&backend)).await?);
+        }
         Command::Schema => print!("{}", tax_budget::graphql::sdl()),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -177,6 +177,21 @@ pub enum SubmitOutcome {
     Replayed(StoredSubmission),
 }
 
+/// The summary as stored next to what SQL says it must hold, read in one transaction, so the
+/// two describe the same moment even while submissions and folds go on (`tax-budget verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryAudit {
+    /// The summary row and its totals, also when marked stale; `None` before the first fold.
+    pub summary: Option<Snapshot>,
+    /// Whether the summary is marked stale: a rebuild is running, or died before finishing.
+    pub stale: bool,
+    /// Sums computed over the allocations of every submission that has left the outbox (the set
+    /// a fold or rebuild counts), under the summary's version (0 without a summary).
+    pub folded: Snapshot,
+    /// Submissions still in the outbox: stored, and not yet in the summary by design.
+    pub unfolded: i64,
+}
+
 /// What the store can do; `Arc<dyn Store>` is shared by every request and the worker.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -218,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recomputes the summary from every folded submission and clears the stale mark.
     async fn rebuild_summary(&self) -> Result<Snapshot, StoreError>;
+
+    /// The summary with the sums it must hold, see [`SummaryAudit`]. Slow like
+    /// [`Store::live_snapshot`]: it reads every allocation.
+    async fn audit_summary(&self) -> Result<SummaryAudit, StoreError>;
 }
 
 /// Brings the schema of the database named by `url` up to date; returns how many migrations it

@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use super::queries::{self, SubmissionRow, SummaryRow};
 use super::sql_types::{Bind, Timestamptz, Uuid as SqlUuid};
-use super::{FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome};
+use super::{
+    FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
+};
 use crate::domain::{Category, Snapshot};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -306,5 +308,28 @@ impl Store for PostgresStore {
             written_snapshot(conn).await
         })
         .await
+    }
+
+    async fn audit_summary(&self) -> Result<SummaryAudit, StoreError> {
+        let mut conn = self.conn().await?;
+        // One read-only snapshot: no fold can commit between the summary and the sums.
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| {
+                let row = queries::summary::<Pg>().first(conn).await.optional()?;
+                let totals = queries::summary_totals::<Pg>().load(conn).await?;
+                let folded_totals = queries::folded_totals().load(conn).await?;
+                let folded = queries::folded_submission_count().get_result(conn).await?;
+                let unfolded = queries::outbox_len().get_result(conn).await?;
+                Ok(queries::summary_audit(
+                    row,
+                    totals,
+                    folded,
+                    folded_totals,
+                    unfolded,
+                ))
+            })
+            .await
     }
 }

@@ -18,7 +18,7 @@ use super::schema::{
     voters,
 };
 use super::sql_types::Bind;
-use super::{NewSubmission, StoreError, StoredSubmission, SubmitOutcome, VoterRef};
+use super::{NewSubmission, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, VoterRef};
 use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
 
 /// The summary table holds one row, with this id (the migrations enforce it).
@@ -386,19 +386,34 @@ fn total_columns() -> _ {
     )
 }
 
-/// Fills the (cleared) totals from every allocation whose submission has left the outbox.
-pub(super) fn insert_folded_totals() -> impl Statement {
-    let folded = allocations::table
+/// Every allocation whose submission has left the outbox: what the summary counts.
+#[auto_type]
+fn folded_allocations() -> _ {
+    allocations::table
         .left_join(
             aggregate_outbox::table
                 .on(aggregate_outbox::submission_id.eq(allocations::submission_id)),
         )
         .filter(aggregate_outbox::id.is_null())
+}
+
+/// Fills the (cleared) totals from every allocation whose submission has left the outbox.
+pub(super) fn insert_folded_totals() -> impl Statement {
+    let folded = folded_allocations()
         .group_by(allocations::category_id)
         .select(allocation_sums());
     diesel::insert_into(aggregate_totals::table)
         .values(folded)
         .into_columns(total_columns())
+}
+
+/// The sums [`insert_folded_totals`] would write, read instead of written, for an audit.
+#[auto_type]
+pub(super) fn folded_totals() -> _ {
+    folded_allocations()
+        .group_by(allocations::category_id)
+        .order(allocations::category_id)
+        .select((allocations::category_id, hundredths_sum()))
 }
 
 /// How many submissions have left the outbox.
@@ -524,6 +539,24 @@ pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapsh
         updated_at: row.updated_at,
         totals: totals.into_iter().map(CategoryTotal::from).collect(),
         source: SnapshotSource::Summary,
+    }
+}
+
+/// The summary row (stale or not) with its totals, and the folded submissions' sums and count.
+pub(super) fn summary_audit(
+    row: Option<SummaryRow>,
+    totals: Vec<TotalRow>,
+    folded_count: i64,
+    folded_totals: Vec<TotalRow>,
+    unfolded: i64,
+) -> SummaryAudit {
+    let identity = row.as_ref().map(|r| (r.generation.clone(), r.version));
+    let stale = row.as_ref().is_some_and(SummaryRow::is_stale);
+    SummaryAudit {
+        summary: row.map(|row| summary_snapshot(row, totals)),
+        stale,
+        folded: live_snapshot(identity, folded_count, folded_totals),
+        unfolded,
     }
 }
 

@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use super::queries::{self, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
-use super::{FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome};
+use super::{
+    FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
+};
 use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
 
@@ -350,6 +352,27 @@ impl Store for SqliteStore {
                 ensure_summary(c)?;
                 recompute_folded(c)?;
                 written_snapshot(c)
+            })
+        })
+        .await
+    }
+
+    async fn audit_summary(&self) -> Result<SummaryAudit, StoreError> {
+        // One read transaction sees one state of the file: no fold commits in between.
+        self.run(|c| {
+            c.transaction(|c| {
+                let row = queries::summary::<Sqlite>().first(c).optional()?;
+                let totals = queries::summary_totals::<Sqlite>().load(c)?;
+                let folded_totals = queries::folded_totals().load(c)?;
+                let folded = queries::folded_submission_count().get_result(c)?;
+                let unfolded = queries::outbox_len().get_result(c)?;
+                Ok(queries::summary_audit(
+                    row,
+                    totals,
+                    folded,
+                    folded_totals,
+                    unfolded,
+                ))
             })
         })
         .await

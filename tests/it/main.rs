@@ -4,8 +4,11 @@
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
 //! - `processes`: real `tax-budget` processes;
+//! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
+//!   summary at start, as processes;
 //! - `web`: serving the web app;
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
+//! - `edge`: hostile and careless clients at the WebSocket and HTTP edge;
 //! - `architecture`: the module structure of `src/`, read from the source;
 //! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
 //!   WebSocket clients that read responses into types.
@@ -16,9 +19,11 @@
 
 mod api;
 mod architecture;
+mod edge;
 mod faults;
 mod harness;
 mod http;
+mod operator;
 mod processes;
 mod schema_drift;
 mod web;

@@ -16,13 +16,13 @@ use crate::harness::{
 };
 
 /// A child process whose output lines are collected as they come.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
-    fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
+    pub(crate) fn spawn(args: &[&str], env: &[(&str, String)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tax-budget"));
         command
             .args(args)
@@ -62,7 +62,7 @@ impl Process {
         Process { child, lines }
     }
 
-    async fn wait_for_line(&self, needle: &str) -> String {
+    pub(crate) async fn wait_for_line(&self, needle: &str) -> String {
         let lines = self.lines.clone();
         eventually(&format!("output line containing {needle:?}"), || {
             let found = lines
@@ -102,7 +102,7 @@ impl Process {
         assert!(status.success());
     }
 
-    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn wait_exit(&mut self) -> std::process::ExitStatus {
         let child = &mut self.child;
         let mut status = None;
         eventually("process exit", || {

@@ -194,8 +194,12 @@ async fn serve(
         let closing = matches!(outgoing, Message::Close(_));
         match tokio::time::timeout(limits.write_timeout, sink.send(outgoing)).await {
             Ok(Ok(())) => {}
-            // Gone, or not reading: either way this socket is done; nobody else waits for it.
-            Ok(Err(_)) | Err(_) => return,
+            // Gone: nobody else waits for this socket.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::info!(?client, "websocket dropped: the client stopped reading");
+                return;
+            }
         }
         if closing {
             break;

@@ -82,7 +82,11 @@ impl Subscription {
                     )
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return None,
+                Some(Err(error)) => {
+                    eprintln!("websocket error: {error}");
+                    return None;
+                }
+                None => return None,
             }
         }
     }

@@ -1,0 +1,261 @@
+//! The operator commands as `tax-budget` processes against a running deployment: `verify`
+//! passes on a consistent database and shows the diff when the summary or the cache is wrong;
+//! `cache reset` empties the cache; a summary left stale by a dead rebuild is rebuilt when a
+//! process with a worker starts.
+
+use std::time::Duration;
+
+use tax_budget::domain::Snapshot;
+use tax_budget::store::FoldBatch;
+use tax_budget::verify::{self, Report};
+
+use crate::harness::gql::AggregateSource;
+use crate::harness::{
+    eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp, EVEN,
+};
+use crate::processes::Process;
+
+/// Runs a `tax-budget` command to its end: its exit code, and the process to read its output.
+async fn run(args: &[&str], app: &TestApp) -> (Option<i32>, Process) {
+    let mut process = Process::spawn(args, &app.backend.env());
+    let status = process.wait_exit().await;
+    (status.code(), process)
+}
+
+/// `verify` run in this process, on the app's own store and cache (which, without Redis, no
+/// `verify` process can see).
+async fn verify_in_process(app: &TestApp) -> Report {
+    verify::verify(app.app.store.as_ref(), Some(app.app.cache.as_ref()))
+        .await
+        .expect("verify reads")
+}
+
+async fn summary(app: &TestApp) -> Snapshot {
+    app.app
+        .store
+        .summary_snapshot()
+        .await
+        .expect("summary read")
+        .expect("a fresh summary")
+}
+
+async fn verify_passes_when_consistent_and_shows_a_tampered_summary(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for _ in 0..3 {
+        app.submit(EVEN, None).await;
+    }
+    app.wait_folded(3).await;
+
+    let (code, verify) = run(&["verify"], &app).await;
+    let line = verify.wait_for_line("consistent: ").await;
+    assert_eq!(code, Some(0), "{line}");
+    assert!(
+        line.starts_with("consistent: summary version")
+            && line.contains("live SQL over 3 folded submissions (0 not yet folded)"),
+        "{line}"
+    );
+
+    app.execute_sql(
+        "UPDATE aggregate_totals SET sum_hundredths = sum_hundredths + 1 WHERE category_id = 1",
+    )
+    .await;
+    let (code, verify) = run(&["verify"], &app).await;
+    verify.wait_for_line("inconsistent: summary version").await;
+    // 3 submissions × 10 % = 3000 hundredths, and the one added behind the service's back.
+    let diff = verify
+        .wait_for_line("category 1 sum of hundredths: summary 3001")
+        .await;
+    assert_eq!(code, Some(1), "{diff}");
+    assert!(
+        diff.ends_with("summary 3001, live SQL over folded submissions 3000 (summary +1)"),
+        "{diff}"
+    );
+
+    // A rebuild repairs it.
+    app.app.rebuild_aggregates().await.expect("rebuild");
+    let (code, verify) = run(&["verify"], &app).await;
+    let line = verify.wait_for_line("consistent: ").await;
+    assert_eq!(code, Some(0), "{line}");
+}
+
+on_both_backends!(verify_passes_when_consistent_and_shows_a_tampered_summary);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_without_a_database_gives_no_verdict() {
+    let missing = std::env::temp_dir().join(format!("tax-budget-missing-{}", uuid::Uuid::new_v4()));
+    let env = [(
+        "DATABASE_URL",
+        missing.join("db.sqlite3").display().to_string(),
+    )];
+    let mut verify = Process::spawn(&["verify"], &env);
+    let status = verify.wait_exit().await;
+    let line = verify.wait_for_line("verify: no verdict").await;
+    assert_eq!(status.code(), Some(2), "{line}");
+    assert!(line.contains("no SQLite database at"), "{line}");
+    assert!(!missing.exists(), "verify created nothing");
+}
+
+async fn verify_compares_the_cache_with_the_summary_at_its_version(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.submit(EVEN, None).await;
+    app.submit(EVEN, None).await;
+    app.wait_folded(2).await;
+    let summary = summary(&app).await;
+    let version = summary.version;
+
+    // Other sums under the summary's version: no fold or rebuild ever writes that.
+    let forged = Snapshot {
+        total_submissions: 3,
+        ..summary.clone()
+    };
+    app.app.cache.invalidate().await.expect("invalidate");
+    assert!(app.app.cache.put_if_newer(&forged).await.expect("put"));
+    let expected = format!(
+        "cache vs summary at version {version}, total submissions: cache 3, summary 2 (cache +1)"
+    );
+    let report = verify_in_process(&app).await;
+    assert_eq!(
+        report.problems(),
+        std::slice::from_ref(&expected),
+        "{report}"
+    );
+
+    if backend == Backend::Postgres {
+        // The same through a process, which sees the Redis cache.
+        let (code, verify) = run(&["verify"], &app).await;
+        verify.wait_for_line("inconsistent: ").await;
+        let diff = verify.wait_for_line(&expected).await;
+        assert_eq!(code, Some(1), "{diff}");
+
+        let (code, reset) = run(&["cache", "reset"], &app).await;
+        let line = reset.wait_for_line("cache reset: ").await;
+        assert_eq!(code, Some(0), "{line}");
+        let (code, verify) = run(&["verify"], &app).await;
+        let line = verify.wait_for_line("consistent: ").await;
+        assert_eq!(code, Some(0), "{line}");
+        assert!(
+            line.ends_with("; cache empty (the next read fills it)"),
+            "{line}"
+        );
+    } else {
+        app.app.cache.invalidate().await.expect("invalidate");
+        let report = verify_in_process(&app).await;
+        assert!(report.is_consistent(), "{report}");
+    }
+
+    // An older snapshot is only behind: repairable, not an inconsistency. (On SQLite the
+    // app's summary watch may repair it before verify looks; then it agrees.)
+    let older = Snapshot {
+        version: version - 1,
+        total_submissions: 1,
+        ..summary
+    };
+    assert!(app.app.cache.put_if_newer(&older).await.expect("put"));
+    let report = verify_in_process(&app).await;
+    let line = report.to_string();
+    assert!(report.is_consistent(), "{line}");
+    assert!(
+        line.contains(&format!("cache behind at version {}", version - 1))
+            || line.contains(&format!("cache = summary at version {version}")),
+        "{line}"
+    );
+}
+
+on_both_backends!(verify_compares_the_cache_with_the_summary_at_its_version);
+
+async fn cache_reset_makes_the_next_read_come_from_the_summary(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.submit(EVEN, None).await;
+    app.wait_folded(1).await;
+    let version = summary(&app).await.version;
+
+    let (code, reset) = run(&["cache", "reset"], &app).await;
+    let line = reset.wait_for_line("cache reset: ").await;
+    assert_eq!(code, Some(0), "{line}");
+    match backend {
+        Backend::Postgres => {
+            assert!(
+                line.contains(&format!("forgot the cached snapshot (version {version})")),
+                "{line}"
+            );
+            assert_eq!(app.app.cache.get().await.expect("cache read"), None);
+            let next = app.aggregates().await;
+            assert_eq!(next.source, AggregateSource::Summary);
+            assert_eq!(next.version, version);
+            // That read filled the cache again.
+            assert_eq!(app.aggregates().await.source, AggregateSource::Cache);
+        }
+        // The in-process cache lives in the server, out of the command's reach.
+        Backend::Sqlite => assert!(line.contains("nothing to do"), "{line}"),
+    }
+}
+
+on_both_backends!(cache_reset_makes_the_next_read_come_from_the_summary);
+
+/// Leaves the summary as a rebuild that died between its two steps does, then starts
+/// `command` (which runs a worker) and checks that it finishes the rebuild.
+async fn a_stale_summary_is_rebuilt_when(backend: Backend, command: &[&str]) {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
+        return;
+    };
+    for _ in 0..3 {
+        app.submit(EVEN, None).await;
+    }
+    let folded = app
+        .app
+        .store
+        .fold_outbox(FoldBatch {
+            max_rows: 100,
+            pause_before_commit: Duration::ZERO,
+        })
+        .await
+        .expect("fold")
+        .expect("a batch");
+    assert_eq!(folded.total_submissions, 3);
+
+    app.app.store.mark_summary_stale().await.expect("stale");
+    app.app.cache.invalidate().await.expect("invalidate");
+    let live = app.aggregates().await;
+    assert_eq!(live.source, AggregateSource::Live);
+    assert_eq!(live.total_submissions, 3);
+    let (code, verify) = run(&["verify"], &app).await;
+    let stale = verify.wait_for_line("summary is marked stale").await;
+    assert_eq!(code, Some(1), "{stale}");
+
+    let mut env = app.backend.env();
+    env.push(("BIND", "127.0.0.1:0".into()));
+    let started = Process::spawn(command, &env);
+    started
+        .wait_for_line("the summary is marked stale (a rebuild died or is running)")
+        .await;
+    started.wait_for_line("interrupted rebuild finished").await;
+    started.wait_for_line("outbox worker started").await;
+
+    let after = eventually("readers back on the summary", || async {
+        let read = app.aggregates().await;
+        (read.source != AggregateSource::Live).then_some(read)
+    })
+    .await;
+    assert_eq!(after.total_submissions, 3);
+    assert!(after.version > live.version, "{after:?} after {live:?}");
+    let (code, verify) = run(&["verify"], &app).await;
+    let line = verify.wait_for_line("consistent: ").await;
+    assert_eq!(code, Some(0), "{line}");
+}
+
+async fn a_stale_summary_is_rebuilt_when_a_worker_starts(backend: Backend) {
+    a_stale_summary_is_rebuilt_when(backend, &["worker"]).await;
+}
+
+on_both_backends!(a_stale_summary_is_rebuilt_when_a_worker_starts);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_summary_is_rebuilt_when_serve_starts_with_its_worker() {
+    a_stale_summary_is_rebuilt_when(Backend::Sqlite, &["serve"]).await;
+}
