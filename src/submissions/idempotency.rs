@@ -37,10 +37,13 @@ pub struct IdempotencyKey(String);
 #[error("idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters")]
 pub struct BadIdempotencyKey;
 
-/// A sealed voter token that does not open: the stored data is broken (the lookup matched the
-/// key's hash, so the key itself is right).
+/// A voter token that cannot be sealed, or a sealed one that does not open: the stored data is
+/// broken (the lookup matched the key's hash, so the key itself is right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
+    /// Only for inputs far beyond a token's size; never expected.
+    #[error("the voter token could not be sealed")]
+    Sealing,
     #[error("a sealed voter token is not hex of salt and ciphertext")]
     Malformed,
     #[error("a sealed voter token does not open under its idempotency key")]
@@ -87,7 +90,7 @@ impl IdempotencyKey {
                     aad: voter.as_bytes(),
                 },
             )
-            .map_err(|_| SealError::Unopenable)?;
+            .map_err(|_| SealError::Sealing)?;
         let mut out = salt.to_vec();
         out.extend_from_slice(&sealed);
         Ok(hex::encode(out))
@@ -119,7 +122,7 @@ impl IdempotencyKey {
         Hkdf::<Sha256>::new(Some(salt), self.0.as_bytes())
             .expand(SEAL_INFO, &mut okm)
             // Only for an output over 255 hash lengths, which 44 bytes are not.
-            .map_err(|_| SealError::Unopenable)?;
+            .map_err(|_| SealError::Sealing)?;
         let (key, nonce) = okm.split_at(KEY_BYTES);
         Ok((
             ChaCha20Poly1305::new(Key::from_slice(key)),
