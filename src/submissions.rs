@@ -1,5 +1,12 @@
 //! Submissions: the write path (check the input, resolve the voter, store, wake the workers)
 //! and the reads of stored submissions.
+//!
+//! Idempotency keys work as in the payment APIs: a key is scoped to its caller (a voter's own
+//! keys; for anonymous callers, the key belongs to the voter its first call created), bound to
+//! the first request's payload (another payload under the same key is refused), and a replay
+//! returns the first response again, the new voter's token included.
+
+mod idempotency;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,12 +15,14 @@ use uuid::Uuid;
 
 use crate::domain::{validate_allocation, AllocationError, Category, RawAllocation};
 use crate::rate_limit::{ClientKey, RateLimited, RateLimiter};
-use crate::store::{NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef};
+use crate::store::{
+    KeyRecord, NewSubmission, Replay, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
+};
 use crate::voter_token::VoterToken;
 use crate::worker::WorkerWaker;
 
-/// Longest idempotency key accepted; a UUID or ULID fits many times over.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+use idempotency::IdempotencyKey;
+pub use idempotency::{BadIdempotencyKey, SealError, MAX_IDEMPOTENCY_KEY_LEN};
 
 /// Who is calling, as the `Authorization` header says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -46,10 +55,17 @@ pub enum AuthError {
 pub enum SubmitError {
     #[error(transparent)]
     Invalid(#[from] AllocationError),
-    #[error("idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters")]
-    BadIdempotencyKey,
-    #[error("idempotencyKey was already used by another voter")]
-    IdempotencyKeyTaken,
+    #[error(transparent)]
+    BadIdempotencyKey(#[from] BadIdempotencyKey),
+    /// The key's first request had another payload; nothing was written.
+    #[error(
+        "idempotencyKey was already used with other allocations; send a new key for a new \
+         submission"
+    )]
+    IdempotencyKeyReused,
+    /// The first response's voter token, stored sealed under the key, does not open.
+    #[error(transparent)]
+    SealedToken(#[from] SealError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -60,7 +76,8 @@ pub enum SubmitError {
 
 pub struct Submitted {
     pub submission: StoredSubmission,
-    /// Set only when this call created the voter.
+    /// Set when this call created the voter, or replays (by its idempotency key) the call
+    /// that did.
     pub voter_token: Option<VoterToken>,
 }
 
@@ -146,15 +163,12 @@ impl Submissions {
                 );
             })?;
         }
-        if let Some(key) = &idempotency_key {
-            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN {
-                return Err(SubmitError::BadIdempotencyKey);
-            }
-        }
+        let key = idempotency_key.map(IdempotencyKey::parse).transpose()?;
         if matches!(credentials, Credentials::Malformed) {
             return Err(AuthError::Malformed.into());
         }
         let allocation = validate_allocation(raw, &self.categories)?;
+        let payload_hash = idempotency::payload_hash(allocation.entries());
         let existing_voter = self.voter_of(credentials).await?;
 
         let (voter, new_token) = match existing_voter {
@@ -168,27 +182,66 @@ impl Submissions {
                 (voter, Some(token))
             }
         };
+        let record = match &key {
+            Some(key) => Some(KeyRecord {
+                key_hash: key.lookup_hash(),
+                payload_hash: payload_hash.clone(),
+                sealed_token: match (&voter, &new_token) {
+                    (VoterRef::New { id, .. }, Some(token)) => Some(key.seal(token, *id)?),
+                    _ => None,
+                },
+            }),
+            None => None,
+        };
         let outcome = self
             .store
-            .submit(NewSubmission::new(voter, allocation, idempotency_key))
+            .submit(NewSubmission::new(voter, allocation, record))
             .await?;
-        match outcome {
-            SubmitOutcome::Created(submission) => {
+        match (outcome, key) {
+            (SubmitOutcome::Created(submission), _) => {
                 self.waker.wake();
                 Ok(Submitted {
                     submission,
                     voter_token: new_token,
                 })
             }
-            SubmitOutcome::Replayed(submission) => {
-                if existing_voter.is_some_and(|voter| voter != submission.voter_id) {
-                    return Err(SubmitError::IdempotencyKeyTaken);
-                }
-                Ok(Submitted {
-                    submission,
-                    voter_token: None,
-                })
+            (SubmitOutcome::Replayed(replay), Some(key)) => {
+                Self::replayed(replay, &key, &payload_hash)
             }
+            // The store replays only a submission that has a key.
+            (SubmitOutcome::Replayed(_), None) => Err(StoreError::Corrupt(
+                "a submission without an idempotency key was replayed".into(),
+            )
+            .into()),
         }
+    }
+
+    /// The first response to `key` again, if this request is the same as the first: the
+    /// store found the replay in the caller's scope, so only the payload is left to check.
+    fn replayed(
+        replay: Replay,
+        key: &IdempotencyKey,
+        payload_hash: &str,
+    ) -> Result<Submitted, SubmitError> {
+        let Replay {
+            submission,
+            payload_hash: first_payload,
+            sealed_token,
+        } = replay;
+        // Keys stored before payloads were hashed are bound to their submission's allocations.
+        let first_payload =
+            first_payload.unwrap_or_else(|| idempotency::payload_hash(&submission.allocations));
+        if first_payload != payload_hash {
+            return Err(SubmitError::IdempotencyKeyReused);
+        }
+        // Sealed for the voter the first call created; keys stored before tokens were sealed
+        // replay without one.
+        let voter_token = sealed_token
+            .map(|sealed| key.open(&sealed, submission.voter_id))
+            .transpose()?;
+        Ok(Submitted {
+            submission,
+            voter_token,
+        })
     }
 }

@@ -8,7 +8,7 @@ use async_graphql::{Error, ErrorExtensions, Value};
 
 use crate::domain::AllocationError;
 use crate::store::StoreError;
-use crate::submissions::{AuthError, SubmitError};
+use crate::submissions::{AuthError, SealError, SubmitError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -26,6 +26,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unauthenticated(String),
+    /// An idempotency key sent again with another payload. Its own code, not
+    /// `BAD_USER_INPUT`: the input is valid, and only a new key makes it a new submission.
+    #[error("{message}")]
+    IdempotencyKeyReused { message: String, field: String },
     #[error("too many submissions from your address; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// The database cannot be reached or is overloaded: nothing was written, and the same
@@ -53,6 +57,7 @@ impl ApiError {
         match self {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
@@ -66,6 +71,9 @@ impl ErrorExtensions for ApiError {
             ext.set("code", self.code());
             if let ApiError::RateLimited { retry_after_secs } = self {
                 ext.set("retryAfterSeconds", *retry_after_secs);
+            }
+            if let ApiError::IdempotencyKeyReused { field, .. } = self {
+                ext.set("field", field.as_str());
             }
             if let ApiError::BadUserInput {
                 field, problems, ..
@@ -131,6 +139,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<SealError> for ApiError {
+    fn from(err: SealError) -> Self {
+        tracing::error!(error = %err, "sealed voter token");
+        ApiError::Internal
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
@@ -144,9 +159,14 @@ impl From<SubmitError> for ApiError {
     fn from(err: SubmitError) -> Self {
         match err {
             SubmitError::Invalid(e) => e.into(),
-            SubmitError::BadIdempotencyKey | SubmitError::IdempotencyKeyTaken => {
-                ApiError::bad_input("input.idempotencyKey", err.to_string())
+            SubmitError::BadIdempotencyKey(e) => {
+                ApiError::bad_input("input.idempotencyKey", e.to_string())
             }
+            SubmitError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused {
+                message: err.to_string(),
+                field: "input.idempotencyKey".into(),
+            },
+            SubmitError::SealedToken(e) => e.into(),
             SubmitError::Auth(e) => e.into(),
             SubmitError::RateLimited(limited) => ApiError::RateLimited {
                 retry_after_secs: limited.retry_after_secs(),
@@ -185,6 +205,21 @@ mod tests {
         assert_eq!(
             extensions,
             serde_json::json!({ "code": "RATE_LIMITED", "retryAfterSeconds": 12 })
+        );
+    }
+
+    #[test]
+    fn a_reused_idempotency_key_has_its_own_code_and_names_the_key() {
+        let error = ApiError::from(SubmitError::IdempotencyKeyReused).extend();
+        assert!(
+            error.message.contains("idempotencyKey"),
+            "{}",
+            error.message
+        );
+        let extensions = serde_json::to_value(error.extensions).unwrap();
+        assert_eq!(
+            extensions,
+            serde_json::json!({ "code": "IDEMPOTENCY_KEY_REUSED", "field": "input.idempotencyKey" })
         );
     }
 }

@@ -196,8 +196,12 @@ pub struct AllocationInput {
 #[derive(InputObject)]
 pub struct SubmitAllocationInput {
     pub allocations: Vec<AllocationInput>,
-    /// Any string up to 128 characters, unique per intended submission: sending the same key
-    /// again returns the first submission and writes nothing.
+    /// Any string up to 128 characters, new for each intended submission; a random one (a
+    /// UUID), since it also guards the `voterToken` a replay returns. Sending the key again
+    /// with the same allocations returns the first response (its `voterToken` too) and writes
+    /// nothing; with other allocations it is refused with `IDEMPOTENCY_KEY_REUSED`. Keys sent
+    /// with a voter token are that voter's own; without one, a key belongs to the voter its
+    /// first call created.
     pub idempotency_key: Option<String>,
 }
 
@@ -205,8 +209,9 @@ pub struct SubmitAllocationInput {
 #[derive(SimpleObject)]
 pub struct SubmitAllocationPayload {
     pub submission: SubmissionView,
-    /// Set only when this call created a new anonymous voter: keep it and send it as
-    /// `Authorization: Bearer <voterToken>` to see your history and submit again as yourself.
+    /// Set when this call created a new anonymous voter, or replays the call that did: keep it
+    /// and send it as `Authorization: Bearer <voterToken>` to see your history and submit again
+    /// as yourself.
     pub voter_token: Option<String>,
 }
 

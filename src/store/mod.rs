@@ -129,21 +129,41 @@ pub enum VoterRef {
     },
 }
 
+/// What a submission sent with an idempotency key stores of it. The key itself is not stored:
+/// it opens `sealed_token` (see `submissions::idempotency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// SHA-256 of the key, unique in the key's [`KeyScope`]; replays are found by it.
+    pub key_hash: String,
+    /// SHA-256 of the validated allocation: a replay must send the same.
+    pub payload_hash: String,
+    /// The token of the voter this submission creates, sealed under the key, so that a replay
+    /// can return it. `None` when the submission does not create its voter.
+    pub sealed_token: Option<String>,
+}
+
+/// Where an idempotency key is unique, and so where a replay of it is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyScope {
+    /// A key sent with a voter token is that voter's own: other voters' keys are not seen.
+    Voter(Uuid),
+    /// A key sent without a token belongs to the voter its first submission created. Every
+    /// anonymous caller looks here, so holding the key (and sending its payload) is what
+    /// gets its submission and sealed token back.
+    NewVoter,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSubmission {
     pub id: Uuid,
     pub voter: VoterRef,
     pub created_at: DateTime<Utc>,
     pub allocation: ValidAllocation,
-    pub idempotency_key: Option<String>,
+    pub key: Option<KeyRecord>,
 }
 
 impl NewSubmission {
-    pub fn new(
-        voter: VoterRef,
-        allocation: ValidAllocation,
-        idempotency_key: Option<String>,
-    ) -> Self {
+    pub fn new(voter: VoterRef, allocation: ValidAllocation, key: Option<KeyRecord>) -> Self {
         NewSubmission {
             id: Uuid::new_v4(),
             voter,
@@ -151,7 +171,7 @@ impl NewSubmission {
             // what a later read returns.
             created_at: Utc::now().trunc_subsecs(6),
             allocation,
-            idempotency_key,
+            key,
         }
     }
 
@@ -159,6 +179,21 @@ impl NewSubmission {
         match &self.voter {
             VoterRef::Existing(id) | VoterRef::New { id, .. } => *id,
         }
+    }
+
+    /// Whether this submission creates its voter (an anonymous call).
+    pub fn creates_voter(&self) -> bool {
+        matches!(self.voter, VoterRef::New { .. })
+    }
+
+    /// Where a replay of this submission's key is, and the key's hash; `None` without a key.
+    fn key_lookup(&self) -> Option<(KeyScope, String)> {
+        let key = self.key.as_ref()?;
+        let scope = match self.voter {
+            VoterRef::Existing(id) => KeyScope::Voter(id),
+            VoterRef::New { .. } => KeyScope::NewVoter,
+        };
+        Some((scope, key.key_hash.clone()))
     }
 }
 
@@ -173,8 +208,20 @@ pub struct StoredSubmission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
     Created(StoredSubmission),
-    /// The idempotency key was used before; nothing was written.
-    Replayed(StoredSubmission),
+    /// The idempotency key was used before in its scope; nothing was written.
+    Replayed(Replay),
+}
+
+/// The submission that first used an idempotency key, and what the key is bound to. Whether
+/// the new request may have it (same payload) is for the caller to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    pub submission: StoredSubmission,
+    /// `None` for keys stored before payloads were hashed: then the submission's allocations
+    /// are the payload.
+    pub payload_hash: Option<String>,
+    /// The voter token the first call returned, sealed under the key.
+    pub sealed_token: Option<String>,
 }
 
 /// The summary as stored next to what SQL says it must hold, read in one transaction, so the
@@ -202,8 +249,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn voter_by_token_hash(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError>;
 
-    /// Stores a submission with its outbox row in one transaction, or returns the submission
-    /// that already holds its idempotency key.
+    /// Stores a submission with its outbox row in one transaction, or writes nothing and
+    /// returns the submission that already holds its idempotency key in the key's scope: the
+    /// voter's own keys for an existing voter, the keys that created voters for a new one.
     async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError>;
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError>;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use diesel::pg::Pg;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::{sql_query, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -15,10 +15,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
-use super::queries::{self, SubmissionRow, SummaryRow};
+use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::{Bind, Timestamptz, Uuid as SqlUuid};
 use super::{
-    FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
+    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
+    SummaryAudit,
 };
 use crate::domain::{Category, Snapshot};
 
@@ -90,6 +91,31 @@ async fn load_submissions(
     let ids = heads.iter().map(|head| Bind(head.id())).collect();
     let rows = queries::allocations_of::<Pg>(ids).load(conn).await?;
     queries::attach_allocations(heads, rows)
+}
+
+/// What holds the idempotency key of `new`, which wrote nothing because the key is taken.
+/// Read committed: a concurrent first use of the key that `new` waited for has committed.
+async fn replay(
+    conn: &mut AsyncPgConnection,
+    new: &NewSubmission,
+) -> Result<SubmitOutcome, StoreError> {
+    let (scope, key_hash) = new.key_lookup().ok_or_else(queries::key_vanished)?;
+    let row: Option<KeyedRow> = match scope {
+        KeyScope::Voter(voter) => {
+            queries::keyed_submission_of_voter::<Pg>(voter, key_hash)
+                .first(conn)
+                .await
+        }
+        KeyScope::NewVoter => {
+            queries::keyed_submission_of_new_voter::<Pg>(key_hash)
+                .first(conn)
+                .await
+        }
+    }
+    .optional()?;
+    let (head, binding) = row.ok_or_else(queries::key_vanished)?.split();
+    let found = load_submissions(conn, vec![head]).await?.pop();
+    queries::replayed(found, binding)
 }
 
 /// Locks the summary row, creating it from the folded submissions when it is missing.
@@ -176,15 +202,18 @@ impl Store for PostgresStore {
             .map(|(c, h)| (c.0, i32::from(h.raw())))
             .unzip();
         let new_voter_hash = queries::new_voter(&new).map(|(_, hash)| hash);
+        let key = new.key.as_ref();
         // Raw SQL: one statement, so one round trip and atomic by itself; the DSL has neither
         // data-modifying CTEs nor `unnest`. Foreign keys are checked at the end of the
         // statement, so the voter may be inserted after the submission that names it. When the
-        // idempotency key is taken (a concurrent insert of the same key waits for the first to
-        // commit), `s` is empty and nothing else is written either.
+        // idempotency key is taken in its scope (a concurrent insert of the same key waits for
+        // the first to commit), `s` is empty and nothing else is written either. No conflict
+        // target, as in `queries::insert_submission`: the scope decides which index conflicts.
         let written: WrittenRow = sql_query(
             "WITH s AS (
-                INSERT INTO submissions (id, voter_id, created_at, idempotency_key)
-                VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING
+                INSERT INTO submissions (id, voter_id, created_at, idempotency_key_hash,
+                                         payload_hash, created_voter, voter_token_sealed)
+                VALUES ($1, $2, $3, $4, $8, $9, $10) ON CONFLICT DO NOTHING
                 RETURNING id),
              v AS (
                 INSERT INTO voters (id, token_hash, created_at)
@@ -199,20 +228,19 @@ impl Store for PostgresStore {
         .bind::<SqlUuid, _>(new.id)
         .bind::<SqlUuid, _>(new.voter_id())
         .bind::<Timestamptz, _>(new.created_at)
-        .bind::<Nullable<Text>, _>(new.idempotency_key.as_deref())
+        .bind::<Nullable<Text>, _>(key.map(|k| k.key_hash.as_str()))
         .bind::<Nullable<Text>, _>(new_voter_hash)
         .bind::<Array<Integer>, _>(&categories)
         .bind::<Array<Integer>, _>(&values)
+        .bind::<Nullable<Text>, _>(key.map(|k| k.payload_hash.as_str()))
+        .bind::<Bool, _>(new.creates_voter())
+        .bind::<Nullable<Text>, _>(key.and_then(|k| k.sealed_token.as_deref()))
         .get_result(&mut conn)
         .await?;
         if written.written == 1 {
             return Ok(queries::created(new));
         }
-        let key = new.idempotency_key.unwrap_or_default();
-        let heads = queries::submission_by_key::<Pg>(key)
-            .load(&mut conn)
-            .await?;
-        queries::replayed(load_submissions(&mut conn, heads).await?.pop())
+        replay(&mut conn, &new).await
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError> {

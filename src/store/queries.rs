@@ -18,7 +18,9 @@ use super::schema::{
     voters,
 };
 use super::sql_types::Bind;
-use super::{NewSubmission, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, VoterRef};
+use super::{
+    NewSubmission, Replay, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, VoterRef,
+};
 use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
 
 /// The summary table holds one row, with this id (the migrations enforce it).
@@ -70,6 +72,33 @@ impl SubmissionRow {
     pub(super) fn id(&self) -> Uuid {
         self.id
     }
+}
+
+/// A submission found by its idempotency key, with what its key is bound to.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = submissions, check_for_backend(Pg, Sqlite))]
+pub(super) struct KeyedRow {
+    #[diesel(embed)]
+    head: SubmissionRow,
+    payload_hash: Option<String>,
+    voter_token_sealed: Option<String>,
+}
+
+impl KeyedRow {
+    /// The submission's head, for [`attach_allocations`], and the rest for [`replayed`].
+    pub(super) fn split(self) -> (SubmissionRow, KeyBinding) {
+        let binding = KeyBinding {
+            payload_hash: self.payload_hash,
+            sealed_token: self.voter_token_sealed,
+        };
+        (self.head, binding)
+    }
+}
+
+/// What a stored key is bound to, beside its submission.
+pub(super) struct KeyBinding {
+    payload_hash: Option<String>,
+    sealed_token: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -133,7 +162,10 @@ struct SubmissionInsert {
     voter_id: Uuid,
     #[diesel(serialize_as = Bind<DateTime<Utc>>)]
     created_at: DateTime<Utc>,
-    idempotency_key: Option<String>,
+    idempotency_key_hash: Option<String>,
+    payload_hash: Option<String>,
+    created_voter: bool,
+    voter_token_sealed: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -201,11 +233,28 @@ pub(super) fn submission_by_id<DB: diesel::backend::Backend>(id: Uuid) -> _ {
         .select(row)
 }
 
+/// The submission holding an idempotency key in a voter's scope (the index
+/// `submissions_key_per_voter`).
 #[auto_type]
-pub(super) fn submission_by_key<DB: diesel::backend::Backend>(key: String) -> _ {
-    let row: AsSelect<SubmissionRow, DB> = SubmissionRow::as_select();
+pub(super) fn keyed_submission_of_voter<DB: diesel::backend::Backend>(
+    voter: Uuid,
+    key_hash: String,
+) -> _ {
+    let row: AsSelect<KeyedRow, DB> = KeyedRow::as_select();
     submissions::table
-        .filter(submissions::idempotency_key.eq(key))
+        .filter(submissions::voter_id.eq(Bind(voter)))
+        .filter(submissions::idempotency_key_hash.eq(key_hash))
+        .select(row)
+}
+
+/// The submission holding an idempotency key in the anonymous callers' scope, where a key
+/// belongs to the voter its submission created (the index `submissions_key_of_new_voter`).
+#[auto_type]
+pub(super) fn keyed_submission_of_new_voter<DB: diesel::backend::Backend>(key_hash: String) -> _ {
+    let row: AsSelect<KeyedRow, DB> = KeyedRow::as_select();
+    submissions::table
+        .filter(submissions::created_voter)
+        .filter(submissions::idempotency_key_hash.eq(key_hash))
         .select(row)
 }
 
@@ -304,17 +353,23 @@ pub(super) fn insert_voter(
     })
 }
 
-/// Writes nothing when the idempotency key is taken (then `execute` counts 0 rows).
+/// Writes nothing when the idempotency key is taken in its scope (then `execute` counts 0
+/// rows). No conflict target: the key's scope decides which unique index can conflict (a new
+/// voter's fresh id never meets `submissions_key_per_voter`, and an existing voter's row is
+/// outside `submissions_key_of_new_voter`), and one target could name only one of them.
 pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
+    let key = new.key.as_ref();
     diesel::insert_into(submissions::table)
         .values(SubmissionInsert {
             id: new.id,
             voter_id: new.voter_id(),
             created_at: new.created_at,
-            idempotency_key: new.idempotency_key.clone(),
+            idempotency_key_hash: key.map(|k| k.key_hash.clone()),
+            payload_hash: key.map(|k| k.payload_hash.clone()),
+            created_voter: new.creates_voter(),
+            voter_token_sealed: key.and_then(|k| k.sealed_token.clone()),
         })
-        .on_conflict(submissions::idempotency_key)
-        .do_nothing()
+        .on_conflict_do_nothing()
 }
 
 /// The allocation rows of a new submission, for [`insert_allocations`].
@@ -490,12 +545,24 @@ pub(super) fn created(new: NewSubmission) -> SubmitOutcome {
     })
 }
 
-/// The submission holding a taken idempotency key. It committed before ours tried the key and
-/// nothing deletes submissions, so not finding it means the data is broken.
-pub(super) fn replayed(found: Option<StoredSubmission>) -> Result<SubmitOutcome, StoreError> {
-    found
-        .map(SubmitOutcome::Replayed)
-        .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))
+/// A submission that wrote nothing: its idempotency key is taken. The row holding the key
+/// committed before ours tried it and nothing deletes submissions, so not finding it (or a
+/// submission without a key writing nothing) means the data is broken.
+pub(super) fn key_vanished() -> StoreError {
+    StoreError::Corrupt("a submission wrote nothing, yet no row holds its idempotency key".into())
+}
+
+/// The replay of the submission `found` (loaded from a [`KeyedRow`]), with its key's binding.
+pub(super) fn replayed(
+    found: Option<StoredSubmission>,
+    binding: KeyBinding,
+) -> Result<SubmitOutcome, StoreError> {
+    let submission = found.ok_or_else(key_vanished)?;
+    Ok(SubmitOutcome::Replayed(Replay {
+        submission,
+        payload_hash: binding.payload_hash,
+        sealed_token: binding.sealed_token,
+    }))
 }
 
 /// The token hash of a voter the submission creates, if it creates one.

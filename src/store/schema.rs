@@ -70,7 +70,10 @@ diesel::table! {
         id -> Uuid,
         voter_id -> Uuid,
         created_at -> Timestamptz,
-        idempotency_key -> Nullable<Text>,
+        idempotency_key_hash -> Nullable<Text>,
+        payload_hash -> Nullable<Text>,
+        created_voter -> Bool,
+        voter_token_sealed -> Nullable<Text>,
     }
 }
 

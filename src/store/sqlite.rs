@@ -17,10 +17,11 @@ use diesel::{Connection, OptionalExtension, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
-use super::queries::{self, Statement, SubmissionRow, SummaryRow};
+use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
+    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
+    SummaryAudit,
 };
 use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
@@ -102,12 +103,34 @@ fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// Hex SHA-256 of a text's UTF-8 bytes, as PostgreSQL's `encode(sha256(…), 'hex')`.
+    fn sha256_hex(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// What SQLite lacks and the migrations use: `2026-11-27-000002_idempotency` hashes the
+/// idempotency keys stored before it with `sha256_hex`.
+fn register_migration_functions(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    use sha2::{Digest, Sha256};
+    sha256_hex_utils::register_impl(conn, |text: String| {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    })?;
+    Ok(())
+}
+
 pub async fn migrate(path: &Path) -> Result<usize, StoreError> {
     create_parent_dir(path)?;
     let url = path.to_string_lossy().into_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn = open(&url, SqliteSync::Full)?;
         conn.batch_execute(WAL)?;
+        // Raw SQL like the others. SQLite changes a table's constraints only by rebuilding it,
+        // and dropping the old table with foreign keys on would orphan every row that
+        // references it; the pragma is a no-op inside the transaction each migration runs in,
+        // so it is set here. A migration that rebuilds a table checks the references itself.
+        conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+        register_migration_functions(&mut conn)?;
         conn.run_pending_migrations(MIGRATIONS)
             .map(|applied| applied.len())
             .map_err(StoreError::Migration)
@@ -219,7 +242,7 @@ fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 enum SubmitAbort {
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
-    #[error("idempotency key already used")]
+    #[error("idempotency key already used in its scope")]
     KeyTaken,
 }
 
@@ -233,6 +256,23 @@ fn insert_submission(conn: &mut SqliteConnection, new: &NewSubmission) -> Result
     queries::insert_allocations(queries::allocation_rows(new)).execute(conn)?;
     exec(conn, queries::insert_outbox(new))?;
     Ok(())
+}
+
+/// What holds the idempotency key of `new`, which wrote nothing because the key is taken.
+fn replay(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<SubmitOutcome, StoreError> {
+    let (scope, key_hash) = new.key_lookup().ok_or_else(queries::key_vanished)?;
+    let row: Option<KeyedRow> = match scope {
+        KeyScope::Voter(voter) => {
+            queries::keyed_submission_of_voter::<Sqlite>(voter, key_hash).first(conn)
+        }
+        KeyScope::NewVoter => {
+            queries::keyed_submission_of_new_voter::<Sqlite>(key_hash).first(conn)
+        }
+    }
+    .optional()?;
+    let (head, binding) = row.ok_or_else(queries::key_vanished)?.split();
+    let found = load_submissions(conn, vec![head])?.pop();
+    queries::replayed(found, binding)
 }
 
 #[async_trait]
@@ -257,11 +297,8 @@ impl Store for SqliteStore {
         self.write(
             move |c| match c.immediate_transaction(|c| insert_submission(c, &new)) {
                 Ok(()) => Ok(queries::created(new)),
-                Err(SubmitAbort::KeyTaken) => {
-                    let key = new.idempotency_key.unwrap_or_default();
-                    let heads = queries::submission_by_key::<Sqlite>(key).load(c)?;
-                    queries::replayed(load_submissions(c, heads)?.pop())
-                }
+                // Under the write lock still: the row holding the key cannot change meanwhile.
+                Err(SubmitAbort::KeyTaken) => replay(c, &new),
                 Err(SubmitAbort::Query(e)) => Err(e.into()),
             },
         )

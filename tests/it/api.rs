@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::harness::gql::{
     AggregateSource, AggregatesData, CategoriesData, GqlResponse, GraphqlError, MySubmissionsData,
@@ -14,15 +15,21 @@ use crate::harness::gql::{
 };
 use crate::harness::ws::{Protocol, Subscription};
 use crate::harness::{
-    allocation, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp, EVEN,
+    allocation, on_both_backends, spawn_app, spawn_app_on, spawn_app_with, Backend, Options,
+    TestApp, TestBackend, EVEN,
 };
 
 on_both_backends!(
     categories_are_seeded_in_display_order,
     a_submission_reaches_the_aggregates,
     every_kind_of_bad_input_is_refused_and_nothing_is_written,
-    an_idempotency_key_replays_the_first_submission,
+    an_idempotency_key_replays_the_first_response,
+    an_idempotency_key_belongs_to_its_voter,
+    an_idempotency_key_with_another_payload_is_refused_and_writes_nothing,
+    a_retry_after_a_lost_response_gets_the_voter_token,
     an_idempotency_key_sent_concurrently_writes_once,
+    an_idempotency_key_raced_with_two_payloads_stores_one,
+    keys_stored_before_the_upgrade_keep_their_scope_and_payload,
     voter_tokens_scope_history_and_bad_tokens_are_refused,
     each_tier_answers_with_the_same_numbers,
     an_empty_summary_is_answered_by_live_sql,
@@ -350,7 +357,33 @@ async fn every_kind_of_bad_input_is_refused_and_nothing_is_written(backend: Back
     }
 }
 
-async fn an_idempotency_key_replays_the_first_submission(backend: Backend) {
+/// [`EVEN`] with 10 points moved from the second category to the first.
+const UNEVEN: [f64; 10] = [20.0, 0.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0];
+
+/// Fails the test unless `response` is the refusal of a reused idempotency key.
+fn assert_key_reused(response: &GqlResponse<SubmitData>) {
+    assert!(response.data.is_none(), "{response:?}");
+    let error = response.first_error();
+    assert_eq!(error.extensions.code, "IDEMPOTENCY_KEY_REUSED", "{error:?}");
+    assert_eq!(
+        error.extensions.field.as_deref(),
+        Some("input.idempotencyKey")
+    );
+    assert!(error.message.contains("idempotencyKey"), "{error:?}");
+}
+
+/// The ids of a voter's submissions, newest first.
+async fn history(app: &TestApp, token: &str) -> Vec<String> {
+    my_submissions(app, None, Some(token))
+        .await
+        .expect_data()
+        .my_submissions
+        .into_iter()
+        .map(|s| s.id)
+        .collect()
+}
+
+async fn an_idempotency_key_replays_the_first_response(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -361,32 +394,207 @@ async fn an_idempotency_key_replays_the_first_submission(backend: Backend) {
         .submit_allocation;
     let token = first.voter_token.clone().expect("token");
 
-    let mut other = EVEN;
-    other[0] = 20.0;
-    other[1] = 0.0;
+    // The first response again, whole: also its voterToken (before: no token on a replay).
     let again = app
-        .submit_raw(allocation(other), Some("key-1"), Some(&token))
+        .submit_raw(allocation(EVEN), Some("key-1"), None)
         .await
         .expect_data()
         .submit_allocation;
-    assert_eq!(again.submission.id, first.submission.id);
-    assert_eq!(again.submission.allocations, first.submission.allocations);
-    assert!(again.voter_token.is_none());
+    assert_eq!(again, first);
+    // The same payload is the same validated split, in any order, `10` as well as `10.0`.
+    let mut reordered: Vec<Value> = allocation(EVEN)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .rev()
+        .cloned()
+        .collect();
+    reordered[0]["percentage"] = json!(10);
+    let again = app
+        .submit_raw(Value::Array(reordered), Some("key-1"), Some(&token))
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_eq!(again, first);
 
-    // Another voter cannot take over the key.
-    let stranger = app.submit(EVEN, None).await.voter_token;
-    let body = app
-        .submit_raw(allocation(EVEN), Some("key-1"), stranger.as_deref())
+    // Another payload under the key is refused (before: the first submission came back).
+    let other = app
+        .submit_raw(allocation(UNEVEN), Some("key-1"), Some(&token))
         .await;
-    let error = body.first_error();
-    assert_eq!(error.extensions.code, "BAD_USER_INPUT");
+    assert_key_reused(&other);
+
+    // Another voter's use of the key is their own submission (before: refused as taken).
+    let stranger = app.submit(EVEN, None).await.voter_token.expect("token");
+    let theirs = app
+        .submit_raw(allocation(EVEN), Some("key-1"), Some(&stranger))
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_ne!(theirs.submission.id, first.submission.id);
+    assert!(theirs.voter_token.is_none());
+
+    app.wait_folded(3).await;
+    assert_eq!(app.stored_submissions().await, 3);
+}
+
+/// Keys used to be global: an anonymous caller who sent another voter's key got that voter's
+/// submission, and their own vote was dropped without a word.
+async fn an_idempotency_key_belongs_to_its_voter(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let alice = app.submit(EVEN, None).await.voter_token.expect("token");
+    let alices = app
+        .submit_raw(allocation(EVEN), Some("shared"), Some(&alice))
+        .await
+        .expect_data()
+        .submit_allocation;
+
+    // An anonymous caller with Alice's key and payload: a new voter and a submission of its
+    // own, nothing of Alice's.
+    let anonymous = app
+        .submit_raw(allocation(EVEN), Some("shared"), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_ne!(anonymous.submission.id, alices.submission.id);
+    let carol = anonymous.voter_token.clone().expect("a new voter's token");
+    assert_ne!(carol, alice);
     assert_eq!(
-        error.extensions.field.as_deref(),
-        Some("input.idempotencyKey")
+        history(&app, &carol).await,
+        [anonymous.submission.id.as_str()]
+    );
+
+    // Without a token the key now belongs to the voter it created: the same payload replays
+    // that call, another is refused, and neither is stored twice or dropped unseen.
+    let replay = app
+        .submit_raw(allocation(EVEN), Some("shared"), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_eq!(replay, anonymous);
+    assert_key_reused(
+        &app.submit_raw(allocation(UNEVEN), Some("shared"), None)
+            .await,
+    );
+
+    // Bob, with a token, has the key to himself, with any payload.
+    let bob = app.submit(EVEN, None).await.voter_token.expect("token");
+    let bobs = app
+        .submit_raw(allocation(UNEVEN), Some("shared"), Some(&bob))
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert!(bobs.voter_token.is_none());
+    let bobs_again = app
+        .submit_raw(allocation(UNEVEN), Some("shared"), Some(&bob))
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_eq!(bobs_again, bobs);
+
+    let ids = [&alices, &anonymous, &bobs].map(|p| p.submission.id.clone());
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    assert_eq!(history(&app, &alice).await[0], ids[0]);
+    assert_eq!(history(&app, &bob).await[0], ids[2]);
+    assert_eq!(history(&app, &alice).await.len(), 2);
+    assert_eq!(history(&app, &bob).await.len(), 2);
+
+    app.wait_folded(5).await;
+    assert_eq!(app.stored_submissions().await, 5);
+}
+
+/// A replay with other allocations used to return the first submission as if it were stored.
+async fn an_idempotency_key_with_another_payload_is_refused_and_writes_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let first = app
+        .submit_raw(allocation(EVEN), Some("key-p"), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    let token = first.voter_token.expect("token");
+    // In the anonymous scope and in the voter's own (the key created this voter).
+    assert_key_reused(
+        &app.submit_raw(allocation(UNEVEN), Some("key-p"), None)
+            .await,
+    );
+    assert_key_reused(
+        &app.submit_raw(allocation(UNEVEN), Some("key-p"), Some(&token))
+            .await,
+    );
+
+    // A key first sent with a token is bound the same way.
+    app.submit_raw(allocation(UNEVEN), Some("key-q"), Some(&token))
+        .await
+        .expect_data();
+    assert_key_reused(
+        &app.submit_raw(allocation(EVEN), Some("key-q"), Some(&token))
+            .await,
     );
 
     app.wait_folded(2).await;
-    assert_eq!(app.stored_submissions().await, 2);
+    assert_eq!(app.stored_submissions().await, 2, "refusals wrote nothing");
+    assert_eq!(history(&app, &token).await.len(), 2);
+    assert_eq!(app.app.store.outbox_len().await.expect("outbox"), 0);
+}
+
+/// The failure idempotency is for: the first response is lost. The retry used to come back
+/// without `voterToken`, so the new voter's token was lost for good.
+async fn a_retry_after_a_lost_response_gets_the_voter_token(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let key = "3f1c7c1e-5d0c-4c53-9a43-5c2f8f0a7a11";
+    let lost = app
+        .submit_raw(allocation(EVEN), Some(key), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    let retry = app
+        .submit_raw(allocation(EVEN), Some(key), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    let token = retry.voter_token.expect("the first response's token");
+    assert_eq!(Some(token.clone()), lost.voter_token);
+    assert_eq!(retry.submission.id, lost.submission.id);
+    // It is the voter's token: it shows the history and submits as that voter.
+    assert_eq!(history(&app, &token).await, [lost.submission.id.as_str()]);
+    let next = app.submit(UNEVEN, Some(&token)).await;
+    assert!(next.voter_token.is_none());
+    assert_eq!(history(&app, &token).await.len(), 2);
+
+    // The database holds neither the key nor the token, only hashes and the sealed token.
+    let stored = app
+        .query_texts(
+            "SELECT COALESCE(idempotency_key_hash, '') || ' ' || COALESCE(payload_hash, '')
+                    || ' ' || COALESCE(voter_token_sealed, '') AS text FROM submissions
+             UNION ALL SELECT token_hash AS text FROM voters",
+        )
+        .await
+        .join("\n");
+    assert!(
+        stored.contains(&hex::encode(Sha256::digest(key))),
+        "{stored}"
+    );
+    for secret in [key, token.as_str(), &token["tbv1_".len()..]] {
+        assert!(
+            !stored.contains(secret),
+            "{secret} is stored in clear:\n{stored}"
+        );
+    }
+    assert_eq!(
+        app.query_texts("SELECT voter_token_sealed AS text FROM submissions WHERE voter_token_sealed IS NOT NULL")
+            .await
+            .len(),
+        1,
+        "one sealed token, of the keyed anonymous call"
+    );
 }
 
 async fn an_idempotency_key_sent_concurrently_writes_once(backend: Backend) {
@@ -401,18 +609,191 @@ async fn an_idempotency_key_sent_concurrently_writes_once(backend: Backend) {
                 .await
         })
     });
+    let mut responses = Vec::new();
+    for call in calls {
+        responses.push(call.await.expect("task").expect_data().submit_allocation);
+    }
+    // Every call gets the first response (before: only the call that wrote had a token).
+    let first = &responses[0];
+    assert!(
+        responses.iter().all(|r| r == first),
+        "all calls return the first submission and its token: {responses:#?}"
+    );
+    let token = first.voter_token.as_deref().expect("the new voter's token");
+    assert_eq!(history(&app, token).await, [first.submission.id.as_str()]);
+    app.wait_folded(1).await;
+    assert_eq!(app.stored_submissions().await, 1);
+
+    // The same with a voter token: one submission, the others replay it.
+    let calls = (0..12).map(|_| {
+        let (app, token) = (app.clone(), token.to_owned());
+        tokio::spawn(async move {
+            app.submit_raw(allocation(UNEVEN), Some("voter-key"), Some(&token))
+                .await
+        })
+    });
     let mut ids = Vec::new();
-    let mut tokens = 0;
     for call in calls {
         let payload = call.await.expect("task").expect_data().submit_allocation;
+        assert!(payload.voter_token.is_none());
         ids.push(payload.submission.id);
-        tokens += usize::from(payload.voter_token.is_some());
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "all calls return the first submission");
-    assert_eq!(tokens, 1, "only the call that wrote created a voter");
-    app.wait_folded(1).await;
-    assert_eq!(app.stored_submissions().await, 1);
+    assert_ne!(ids[0], first.submission.id);
+
+    app.wait_folded(2).await;
+    assert_eq!(app.stored_submissions().await, 2);
+}
+
+/// Concurrent first uses of a key with two payloads: one is stored, the calls that sent its
+/// payload replay it, and every other call is refused. None is dropped unseen.
+async fn an_idempotency_key_raced_with_two_payloads_stores_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let voter = app.submit(EVEN, None).await.voter_token.expect("token");
+    // The same key in both scopes: the anonymous one, and the voter's own.
+    for token in [None, Some(voter)] {
+        let calls = (0..12).map(|i| {
+            let (app, token) = (app.clone(), token.clone());
+            let values = if i % 2 == 0 { EVEN } else { UNEVEN };
+            tokio::spawn(async move {
+                let response = app
+                    .submit_raw(allocation(values), Some("race"), token.as_deref())
+                    .await;
+                (values, response)
+            })
+        });
+        let mut stored: Option<([f64; 10], SubmitAllocationPayload)> = None;
+        let mut refused = Vec::new();
+        for call in calls {
+            let (values, response) = call.await.expect("task");
+            if response.errors.is_empty() {
+                let payload = response.expect_data().submit_allocation;
+                let percentages: Vec<f64> = payload
+                    .submission
+                    .allocations
+                    .iter()
+                    .map(|a| a.percentage)
+                    .collect();
+                assert_eq!(percentages, values, "a replay of the payload it sent");
+                match &stored {
+                    Some((_, first)) => assert_eq!(&payload, first),
+                    None => stored = Some((values, payload)),
+                }
+            } else {
+                assert_key_reused(&response);
+                refused.push(values);
+            }
+        }
+        let (winner, payload) = stored.expect("one payload is stored");
+        assert_eq!(refused.len(), 6, "{token:?}");
+        assert!(refused.iter().all(|v| *v != winner));
+        assert_eq!(payload.voter_token.is_some(), token.is_none());
+    }
+    app.wait_folded(3).await;
+    assert_eq!(app.stored_submissions().await, 3);
+}
+
+/// The rows of a release whose keys were global and kept in clear, for the upgrade test: an
+/// anonymous submission that created its voter with a key, and a voter (whose token is
+/// `tbv1_bb…b`) with a first submission without a key and a second with one.
+const LEGACY_ROWS: &str = "
+    INSERT INTO voters (id, token_hash, created_at) VALUES
+      ('00000000-0000-4000-8000-00000000000a', 'unknown', '2026-11-20T10:00:00.000000Z'),
+      ('00000000-0000-4000-8000-00000000000b', '$HASH_B', '2026-11-20T11:00:00.000000Z');
+    INSERT INTO submissions (id, voter_id, created_at, idempotency_key) VALUES
+      ('00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-00000000000a',
+       '2026-11-20T10:00:00.000000Z', 'legacy-anonymous'),
+      ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-00000000000b',
+       '2026-11-20T11:00:00.000000Z', NULL),
+      ('00000000-0000-4000-8000-0000000000b2', '00000000-0000-4000-8000-00000000000b',
+       '2026-11-20T12:00:00.000000Z', 'legacy-voter');
+    INSERT INTO aggregate_outbox (submission_id, created_at) VALUES
+      ('00000000-0000-4000-8000-0000000000a1', '2026-11-20T10:00:00.000000Z'),
+      ('00000000-0000-4000-8000-0000000000b1', '2026-11-20T11:00:00.000000Z'),
+      ('00000000-0000-4000-8000-0000000000b2', '2026-11-20T12:00:00.000000Z');
+";
+
+/// Keys stored before keys were scoped and hashed: the migration hashes them and tells the
+/// keys that created voters from a voter's own, and their payload is their allocations.
+async fn keys_stored_before_the_upgrade_keep_their_scope_and_payload(backend: Backend) {
+    let Some(backend) = TestBackend::create(backend).await else {
+        return;
+    };
+    backend.migrate_first(1).await;
+    let token_b = format!("tbv1_{}", "b".repeat(64));
+    let hash_b = hex::encode(Sha256::digest(token_b.as_bytes()));
+    let mut sql = LEGACY_ROWS.replace("$HASH_B", &hash_b);
+    for (submission, values) in [("a1", EVEN), ("b1", EVEN), ("b2", UNEVEN)] {
+        for (i, value) in values.iter().enumerate() {
+            sql.push_str(&format!(
+                "INSERT INTO allocations (submission_id, category_id, hundredths) VALUES \
+                 ('00000000-0000-4000-8000-0000000000{submission}', {}, {});",
+                i + 1,
+                (value * 100.0).round() as i64
+            ));
+        }
+    }
+    backend.execute_sql(&sql).await;
+    let app = spawn_app_on(backend, Options::default()).await;
+    let legacy = |n: &str| format!("00000000-0000-4000-8000-0000000000{n}");
+
+    // The key that created a voter replays its submission to an anonymous caller with the same
+    // allocations, without a token (none was kept), and refuses other allocations.
+    let replay = app
+        .submit_raw(allocation(EVEN), Some("legacy-anonymous"), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_eq!(replay.submission.id, legacy("a1"));
+    assert_eq!(replay.voter_token, None);
+    assert_key_reused(
+        &app.submit_raw(allocation(UNEVEN), Some("legacy-anonymous"), None)
+            .await,
+    );
+
+    // A key a voter sent with its token is that voter's: an anonymous caller gets a submission
+    // of its own, the voter the replay of its own.
+    let anonymous = app
+        .submit_raw(allocation(UNEVEN), Some("legacy-voter"), None)
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_ne!(anonymous.submission.id, legacy("b2"));
+    assert!(anonymous.voter_token.is_some());
+    let own = app
+        .submit_raw(allocation(UNEVEN), Some("legacy-voter"), Some(&token_b))
+        .await
+        .expect_data()
+        .submit_allocation;
+    assert_eq!(own.submission.id, legacy("b2"));
+    assert_eq!(own.voter_token, None);
+    assert_key_reused(
+        &app.submit_raw(allocation(EVEN), Some("legacy-voter"), Some(&token_b))
+            .await,
+    );
+    assert_eq!(
+        history(&app, &token_b).await,
+        [legacy("b2"), legacy("b1")],
+        "the rebuilt table keeps every row"
+    );
+
+    // The keys are hashed now; the old rows' allocations and outbox rows still reference them.
+    let keys = app
+        .query_texts(
+            "SELECT idempotency_key_hash AS text FROM submissions
+             WHERE idempotency_key_hash IS NOT NULL ORDER BY created_at",
+        )
+        .await;
+    let hashed = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
+    assert_eq!(
+        keys[..2],
+        [hashed("legacy-anonymous"), hashed("legacy-voter")]
+    );
+    app.assert_folded_exactly(4).await;
 }
 
 /// `mySubmissions` as the voter `token`, `first` of them (the server's default without).

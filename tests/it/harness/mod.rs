@@ -237,6 +237,68 @@ impl TestBackend {
         }
     }
 
+    /// Applies only the first `n` migrations, so that a test can write the rows an older
+    /// release would have before the app migrates the rest.
+    pub async fn migrate_first(&self, n: usize) {
+        use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+        let dir = |backend: &str| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend)
+        };
+        let source = |dir: &PathBuf| FileBasedMigrations::from_path(dir).expect("migrations");
+        match &self.db.url {
+            DatabaseUrl::Postgres(url) => {
+                let conn = AsyncPgConnection::establish(url).await.expect("connect");
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                let dir = dir("postgres");
+                // The harness blocks its thread on every step.
+                tokio::task::spawn_blocking(move || {
+                    for _ in 0..n {
+                        harness.run_next_migration(source(&dir)).expect("migrate");
+                    }
+                })
+                .await
+                .expect("migration task");
+            }
+            DatabaseUrl::Sqlite(path) => {
+                use diesel::Connection;
+                let (path, dir) = (path.display().to_string(), dir("sqlite"));
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
+                    for _ in 0..n {
+                        conn.run_next_migration(source(&dir)).expect("migrate");
+                    }
+                })
+                .await
+                .expect("migration task");
+            }
+        }
+    }
+
+    /// Runs SQL on the test's database.
+    pub async fn execute_sql(&self, sql: &str) {
+        match &self.db.url {
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+                conn.batch_execute(sql).await.expect("sql");
+            }
+            DatabaseUrl::Sqlite(path) => {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let (path, sql) = (path.display().to_string(), sql.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
+                    conn.batch_execute("PRAGMA busy_timeout = 10000;")
+                        .expect("pragma");
+                    conn.batch_execute(&sql).expect("sql");
+                })
+                .await
+                .expect("sql task");
+            }
+        }
+    }
+
     /// The environment a `tax-budget` process needs to use this backend.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![("DATABASE_URL", self.db.env_value())];
@@ -300,8 +362,13 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
-    init_logs();
     let backend = TestBackend::create(backend).await?;
+    Some(spawn_app_on(backend, options).await)
+}
+
+/// Starts the app on a backend the test has prepared; it migrates the database first.
+pub async fn spawn_app_on(backend: TestBackend, options: Options) -> TestApp {
+    init_logs();
     let mut config = Config::for_database(backend.db.url.clone());
     if let (Some(via), DatabaseUrl::Postgres(url)) = (options.database_via, &backend.db.url) {
         config.database = DatabaseUrl::Postgres(with_host(url, via));
@@ -327,13 +394,13 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         web_dir,
     };
     let server = Server::spawn(app.clone(), listener, server_options).expect("serve");
-    Some(TestApp {
+    TestApp {
         app,
         backend,
         client: GqlClient::new(server.addr),
         addr: server.addr,
         server: Some(server),
-    })
+    }
 }
 
 /// `url` with its `host:port` replaced by `addr` (`scheme://[user@]host:port[/rest]`).
@@ -440,25 +507,35 @@ impl TestApp {
 
     /// Runs SQL on the test's database behind the app's back.
     pub async fn execute_sql(&self, sql: &str) {
-        match &self.backend.db.url {
+        self.backend.execute_sql(sql).await;
+    }
+
+    /// Runs a query behind the app's back whose one column is the text `text`, and returns
+    /// it row by row.
+    pub async fn query_texts(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let rows: Vec<Row> = match &self.backend.db.url {
             DatabaseUrl::Postgres(url) => {
+                use diesel_async::RunQueryDsl;
                 let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
-                conn.batch_execute(sql).await.expect("sql");
+                diesel::sql_query(sql).load(&mut conn).await.expect("query")
             }
             DatabaseUrl::Sqlite(path) => {
-                use diesel::connection::SimpleConnection;
-                use diesel::Connection;
+                use diesel::{Connection, RunQueryDsl};
                 let (path, sql) = (path.display().to_string(), sql.to_owned());
                 tokio::task::spawn_blocking(move || {
                     let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
-                    conn.batch_execute("PRAGMA busy_timeout = 10000;")
-                        .expect("pragma");
-                    conn.batch_execute(&sql).expect("sql");
+                    diesel::sql_query(sql).load(&mut conn).expect("query")
                 })
                 .await
-                .expect("sql task");
+                .expect("query task")
             }
-        }
+        };
+        rows.into_iter().map(|row| row.text).collect()
     }
 }
 
