@@ -3,6 +3,8 @@
 //!
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
+//! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
+//!   statement timeout;
 //! - `processes`: real `tax-budget` processes;
 //! - `web`: serving the web app;
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
@@ -19,6 +21,7 @@ mod architecture;
 mod faults;
 mod harness;
 mod http;
+mod limits;
 mod processes;
 mod schema_drift;
 mod web;
