@@ -55,9 +55,9 @@ pub enum ApiError {
     FragmentCycle(String),
     #[error("introspection (`__schema`, `__type`) is disabled on this server")]
     IntrospectionDisabled,
-    /// Too many costly queries are running: this one was not started (or, for a read waiting
-    /// for the database, not finished). Nothing was written.
-    #[error("the server is busy with other costly queries; try again in {retry_after_secs} s")]
+    /// Too many costly queries are running (this one was not started), or a read waited too
+    /// long for its turn at the database. Nothing was written.
+    #[error("the server is too busy to answer this now; try again in {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
     /// The database cannot be reached or is overloaded: nothing was written, and the same
     /// request may succeed later (with an idempotency key, retrying is always safe).
@@ -93,6 +93,14 @@ impl ApiError {
             ApiError::Unavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }
+    }
+
+    /// As an error of the whole request (parsing, validation), which has no path or location.
+    pub fn into_server_error(self) -> ServerError {
+        let error = self.extend();
+        let mut server_error = ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        server_error
     }
 }
 
@@ -204,16 +212,6 @@ impl From<SubmitError> for ApiError {
             },
             SubmitError::Store(e) => e.into(),
         }
-    }
-}
-
-impl ApiError {
-    /// As an error of the whole request (parsing, validation), which has no path or location.
-    pub fn into_server_error(self) -> ServerError {
-        let error = self.extend();
-        let mut server_error = ServerError::new(error.message, None);
-        server_error.extensions = error.extensions;
-        server_error
     }
 }
 

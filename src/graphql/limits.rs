@@ -41,8 +41,8 @@ pub const MAX_DEPTH: usize = 20;
 pub const MAX_FRAGMENT_NESTING: usize = 10;
 /// A query costing this much or more is costly: it runs only in one of the slots of
 /// `max_concurrent_costly`. A history page with every field costs 101 + 73 per submission
-/// asked for, so `first: 14` or more is costly; the result page costs 349, GraphiQL's
-/// introspection query less than 1,000.
+/// asked for, so `first: 14` or more is costly (the web app's history page asks for 100);
+/// the result page costs 349, GraphiQL's introspection query 199.
 pub const COSTLY_QUERY: usize = 1_000;
 /// What a shed request is told to wait: costly queries take well under a second.
 const SHED_RETRY_AFTER_SECS: u64 = 1;

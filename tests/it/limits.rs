@@ -137,11 +137,13 @@ async fn the_alias_flood_is_refused_and_submissions_stay_fast(backend: Backend) 
     );
 
     // Meanwhile the flood again and again from one client, and the heaviest legal request
-    // (9,107, answered by one read) from four others, while one voter submits five times.
+    // (9,107, answered by one read) from two others, while one voter submits five times.
+    // What slows the submissions then is CPU: the debug build of the server shares the test's
+    // two runtime threads with its clients.
     let heavy = aliases(HEAVY_ALIASES, 100, "id allocations { percentage }");
     let stop = tokio_util::sync::CancellationToken::new();
     let mut clients = Vec::new();
-    for query in [&flood, &heavy, &heavy, &heavy, &heavy] {
+    for query in [&flood, &heavy, &heavy] {
         let (query, token, stop) = (query.clone(), token.clone(), stop.clone());
         let url = app.url("/graphql");
         clients.push(tokio::spawn(async move {
