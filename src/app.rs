@@ -17,7 +17,7 @@ use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
-use crate::graphql::{build_schema, Services};
+use crate::graphql::{build_schema, ReadPermits, Services};
 use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
@@ -93,6 +93,7 @@ impl App {
             &config.database,
             config.database_pool_size,
             config.sqlite_synchronous,
+            config.statement_timeout,
         )
         .await?;
         let categories = Arc::new(store.categories().await?);
@@ -220,9 +221,10 @@ impl App {
             aggregates: self.aggregates.clone(),
             categories: self.categories.clone(),
             shutdown: self.shutdown.clone(),
+            reads: ReadPermits::for_pool(self.config.database_pool_size),
         };
         HttpState {
-            schema: build_schema(services),
+            schema: build_schema(services, &self.config.queries),
             readiness: Arc::new(Readiness {
                 store: self.store.clone(),
                 cache: self.cache.clone(),

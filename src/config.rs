@@ -63,6 +63,12 @@ pub const DEFAULT_WS_WRITE_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_WS_PING_SECS: u64 = 20;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// A full history page (`mySubmissions(first: 100)` with every field) costs 7,401.
+pub const DEFAULT_MAX_QUERY_COST: usize = 10_000;
+/// About a dozen full history pages, or a few hundred result pages, per minute per address.
+pub const DEFAULT_READ_COST_PER_MINUTE: u32 = 100_000;
+pub const DEFAULT_MAX_CONCURRENT_COSTLY_QUERIES: usize = 8;
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// How the embedded SQLite store syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -108,6 +114,11 @@ pub struct BackendArgs {
     /// Most database connections this process opens.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_DATABASE_POOL_SIZE)]
     pub database_pool_size: usize,
+
+    /// PostgreSQL only: longest one SQL statement may run before the database cancels it
+    /// (milliseconds); 0 is no limit. `migrate` and `rebuild-aggregates` run without one.
+    #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = DEFAULT_STATEMENT_TIMEOUT_MS)]
+    pub statement_timeout_ms: u64,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -163,6 +174,31 @@ pub struct ServeArgs {
     /// Connections open at once (WebSockets included); over it new ones are closed at once.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+
+    /// Most a single GraphQL request may cost (see README, Limits): fields count once, lists
+    /// as many times as they can be long, fields that read the database 100 more.
+    #[arg(long, env = "MAX_QUERY_COST", default_value_t = DEFAULT_MAX_QUERY_COST)]
+    pub max_query_cost: usize,
+
+    /// Query cost one client address (IPv6: per /64) may spend per minute on queries and
+    /// subscriptions, as a burst and as the refill rate; 0 turns the limit off. Per process,
+    /// and behind a proxy every client has the proxy's address, as for submissions.
+    #[arg(long, env = "READ_COST_PER_MINUTE", default_value_t = DEFAULT_READ_COST_PER_MINUTE)]
+    pub read_cost_per_minute: u32,
+
+    /// Most costly queries (cost 1,000 or more) running at once in this process; more are
+    /// answered 503 with `Retry-After` at once instead of queueing. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_COSTLY_QUERIES",
+        default_value_t = DEFAULT_MAX_CONCURRENT_COSTLY_QUERIES
+    )]
+    pub max_concurrent_costly_queries: usize,
+
+    /// Answer introspection (`__schema`, `__type`; GraphiQL needs it). `false` refuses it with
+    /// INTROSPECTION_DISABLED.
+    #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
 
     #[command(flatten)]
     pub websocket: WebSocketArgs,
@@ -249,6 +285,38 @@ pub struct Config {
     pub websocket: WebSocketArgs,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// PostgreSQL's `statement_timeout` on every pooled connection; `None` is no limit.
+    pub statement_timeout: Option<Duration>,
+    /// The limits of GraphQL requests; only `serve` takes them from flags.
+    pub queries: QueryLimitsConfig,
+}
+
+/// The limits of GraphQL requests, as configured (see `graphql::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimitsConfig {
+    pub max_cost: usize,
+    /// Query cost per minute per client address; 0 is no limit.
+    pub read_cost_per_minute: u32,
+    /// Costly queries running at once; 0 is no limit.
+    pub max_concurrent_costly: usize,
+    pub introspection: bool,
+}
+
+impl Default for QueryLimitsConfig {
+    /// The flags' defaults, except the per-address read budget: off, as for submissions, for
+    /// everything but `serve` (tests included: every test client is 127.0.0.1).
+    fn default() -> Self {
+        QueryLimitsConfig {
+            max_cost: DEFAULT_MAX_QUERY_COST,
+            read_cost_per_minute: 0,
+            max_concurrent_costly: DEFAULT_MAX_CONCURRENT_COSTLY_QUERIES,
+            introspection: true,
+        }
+    }
+}
+
+fn millis(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 impl Config {
@@ -259,6 +327,12 @@ impl Config {
             websocket: serve.websocket.clone(),
             header_read_timeout: Duration::from_secs(serve.header_read_timeout_secs.max(1)),
             max_connections: serve.max_connections.max(1),
+            queries: QueryLimitsConfig {
+                max_cost: serve.max_query_cost.max(1),
+                read_cost_per_minute: serve.read_cost_per_minute,
+                max_concurrent_costly: serve.max_concurrent_costly_queries,
+                introspection: serve.introspection,
+            },
             ..Config::worker(backend, worker)
         }
     }
@@ -286,13 +360,19 @@ impl Config {
             websocket: WebSocketArgs::default(),
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: millis(backend.statement_timeout_ms),
+            queries: QueryLimitsConfig::default(),
         }
     }
 
     /// For the maintenance commands (`migrate`, `rebuild-aggregates`), which take no worker
-    /// or server flags.
+    /// or server flags. They run without a statement timeout: a rebuild reads every
+    /// allocation in one statement, which may rightly take longer than any request should.
     pub fn maintenance(backend: &BackendArgs) -> Self {
-        Config::worker(backend, &WorkerArgs::default())
+        Config {
+            statement_timeout: None,
+            ..Config::worker(backend, &WorkerArgs::default())
+        }
     }
 
     /// For tests and embedding: the given database, no Redis, every other setting at its
@@ -313,6 +393,8 @@ impl Config {
             websocket: WebSocketArgs::default(),
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: millis(DEFAULT_STATEMENT_TIMEOUT_MS),
+            queries: QueryLimitsConfig::default(),
         }
     }
 }
@@ -353,6 +435,7 @@ mod tests {
             redis_timeout_ms: 100,
             sqlite_synchronous: SqliteSync::Full,
             database_pool_size: 1,
+            statement_timeout_ms: 0,
             log_format: LogFormat::Text,
         };
         let worker = WorkerArgs::default();
@@ -367,6 +450,51 @@ mod tests {
         let set = Serve::try_parse_from(["serve", "--submit-rate-per-minute", "5"]).unwrap();
         let config = Config::serve(&backend, &worker, &set.serve);
         assert_eq!(config.submit_rate_per_minute, 5);
+    }
+
+    #[test]
+    fn query_limits_reach_the_config_only_from_serve() {
+        use clap::Parser;
+        let backend = BackendArgs {
+            database_url: None,
+            redis_url: None,
+            redis_key_prefix: "tax-budget:".into(),
+            redis_timeout_ms: 100,
+            sqlite_synchronous: SqliteSync::Full,
+            database_pool_size: 1,
+            statement_timeout_ms: 250,
+            log_format: LogFormat::Text,
+        };
+        let worker = WorkerArgs::default();
+        let for_worker = Config::worker(&backend, &worker);
+        assert_eq!(for_worker.queries.read_cost_per_minute, 0);
+        assert_eq!(
+            for_worker.statement_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(Config::maintenance(&backend).statement_timeout, None);
+        let set = Serve::try_parse_from([
+            "serve",
+            "--read-cost-per-minute",
+            "500",
+            "--max-query-cost",
+            "300",
+            "--max-concurrent-costly-queries",
+            "0",
+            "--introspection",
+            "false",
+        ])
+        .unwrap();
+        let config = Config::serve(&backend, &worker, &set.serve);
+        assert_eq!(
+            config.queries,
+            QueryLimitsConfig {
+                max_cost: 300,
+                read_cost_per_minute: 500,
+                max_concurrent_costly: 0,
+                introspection: false,
+            }
+        );
     }
 
     #[test]

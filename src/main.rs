@@ -119,7 +119,8 @@ async fn verify(config: &Config) -> anyhow::Result<Report> {
     if let DatabaseUrl::Sqlite(path) = &config.database {
         anyhow::ensure!(path.exists(), "no SQLite database at {}", path.display());
     }
-    let store = tax_budget::store::connect(&config.database, 1, config.sqlite_synchronous).await?;
+    let store =
+        tax_budget::store::connect(&config.database, 1, config.sqlite_synchronous, None).await?;
     let cache = tax_budget::app::shared_cache(config).await?;
     Ok(tax_budget::verify::verify(store.as_ref(), cache.as_deref()).await?)
 }

@@ -1,4 +1,5 @@
-//! Per-client rate limiting for writes: one token bucket per client address, in memory.
+//! Per-client rate limiting: one token bucket per client address, in memory. Submissions take
+//! one token each; reads take as many as their query costs (see `graphql::cost`).
 //!
 //! The bucket is kept as GCRA (the generic cell rate algorithm): per client, one instant, the
 //! moment its bucket would be full again. A fresh or idle client has no entry at all, which is
@@ -57,9 +58,11 @@ const PRUNE_FLOOR: usize = 1_024;
 /// traffic shrinks again when the traffic is gone.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Up to `burst` requests at once per client, refilled continuously at `burst` per minute.
+/// Up to `burst` tokens at once per client, refilled continuously at `burst` per minute.
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// The bucket's size: tokens per minute.
+    burst: u32,
     /// One token comes back every `interval`.
     interval: Duration,
     /// `burst * interval`: how far ahead of now a client's "full again" instant may run.
@@ -87,6 +90,7 @@ impl RateLimiter {
     pub fn new(per_minute: NonZeroU32) -> Self {
         let interval = Duration::from_secs(60) / per_minute.get();
         RateLimiter {
+            burst: per_minute.get(),
             interval,
             capacity: interval * per_minute.get(),
             max_clients: DEFAULT_MAX_CLIENTS,
@@ -111,6 +115,29 @@ impl RateLimiter {
 
     /// Takes one token from the client's bucket at `now`; a refusal takes nothing.
     pub fn check_at(&self, client: ClientKey, now: Instant) -> Result<(), RateLimited> {
+        self.check_cost_at(client, 1, now)
+    }
+
+    /// Takes `cost` tokens at once from the client's bucket now.
+    pub fn check_cost(&self, client: ClientKey, cost: u32) -> Result<(), RateLimited> {
+        self.check_cost_at(client, cost, Instant::now())
+    }
+
+    /// The bucket's size, the most one call can take.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// Takes `cost` tokens at once from the client's bucket at `now`; a refusal takes nothing.
+    /// A cost above the bucket's size takes the whole (full) bucket, since it could never fit;
+    /// a cost of 0 counts as 1.
+    pub fn check_cost_at(
+        &self,
+        client: ClientKey,
+        cost: u32,
+        now: Instant,
+    ) -> Result<(), RateLimited> {
+        let cost = cost.clamp(1, self.burst);
         let mut buckets = self.lock();
         buckets.prune_if_due(now);
         let full_at = buckets
@@ -119,7 +146,8 @@ impl RateLimiter {
             .copied()
             .filter(|at| *at > now)
             .unwrap_or(now);
-        let next = full_at + self.interval;
+        // At most `burst * interval` (60 s): no overflow.
+        let next = full_at + self.interval * cost;
         let ahead = next.saturating_duration_since(now);
         if ahead > self.capacity {
             return Err(RateLimited {
@@ -325,6 +353,26 @@ mod tests {
         assert!(limiter.check_at(v4(1), now).is_err());
     }
 
+    #[test]
+    fn a_costly_call_takes_many_tokens_and_waits_for_as_many() {
+        // 600 per minute: one token every 100 ms.
+        let limiter = limiter(600);
+        let now = Instant::now();
+        assert_eq!(limiter.check_cost_at(v4(1), 500, now), Ok(()));
+        let refused = limiter.check_cost_at(v4(1), 200, now).unwrap_err();
+        // 100 tokens are left; 100 more come back in 10 s.
+        assert_eq!(refused.retry_after, Duration::from_secs(10));
+        assert_eq!(limiter.check_cost_at(v4(1), 100, now), Ok(()));
+        // A cost beyond the bucket takes a full bucket, so it is let in after a full minute.
+        let fresh = limiter.check_cost_at(v4(2), 1_000_000, now);
+        assert_eq!(fresh, Ok(()));
+        assert!(limiter.check_cost_at(v4(2), 1, now).is_err());
+        assert_eq!(
+            limiter.check_cost_at(v4(2), 1_000_000, now + Duration::from_secs(60)),
+            Ok(())
+        );
+    }
+
     proptest! {
         /// In any stretch of time, a client gets at most the burst plus what refilled.
         #[test]
@@ -345,6 +393,42 @@ mod tests {
                 let refilled = (elapsed.as_nanos() / limiter.interval.as_nanos()) as u64;
                 prop_assert!(allowed <= u64::from(per_minute) + refilled);
             }
+        }
+
+        /// Weighted: in any stretch of time, a client gets at most the burst plus what refilled,
+        /// in cost units.
+        #[test]
+        fn weighted_costs_never_exceed_burst_plus_refill(
+            per_minute in 1u32..=10_000,
+            calls in proptest::collection::vec((0u64..2_000, 1u32..3_000), 1..200),
+        ) {
+            let limiter = limiter(per_minute);
+            let start = Instant::now();
+            let mut now = start;
+            let mut taken = 0u64;
+            for (gap, cost) in calls {
+                now += Duration::from_millis(gap);
+                if limiter.check_cost_at(v4(1), cost, now).is_ok() {
+                    taken += u64::from(cost.min(per_minute));
+                }
+                let elapsed = now - start;
+                let refilled = (elapsed.as_nanos() / limiter.interval.as_nanos()) as u64;
+                prop_assert!(taken <= u64::from(per_minute) + refilled);
+            }
+        }
+
+        /// A refused client that waits the advertised time is let in, whatever the cost.
+        #[test]
+        fn waiting_retry_after_is_enough_for_the_same_cost(
+            per_minute in 1u32..=100_000,
+            cost in 1u32..=100_000,
+        ) {
+            let limiter = limiter(per_minute);
+            let now = Instant::now();
+            limiter.check_cost_at(v4(1), per_minute, now).unwrap();
+            let refused = limiter.check_cost_at(v4(1), cost, now).unwrap_err();
+            let then = now + refused.retry_after;
+            prop_assert_eq!(limiter.check_cost_at(v4(1), cost, then), Ok(()));
         }
 
         /// A refused client that waits the advertised time is let in.

@@ -4,7 +4,7 @@
 //! wrong (and, for allocations, every problem found). Internal details are logged here and
 //! never sent.
 
-use async_graphql::{Error, ErrorExtensions, Value};
+use async_graphql::{Error, ErrorExtensions, ServerError, Value};
 
 use crate::domain::AllocationError;
 use crate::store::StoreError;
@@ -32,6 +32,37 @@ pub enum ApiError {
     IdempotencyKeyReused { message: String, field: String },
     #[error("too many submissions from your address; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Reads from one address beyond their budget of query cost per minute.
+    #[error(
+        "too many queries from your address (a query cost budget of {per_minute} per minute); \
+         try again in {retry_after_secs} s"
+    )]
+    ReadRateLimited {
+        retry_after_secs: u64,
+        per_minute: u32,
+    },
+    /// Refused before running: the query would cost more than one request may.
+    #[error(
+        "the query costs at least {cost}, above the limit of {limit} per request: ask for \
+         fewer items (`first`), fields or aliases, or split it"
+    )]
+    QueryTooCostly { cost: usize, limit: usize },
+    /// Refused before running: selections (or fragment spreads) nested beyond the limit.
+    #[error("the query is nested too deep: {what} {depth}, the limit is {limit}")]
+    QueryTooDeep {
+        what: &'static str,
+        depth: usize,
+        limit: usize,
+    },
+    /// Refused before running: a fragment that spreads itself, directly or not.
+    #[error("fragment `{0}` spreads itself")]
+    FragmentCycle(String),
+    #[error("introspection (`__schema`, `__type`) is disabled on this server")]
+    IntrospectionDisabled,
+    /// Too many costly queries are running (this one was not started), or a read waited too
+    /// long for its turn at the database. Nothing was written.
+    #[error("the server is too busy to answer this now; try again in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     /// The database cannot be reached or is overloaded: nothing was written, and the same
     /// request may succeed later (with an idempotency key, retrying is always safe).
     #[error("the service cannot reach its database right now; nothing was saved, try again")]
@@ -58,10 +89,23 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
-            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::RateLimited { .. } | ApiError::ReadRateLimited { .. } => "RATE_LIMITED",
+            ApiError::QueryTooCostly { .. } => "QUERY_TOO_COSTLY",
+            ApiError::QueryTooDeep { .. } => "QUERY_TOO_DEEP",
+            ApiError::FragmentCycle(_) => "GRAPHQL_VALIDATION_FAILED",
+            ApiError::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            ApiError::Overloaded { .. } => "OVERLOADED",
             ApiError::Unavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }
+    }
+
+    /// As an error of the whole request (parsing, validation), which has no path or location.
+    pub fn into_server_error(self) -> ServerError {
+        let error = self.extend();
+        let mut server_error = ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        server_error
     }
 }
 
@@ -69,8 +113,23 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> Error {
         Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
-            if let ApiError::RateLimited { retry_after_secs } = self {
-                ext.set("retryAfterSeconds", *retry_after_secs);
+            match self {
+                ApiError::RateLimited { retry_after_secs }
+                | ApiError::ReadRateLimited {
+                    retry_after_secs, ..
+                }
+                | ApiError::Overloaded { retry_after_secs } => {
+                    ext.set("retryAfterSeconds", *retry_after_secs);
+                }
+                ApiError::QueryTooCostly { cost, limit } => {
+                    ext.set("cost", *cost);
+                    ext.set("maxCost", *limit);
+                }
+                ApiError::QueryTooDeep { depth, limit, .. } => {
+                    ext.set("depth", *depth);
+                    ext.set("maxDepth", *limit);
+                }
+                _ => {}
             }
             if let ApiError::IdempotencyKeyReused { field, .. } = self {
                 ext.set("field", field.as_str());
@@ -220,6 +279,33 @@ mod tests {
         assert_eq!(
             extensions,
             serde_json::json!({ "code": "IDEMPOTENCY_KEY_REUSED", "field": "input.idempotencyKey" })
+        );
+    }
+
+    #[test]
+    fn request_level_refusals_name_the_limit() {
+        let error = ApiError::QueryTooCostly {
+            cost: 290_000,
+            limit: 10_000,
+        }
+        .into_server_error();
+        assert!(error.message.contains("290000"), "{}", error.message);
+        assert!(error.message.contains("10000"), "{}", error.message);
+        assert!(error.locations.is_empty() && error.path.is_empty());
+        let extensions = serde_json::to_value(error.extensions).unwrap();
+        assert_eq!(
+            extensions,
+            serde_json::json!({ "code": "QUERY_TOO_COSTLY", "cost": 290_000, "maxCost": 10_000 })
+        );
+        let deep = ApiError::QueryTooDeep {
+            what: "depth",
+            depth: 33,
+            limit: 20,
+        }
+        .into_server_error();
+        assert_eq!(
+            deep.message,
+            "the query is nested too deep: depth 33, the limit is 20"
         );
     }
 }

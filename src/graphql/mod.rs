@@ -1,6 +1,9 @@
 //! The GraphQL schema: one file per root type, shared types and error mapping beside them.
 
+pub mod cost;
 mod error;
+pub mod limits;
+mod loaders;
 mod mutation;
 mod query;
 mod subscription;
@@ -12,24 +15,21 @@ use async_graphql::{Context, Schema, SchemaBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregates::Aggregates;
+use crate::config::QueryLimitsConfig;
 use crate::domain::Category;
 use crate::submissions::Submissions;
 
 pub use error::ApiError;
+pub use limits::QueryLimits;
+pub use loaders::ReadPermits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Deep enough for GraphiQL's introspection query, shallow enough to stop abuse.
-const MAX_DEPTH: usize = 20;
-const MAX_COMPLEXITY: usize = 1_000;
-
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
 }
 
 /// What the resolvers work with.
@@ -41,10 +41,25 @@ pub struct Services {
     pub categories: Arc<Vec<Category>>,
     /// Cancelled at shutdown: ends every subscription with a `complete`.
     pub shutdown: CancellationToken,
+    /// Taken by every database read a resolver makes; see [`ReadPermits`].
+    pub reads: ReadPermits,
 }
 
-pub fn build_schema(services: Services) -> AppSchema {
-    builder().data(services).finish()
+/// The schema, with its limits (depth, cost, introspection, per-address read budget, costly
+/// queries at once: see [`limits`]) in place of async-graphql's own, whose errors name no
+/// number, and a set of loaders per request (see [`loaders`]).
+pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> AppSchema {
+    let limits = QueryLimits::new(limits);
+    let mut builder = builder();
+    if !limits.introspection() {
+        // Also refused, with a clearer error, by the limits before validation.
+        builder = builder.disable_introspection();
+    }
+    builder
+        .data(services)
+        .extension(limits::LimitsExtension(Arc::new(limits)))
+        .extension(loaders::RequestLoaders)
+        .finish()
 }
 
 /// The schema in SDL, as published in `schema.graphql`.

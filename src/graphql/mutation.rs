@@ -1,5 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
+use super::cost;
 use super::error::OrGraphqlError;
 use super::types::{SubmissionView, SubmitAllocationInput, SubmitAllocationPayload};
 use crate::domain::RawAllocation;
@@ -11,6 +12,7 @@ pub struct MutationRoot;
 impl MutationRoot {
     /// Submit how you would split your taxes. Without a voter token this creates an anonymous
     /// voter and returns its token once.
+    #[graphql(complexity = "cost::write(child_complexity)")]
     async fn submit_allocation(
         &self,
         ctx: &Context<'_>,

@@ -6,6 +6,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 
+use super::cost;
 use crate::domain::{Category, CategoryId, Hundredths, Snapshot, SnapshotSource};
 use crate::store::StoredSubmission;
 
@@ -72,6 +73,7 @@ pub struct SubmissionView {
     pub id: ID,
     pub created_at: DateTime<Utc>,
     /// One entry per category, in display order; they add up to 100.
+    #[graphql(complexity = "cost::list(cost::CATEGORIES, child_complexity)")]
     pub allocations: Vec<AllocationView>,
 }
 
@@ -138,6 +140,7 @@ pub struct AggregateSnapshotView {
     /// Which tier answered this read.
     pub source: AggregateSource,
     /// Every active category, in display order.
+    #[graphql(complexity = "cost::list(cost::CATEGORIES, child_complexity)")]
     pub categories: Vec<CategoryAggregateView>,
 }
 

@@ -98,7 +98,8 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// Values of the wrong type for an argument or variable are bad input, like any other; the
-/// rest (unknown fields, syntax, limits) is a malformed request.
+/// rest (unknown fields, syntax) is a malformed request. The limits' refusals carry codes of
+/// their own (QUERY_TOO_COSTLY, QUERY_TOO_DEEP, RATE_LIMITED, OVERLOADED, …).
 fn request_error_code(message: &str) -> &'static str {
     let bad_value = ["Invalid value for argument", "Failed to parse"];
     if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
@@ -125,14 +126,40 @@ fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {
         serde_json::to_value(&response)
             .unwrap_or_else(|_| json!({"errors": [{"message": "response could not be encoded"}]}))
     };
-    let status = match (media, not_run) {
-        (MediaType::GraphqlResponseJson, true) => StatusCode::BAD_REQUEST,
+    let throttled = not_run.then(|| throttled(&response)).flatten();
+    let status = match (media, not_run, throttled) {
+        (_, _, Some((status, _))) => status,
+        (MediaType::GraphqlResponseJson, true, None) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     let mut http = (status, body.to_string()).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
+    if let Some((_, retry_after)) = throttled {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
     http
+}
+
+/// A request refused before running because of load, not because of what it asks: 429 when
+/// the client's read budget is spent, 503 when the server sheds costly queries, with the
+/// seconds to wait. Whichever media type: these say nothing about the query, and clients
+/// and proxies act on the status.
+fn throttled(response: &GqlResponse) -> Option<(StatusCode, u64)> {
+    response.errors.iter().find_map(|error| {
+        let extensions = error.extensions.as_ref()?;
+        let status = match extensions.get("code")? {
+            Value::String(code) if code == "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+            Value::String(code) if code == "OVERLOADED" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => return None,
+        };
+        let retry_after = match extensions.get("retryAfterSeconds") {
+            Some(Value::Number(secs)) => secs.as_u64(),
+            _ => None,
+        };
+        Some((status, retry_after.unwrap_or(1)))
+    })
 }
 
 async fn execute(

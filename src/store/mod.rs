@@ -56,6 +56,16 @@ pub enum StoreError {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// A statement stopped by PostgreSQL's `statement_timeout`, or a SQLite statement that waited
+/// its whole busy timeout for the write lock: the database was too busy, nothing was written
+/// (the statement's transaction is rolled back), and a later try may succeed. Matched on the
+/// message because diesel-async passes no SQLSTATE (57014) for it; PostgreSQL's messages are in
+/// English unless `lc_messages` says otherwise.
+fn waited_too_long(message: &str) -> bool {
+    message.contains("canceling statement due to statement timeout")
+        || message.contains("database is locked")
+}
+
 impl From<diesel::result::Error> for StoreError {
     fn from(error: diesel::result::Error) -> Self {
         StoreError::Query(error)
@@ -69,10 +79,13 @@ impl StoreError {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
             StoreError::Connect(_) | StoreError::PoolExhausted | StoreError::Pool(_) => true,
-            StoreError::Query(Error::DatabaseError(kind, _)) => matches!(
-                kind,
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
-            ),
+            StoreError::Query(Error::DatabaseError(kind, info)) => match kind {
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+                    true
+                }
+                DatabaseErrorKind::Unknown => waited_too_long(info.message()),
+                _ => false,
+            },
             StoreError::Query(Error::BrokenTransactionManager) => true,
             _ => false,
         }
@@ -299,13 +312,18 @@ pub async fn migrate(url: &DatabaseUrl) -> Result<usize, StoreError> {
 }
 
 /// Connects to the database named by `url`, whose schema [`migrate`] has brought up to date.
+/// `statement_timeout` applies to PostgreSQL only (SQLite's statements wait at most its busy
+/// timeout for the write lock, and never for anything else).
 pub async fn connect(
     url: &DatabaseUrl,
     pool_size: usize,
     sqlite_sync: SqliteSync,
+    statement_timeout: Option<Duration>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
-        DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::connect(url, pool_size).await?),
+        DatabaseUrl::Postgres(url) => {
+            Arc::new(PostgresStore::connect(url, pool_size, statement_timeout).await?)
+        }
         DatabaseUrl::Sqlite(path) => {
             Arc::new(SqliteStore::connect(path, pool_size, sqlite_sync).await?)
         }

@@ -10,9 +10,11 @@ use diesel::pg::Pg;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::{sql_query, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use uuid::Uuid;
 
 use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
@@ -39,9 +41,38 @@ fn pool_error(error: PoolError) -> StoreError {
     })
 }
 
+/// Opens a pooled connection; with a timeout, PostgreSQL cancels any of its statements that runs
+/// longer (`statement_timeout`, for the whole session), so no single query holds a connection
+/// or its locks for long whatever a request asks. Set here rather than in the URL's `options`,
+/// which the operator's URL may already carry.
+fn establish(
+    url: &str,
+    statement_timeout: Option<Duration>,
+) -> BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
+    async move {
+        let mut conn = AsyncPgConnection::establish(url).await?;
+        if let Some(timeout) = statement_timeout {
+            // Raw SQL: a session setting has no DSL. The value is a number of milliseconds.
+            conn.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis()))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        }
+        Ok(conn)
+    }
+    .boxed()
+}
+
 impl PostgresStore {
-    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self, StoreError> {
+        // `ManagerConfig` is non-exhaustive: built by default, then changed.
+        let mut config = ManagerConfig::default();
+        config.custom_setup = Box::new(move |url| establish(url, statement_timeout));
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .wait_timeout(Some(Duration::from_secs(10)))

@@ -3,6 +3,8 @@
 //!
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
+//! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
+//!   statement timeout;
 //! - `processes`: real `tax-budget` processes;
 //! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
 //!   summary at start, as processes;
@@ -23,6 +25,7 @@ mod edge;
 mod faults;
 mod harness;
 mod http;
+mod limits;
 mod operator;
 mod processes;
 mod schema_drift;

@@ -17,7 +17,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use fred::prelude::{ClientLike, LuaInterface};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
-use tax_budget::config::{Config, DatabaseUrl};
+use tax_budget::config::{Config, DatabaseUrl, QueryLimitsConfig, DEFAULT_STATEMENT_TIMEOUT_MS};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -333,6 +333,11 @@ pub struct Options {
     pub database_via: Option<std::net::SocketAddr>,
     /// Changes to the configuration, applied last (limits, timeouts).
     pub tweak: fn(&mut Config),
+    /// The GraphQL limits: the defaults of `serve`, except the per-address read budget, which
+    /// is off (every test client is 127.0.0.1), as for submissions.
+    pub queries: QueryLimitsConfig,
+    /// PostgreSQL's `statement_timeout`, in milliseconds (0: none); the default of `serve`.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -344,6 +349,8 @@ impl Default for Options {
             redis_via: None,
             database_via: None,
             tweak: |_| {},
+            queries: QueryLimitsConfig::default(),
+            statement_timeout_ms: DEFAULT_STATEMENT_TIMEOUT_MS,
         }
     }
 }
@@ -383,6 +390,9 @@ pub async fn spawn_app_on(backend: TestBackend, options: Options) -> TestApp {
     // Workers must be woken by submissions, not find them by polling: poll once an hour.
     config.worker_poll = Duration::from_secs(3600);
     config.submit_rate_per_minute = options.submit_rate_per_minute;
+    config.queries = options.queries;
+    config.statement_timeout = (options.statement_timeout_ms > 0)
+        .then(|| Duration::from_millis(options.statement_timeout_ms));
     (options.tweak)(&mut config);
     let app = App::start(config).await.expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
