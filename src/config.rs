@@ -234,9 +234,9 @@ pub struct WebSocketArgs {
     #[arg(long, env = "WS_PING_SECS", default_value_t = DEFAULT_WS_PING_SECS)]
     pub ws_ping_secs: u64,
 
-    /// Origins besides the server's own whose pages may open a WebSocket (comma-separated,
-    /// e.g. `https://example.org`; `*` allows any). Clients that are not browsers send no
-    /// Origin and are not affected.
+    /// Origins besides the server's own whose pages may call the API (CORS) and open a
+    /// WebSocket (comma-separated, e.g. `https://example.org`; `*` allows any). Clients that
+    /// are not browsers send no Origin and are not affected.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 }

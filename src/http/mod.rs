@@ -21,7 +21,11 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::graphql::AppSchema;
@@ -43,9 +47,36 @@ pub struct HttpState {
     pub websocket: Arc<WebSocketGate>,
 }
 
+/// The request id header: taken from the client (or a proxy in front) when it sends one, made
+/// up otherwise, echoed in the response and named in every log line of the request.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Origins whose pages may call the API from the browser (CORS); empty: only the app's own
+/// pages, which need no CORS.
+fn cors(allowed_origins: &[String]) -> CorsLayer {
+    if allowed_origins.iter().any(|o| o == "*") {
+        return CorsLayer::new()
+            .allow_origin(AllowOrigin::any())
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+            .expose_headers([REQUEST_ID]);
+    }
+    let origins: Vec<HeaderValue> = allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600))
+}
+
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
 /// else 404) for every other path.
 pub fn router(state: HttpState, web: WebApp) -> Router {
+    let cors = cors(&state.websocket.limits().allowed_origins);
     let api = Router::new()
         .route(
             "/graphql",
@@ -60,9 +91,25 @@ pub fn router(state: HttpState, web: WebApp) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(cors)
+        // Outermost last: the id is set before the span opens and copied to the response.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        uri = %request.uri(),
+                        request_id = %id,
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

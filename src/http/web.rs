@@ -230,6 +230,11 @@ fn with_web_headers(mut response: Response, cache: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Result links carry a submission's id in the path: no other site learns it.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // A 404 cached for a year would outlive the deploy that fixes it.
     let status = response.status();
     if status.is_success() || status == StatusCode::NOT_MODIFIED {

@@ -222,17 +222,19 @@ async fn pages_of_other_origins_and_too_many_sockets_from_one_address_are_refuse
     .await;
 }
 
+/// With the default settings (a ping every 20 s; a client silent for 60 s is gone), clients
+/// that send nothing for three minutes but answer pings, as browsers and WebSocket libraries
+/// do by themselves, stay connected: a Pong is proof of life.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_clients_that_answer_pings_stay_connected() {
-    // Pings every second: a client silent for 3 s is gone; these stay 8 s without a message.
-    let app = app(|c| c.websocket.ws_ping_secs = 1).await;
+async fn idle_clients_that_answer_pings_stay_connected_for_three_minutes() {
+    let app = app(|_| {}).await;
     let mut modern =
         Subscription::start(app.addr(), Protocol::TransportWs, AGGREGATES_UPDATED).await;
     let mut legacy =
         Subscription::start(app.addr(), Protocol::LegacyGraphqlWs, AGGREGATES_UPDATED).await;
     let first = (modern.next_snapshot().await, legacy.next_snapshot().await);
     // Both reading (and so answering pings) but sending nothing.
-    let quiet = Duration::from_secs(8);
+    let quiet = Duration::from_secs(180);
     let (modern_got, legacy_got) = tokio::join!(
         tokio::time::timeout(quiet, modern.next_message()),
         tokio::time::timeout(quiet, legacy.next_message()),
@@ -396,4 +398,38 @@ async fn every_shutdown_completes_every_subscription_before_closing() {
             "round {round} ({protocol:?}): complete before the close"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_an_id_and_only_listed_origins_get_cors() {
+    let app = app(|c| c.websocket.allowed_origins = vec!["https://partner.example".into()]).await;
+    let http = reqwest::Client::new();
+    let made_up = http.get(app.url("/healthz")).send().await.expect("get");
+    let id = made_up.headers()["x-request-id"].to_str().expect("text");
+    assert_eq!(uuid::Uuid::parse_str(id).map(|_| ()), Ok(()), "{id}");
+    let kept = http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(kept.headers()["x-request-id"], "trace-me-42");
+
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let listed = preflight("https://partner.example").await.expect("options");
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "https://partner.example"
+    );
+    let other = preflight("https://evil.example").await.expect("options");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let page = http.get(app.url("/")).send().await.expect("get");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
 }

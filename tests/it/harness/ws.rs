@@ -91,6 +91,26 @@ impl Subscription {
         }
     }
 
+    /// Reads (answering pings, as any client library does) for `period` without sending; `None`
+    /// when nothing but pings came, else what came: a message, a close, or the end.
+    pub async fn stay_idle(&mut self, period: std::time::Duration) -> Option<String> {
+        let until = tokio::time::Instant::now() + period;
+        loop {
+            match tokio::time::timeout_at(until, self.socket.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Text(text))))
+                    if serde_json::from_str::<Value>(&text).is_ok_and(|m| {
+                        matches!(m["type"].as_str(), Some("ka" | "ping" | "pong"))
+                    }) =>
+                {
+                    continue
+                }
+                Ok(other) => return Some(format!("{other:?}")),
+            }
+        }
+    }
+
     /// Initialises the connection and subscribes to `query` under id "1".
     pub async fn start(addr: std::net::SocketAddr, protocol: Protocol, query: &str) -> Self {
         let mut sub = Subscription::connect(addr, protocol).await;
