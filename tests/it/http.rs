@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::harness::gql::GRAPHIQL_INTROSPECTION;
 use crate::harness::{spawn_app, Backend};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -139,7 +140,7 @@ async fn graphiql_introspection_passes_the_query_limits() {
     assert!(page.contains("graphiql"), "{page}");
     // The introspection query GraphiQL sends, at its full depth.
     let schema = app
-        .request::<IntrospectionData>(INTROSPECTION, json!({}), None)
+        .request::<IntrospectionData>(GRAPHIQL_INTROSPECTION, json!({}), None)
         .await
         .expect_data()
         .schema;
@@ -203,7 +204,7 @@ async fn readiness_reports_redis_when_configured() {
     );
 }
 
-/// What the tests read of [`INTROSPECTION`]'s answer.
+/// What the tests read of [`GRAPHIQL_INTROSPECTION`]'s answer.
 #[derive(Debug, Deserialize)]
 struct IntrospectionData {
     #[serde(rename = "__schema")]
@@ -221,29 +222,3 @@ struct IntrospectedSchema {
 struct NamedType {
     name: Option<String>,
 }
-
-const INTROSPECTION: &str = r#"
-query IntrospectionQuery {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) {
-    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
-  }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
-}
-"#;

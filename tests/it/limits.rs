@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tax_budget::config::{QueryLimitsConfig, DEFAULT_MAX_QUERY_COST};
 use tax_budget::graphql::limits::MAX_DEPTH;
 
+use crate::harness::gql::GRAPHIQL_INTROSPECTION;
 use crate::harness::{
     eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp, EVEN,
 };
@@ -556,32 +557,3 @@ async fn the_statement_timeout_ends_a_read_stuck_in_postgresql() {
     answer.assert_ok();
     assert_eq!(answer.body["data"]["submission"]["id"], id.as_str());
 }
-
-/// What GraphiQL sends (graphql-js `getIntrospectionQuery()`), at its full depth.
-const GRAPHIQL_INTROSPECTION: &str = r#"
-query IntrospectionQuery {
-  __schema {
-    queryType { name }
-    mutationType { name }
-    subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) {
-    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
-  }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
-}
-"#;
