@@ -179,7 +179,16 @@ async fn execute(
     if let Some(client) = client {
         request = request.data(client);
     }
-    let response = state.schema.execute(request).await;
+    let mut response = state.schema.execute(request).await;
+    // An error a user reports can be found in the logs by the id it carries.
+    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        for error in &mut response.errors {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", id);
+        }
+    }
     graphql_response(media, response)
 }
 

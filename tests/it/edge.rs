@@ -405,6 +405,22 @@ async fn requests_carry_an_id_and_only_listed_origins_get_cors() {
         .await
         .expect("get");
     assert_eq!(kept.headers()["x-request-id"], "trace-me-42");
+    // An error names the request it belongs to.
+    let failed: Value = http
+        .post(app.url("/graphql"))
+        .header("x-request-id", "trace-me-43")
+        .header("accept", "application/json")
+        .json(&json!({ "query": "{ submission(id: 1) { nope } }" }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        failed["errors"][0]["extensions"]["requestId"], "trace-me-43",
+        "{failed}"
+    );
 
     let preflight = |origin: &'static str| {
         http.request(reqwest::Method::OPTIONS, app.url("/graphql"))
