@@ -223,8 +223,11 @@ impl App {
             shutdown: self.shutdown.clone(),
             reads: ReadPermits::for_pool(self.config.database_pool_size),
         };
+        let (schema, persisted) = build_schema(services, &self.config.queries);
         HttpState {
-            schema: build_schema(services, &self.config.queries),
+            schema,
+            persisted,
+            feed: self.aggregates.feed().clone(),
             readiness: Arc::new(Readiness {
                 store: self.store.clone(),
                 cache: self.cache.clone(),

@@ -74,7 +74,7 @@ impl QueryLimits {
     }
 
     /// The checks that need only the document, before validation.
-    fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ApiError> {
+    pub(crate) fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ApiError> {
         if !self.introspection && uses_introspection(doc) {
             return Err(ApiError::IntrospectionDisabled);
         }

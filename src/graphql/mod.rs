@@ -11,6 +11,10 @@ mod types;
 
 use std::sync::Arc;
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, CacheStorage, LruCacheStorage,
+};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Context, Schema, SchemaBuilder};
 use tokio_util::sync::CancellationToken;
 
@@ -45,21 +49,75 @@ pub struct Services {
     pub reads: ReadPermits,
 }
 
+/// How many documents Automatic Persisted Queries remember, least recently used out first:
+/// a few times the operations of the web app and GraphiQL, with room for other clients.
+const PERSISTED_QUERIES: usize = 512;
+
+/// The documents registered by Automatic Persisted Queries (a query sent once with its
+/// SHA-256, then by the hash alone), shared by the schema's extension and the HTTP transport,
+/// which needs the document of a GET before it runs (to refuse mutations and to answer
+/// `If-None-Match`).
+///
+/// Only documents that pass the limits' checks of the document alone are kept: the extension
+/// stores a document before the limits see it, and a cache of documents refused anyway would
+/// hold up to 64 KiB of text each, parsed.
+#[derive(Clone)]
+pub struct PersistedQueries {
+    documents: LruCacheStorage,
+    limits: Arc<QueryLimits>,
+}
+
+impl PersistedQueries {
+    fn new(limits: Arc<QueryLimits>) -> Self {
+        PersistedQueries {
+            documents: LruCacheStorage::new(PERSISTED_QUERIES),
+            limits,
+        }
+    }
+
+    /// The document registered under `sha256` (lowercase hex), if it is still remembered.
+    pub async fn document(&self, sha256: &str) -> Option<ExecutableDocument> {
+        self.documents.get(sha256.to_owned()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CacheStorage for PersistedQueries {
+    async fn get(&self, key: String) -> Option<ExecutableDocument> {
+        self.documents.get(key).await
+    }
+
+    async fn set(&self, key: String, query: ExecutableDocument) {
+        if self.limits.check_document(&query).is_ok() {
+            self.documents.set(key, query).await;
+        }
+    }
+}
+
 /// The schema, with its limits (depth, cost, introspection, per-address read budget, costly
 /// queries at once: see [`limits`]) in place of async-graphql's own, whose errors name no
-/// number, and a set of loaders per request (see [`loaders`]).
-pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> AppSchema {
-    let limits = QueryLimits::new(limits);
+/// number, a set of loaders per request (see [`loaders`]), and Automatic Persisted Queries,
+/// whose documents are returned beside the schema.
+pub fn build_schema(
+    services: Services,
+    limits: &QueryLimitsConfig,
+) -> (AppSchema, PersistedQueries) {
+    let limits = Arc::new(QueryLimits::new(limits));
+    let persisted = PersistedQueries::new(limits.clone());
     let mut builder = builder();
     if !limits.introspection() {
         // Also refused, with a clearer error, by the limits before validation.
         builder = builder.disable_introspection();
     }
-    builder
+    let schema = builder
         .data(services)
-        .extension(limits::LimitsExtension(Arc::new(limits)))
+        // First: the extensions run in this order, and the limits must see the document a
+        // hash stands for, not the empty query sent with it.
+        .extension(ApolloPersistedQueries::new(persisted.clone()))
+        .extension(limits::LimitsExtension(limits))
         .extension(loaders::RequestLoaders)
-        .finish()
+        .finish();
+    (schema, persisted)
 }
 
 /// The schema in SDL, as published in `schema.graphql`.
