@@ -223,10 +223,11 @@ impl App {
             shutdown: self.shutdown.clone(),
             reads: ReadPermits::for_pool(self.config.database_pool_size),
         };
-        let (schema, persisted) = build_schema(services, &self.config.queries);
+        let built = build_schema(services, &self.config.queries);
         HttpState {
-            schema,
-            persisted,
+            schema: built.schema,
+            persisted: built.persisted,
+            limits: built.limits,
             feed: self.aggregates.feed().clone(),
             readiness: Arc::new(Readiness {
                 store: self.store.clone(),
@@ -236,6 +237,7 @@ impl App {
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
             websocket: WebSocketGate::new(self.websocket_limits()),
+            memo: self.config.queries.prepared_reads.then(Default::default),
         }
     }
 

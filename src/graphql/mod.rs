@@ -9,7 +9,8 @@ mod query;
 mod subscription;
 mod types;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, CacheStorage, LruCacheStorage,
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aggregates::Aggregates;
 use crate::config::QueryLimitsConfig;
-use crate::domain::Category;
+use crate::domain::{Category, Snapshot, SnapshotSource};
 use crate::submissions::Submissions;
 
 pub use error::ApiError;
@@ -97,11 +98,8 @@ impl CacheStorage for PersistedQueries {
 /// The schema, with its limits (depth, cost, introspection, per-address read budget, costly
 /// queries at once: see [`limits`]) in place of async-graphql's own, whose errors name no
 /// number, a set of loaders per request (see [`loaders`]), and Automatic Persisted Queries,
-/// whose documents are returned beside the schema.
-pub fn build_schema(
-    services: Services,
-    limits: &QueryLimitsConfig,
-) -> (AppSchema, PersistedQueries) {
+/// whose documents are returned beside the schema with the limits.
+pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> BuiltSchema {
     let limits = Arc::new(QueryLimits::new(limits));
     let persisted = PersistedQueries::new(limits.clone());
     let mut builder = builder();
@@ -114,15 +112,69 @@ pub fn build_schema(
         // First: the extensions run in this order, and the limits must see the document a
         // hash stands for, not the empty query sent with it.
         .extension(ApolloPersistedQueries::new(persisted.clone()))
-        .extension(limits::LimitsExtension(limits))
+        .extension(limits::LimitsExtension(limits.clone()))
         .extension(loaders::RequestLoaders)
         .finish();
-    (schema, persisted)
+    BuiltSchema {
+        schema,
+        persisted,
+        limits,
+    }
 }
 
 /// The schema in SDL, as published in `schema.graphql`.
 pub fn sdl() -> String {
     builder().finish().sdl()
+}
+
+/// What a finished build gives the transports.
+pub struct BuiltSchema {
+    pub schema: AppSchema,
+    pub persisted: PersistedQueries,
+    pub limits: Arc<QueryLimits>,
+}
+
+/// Put in a request's data by a transport that keeps prepared answers: the snapshots its
+/// `aggregates` fields read, so that only an answer read whole from the cache, at the snapshot
+/// the transport expected, is kept (and kept answers say `CACHE` truthfully). Also the
+/// request's cost, which a prepared answer charges to the client's read budget.
+#[derive(Clone, Default)]
+pub struct SnapshotReads {
+    reads: Arc<Mutex<Vec<(String, i64, SnapshotSource)>>>,
+    cost: Arc<AtomicUsize>,
+}
+
+impl SnapshotReads {
+    fn record(&self, snapshot: &Snapshot) {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((
+                snapshot.generation.clone(),
+                snapshot.version,
+                snapshot.source,
+            ));
+    }
+
+    /// Whether every read (if any) came from the cache tier at exactly this snapshot.
+    pub fn all_cached_at(&self, generation: &str, version: i64) -> bool {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .all(|(g, v, source)| {
+                g == generation && *v == version && *source == SnapshotSource::Cache
+            })
+    }
+
+    fn set_cost(&self, cost: usize) {
+        self.cost.store(cost, Ordering::Relaxed);
+    }
+
+    /// The cost validation found; 0 when the request did not get that far.
+    pub fn cost(&self) -> usize {
+        self.cost.load(Ordering::Relaxed)
+    }
 }
 
 fn services<'a>(ctx: &Context<'a>) -> &'a Services {

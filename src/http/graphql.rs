@@ -22,6 +22,7 @@ use serde_json::json;
 use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
+use crate::graphql::SnapshotReads;
 use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
 
@@ -37,6 +38,13 @@ enum MediaType {
 }
 
 impl MediaType {
+    fn name(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => JSON,
+        }
+    }
+
     fn header(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
@@ -194,18 +202,6 @@ async fn run(
     state.schema.execute(request).await
 }
 
-async fn execute(
-    state: &HttpState,
-    headers: &HeaderMap,
-    client: Option<ClientAddr>,
-    request: async_graphql::Request,
-) -> Response {
-    let Some(media) = negotiate(headers) else {
-        return not_acceptable();
-    };
-    graphql_response(media, run(state, headers, client, request).await)
-}
-
 /// Marks a response that no cache may keep, unless it says otherwise.
 fn uncached(mut response: Response) -> Response {
     response
@@ -265,7 +261,13 @@ async fn post_uncached(
             )
         }
     };
-    execute(&state, &headers, client, request).await
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    match prepare(&state, request, media, client, &headers).await {
+        Ok(prepared) => answer(&state, &headers, client, prepared, media, false).await,
+        Err(answer) => answer,
+    }
 }
 
 pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) -> Response {
@@ -303,11 +305,77 @@ fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
     }
 }
 
+/// A request ready to run, with what the transport needs to know of it first.
+struct Prepared {
+    request: async_graphql::Request,
+    is_mutation: bool,
+    /// The hash of what is asked (see [`read_cache::request_hash`]) when the operation reads
+    /// only the snapshot.
+    snapshot_read: Option<String>,
+}
+
+/// Looks at the document before the request runs, to refuse mutations by GET and to answer
+/// reads of the snapshot without running them. By hash alone the document is looked up here,
+/// and handed to the schema as it is, so that the extension does not look again and find
+/// another (a mutation registered in between). Errs with the answer when there is nothing to
+/// run.
+async fn prepare(
+    state: &HttpState,
+    mut request: async_graphql::Request,
+    media: MediaType,
+    client: Option<ClientAddr>,
+    headers: &HeaderMap,
+) -> Result<Prepared, Response> {
+    // A query sent with its hash registers it, which only the extension does: such a request
+    // always runs (clients send it once, after `PersistedQueryNotFound`).
+    let registers = !request.query.is_empty() && request.extensions.contains_key("persistedQuery");
+    let document_hash = if request.query.is_empty() {
+        let Some(hash) = persisted_hash(&request) else {
+            // Malformed, or no query at all: the schema says how.
+            return Err(graphql_response(
+                media,
+                run(state, headers, client, request).await,
+            ));
+        };
+        let Some(document) = state.persisted.document(&hash).await else {
+            let error = ServerError::new(PERSISTED_QUERY_NOT_FOUND, None);
+            return Err(graphql_response(
+                media,
+                GqlResponse::from_errors(vec![error]),
+            ));
+        };
+        request.extensions.remove("persistedQuery");
+        request.set_parsed_query(document);
+        hash
+    } else {
+        read_cache::document_hash(&request.query)
+    };
+    let operation_name = request.operation_name.clone();
+    // Unparseable queries are neither mutations nor cacheable: execution reports them.
+    let (is_mutation, snapshot_only) = match request.parsed_query() {
+        Ok(document) => match read_cache::selected_operation(document, operation_name.as_deref()) {
+            Some(operation) => (
+                operation.ty == OperationType::Mutation,
+                read_cache::snapshot_only(document, operation),
+            ),
+            None => (false, false),
+        },
+        Err(_) => (false, false),
+    };
+    let snapshot_read = (snapshot_only && !registers)
+        .then(|| read_cache::request_hash(&document_hash, &request, media.name()));
+    Ok(Prepared {
+        request,
+        is_mutation,
+        snapshot_read,
+    })
+}
+
 /// A query by GET: by its text, or by the hash of a persisted one. Reads of the snapshot alone
 /// carry an `ETag` and may be cached for a second; a matching `If-None-Match` is answered 304
 /// without running anything.
 async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response {
-    let mut request = match parse_query_string(parts.uri.query().unwrap_or("")) {
+    let request = match parse_query_string(parts.uri.query().unwrap_or("")) {
         Ok(request)
             if !request.query.is_empty() || request.extensions.contains_key("persistedQuery") =>
         {
@@ -324,38 +392,14 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
     let Some(media) = negotiate(&parts.headers) else {
         return not_acceptable();
     };
-    // The document is needed before the request runs, to refuse mutations and to answer
-    // `If-None-Match`: by hash alone it is looked up here, and handed to the schema as it
-    // is, so that the extension does not look again and find another (a mutation
-    // registered in between).
-    let document_hash = if request.query.is_empty() {
-        let Some(hash) = persisted_hash(&request) else {
-            // Malformed: the extension says how.
-            return execute(state, &parts.headers, peer(&parts.extensions), request).await;
-        };
-        let Some(document) = state.persisted.document(&hash).await else {
-            let error = ServerError::new(PERSISTED_QUERY_NOT_FOUND, None);
-            return graphql_response(media, GqlResponse::from_errors(vec![error]));
-        };
-        request.extensions.remove("persistedQuery");
-        request.set_parsed_query(document);
-        hash
-    } else {
-        read_cache::document_hash(&request.query)
+    // Mutations are refused below, so the address is not needed for the limit; it is
+    // passed anyway so every HTTP request carries the same data.
+    let client = peer(&parts.extensions);
+    let prepared = match prepare(state, request, media, client, &parts.headers).await {
+        Ok(prepared) => prepared,
+        Err(answer) => return answer,
     };
-    let operation_name = request.operation_name.clone();
-    // Unparseable queries are neither mutations nor cacheable: execution reports them.
-    let (is_mutation, cacheable) = match request.parsed_query() {
-        Ok(document) => match read_cache::selected_operation(document, operation_name.as_deref()) {
-            Some(operation) => (
-                operation.ty == OperationType::Mutation,
-                read_cache::snapshot_only(document, operation),
-            ),
-            None => (false, false),
-        },
-        Err(_) => (false, false),
-    };
-    if is_mutation {
+    if prepared.is_mutation {
         let mut response = refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -366,27 +410,74 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let media_name = match media {
-        MediaType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
-        MediaType::Json => JSON,
+    answer(state, &parts.headers, client, prepared, media, true).await
+}
+
+/// Runs a prepared request. A read of the snapshot is answered from the memo when it holds
+/// the answer at the current snapshot, and a complete answer read from the cache tier is kept
+/// there; by GET it also carries an `ETag`, and a matching `If-None-Match` is answered 304.
+async fn answer(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    prepared: Prepared,
+    media: MediaType,
+    by_get: bool,
+) -> Response {
+    let Prepared {
+        mut request,
+        snapshot_read,
+        ..
+    } = prepared;
+    // Taken before the query runs: a read never answers older than the feed.
+    let snapshot = state.feed.current();
+    let Some(hash) = snapshot_read.filter(|_| snapshot.version >= 0) else {
+        return graphql_response(media, run(state, headers, client, request).await);
     };
-    let etag = cacheable
-        .then(|| read_cache::etag(&state.feed.current(), &document_hash, &request, media_name))
-        .flatten();
+    let etag = by_get.then(|| read_cache::etag(&snapshot, &hash)).flatten();
     if let Some(etag) = &etag {
-        if read_cache::none_match_hits(parts.headers.get(header::IF_NONE_MATCH), etag) {
+        if read_cache::none_match_hits(headers.get(header::IF_NONE_MATCH), etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             cacheable_headers(response.headers_mut(), etag.clone());
             return response;
         }
     }
-    // Mutations were refused above, so the address is not needed for the limit; it is
-    // passed anyway so every HTTP request carries the same data.
-    let response = run(state, &parts.headers, peer(&parts.extensions), request).await;
-    // Only a full answer is worth keeping: an error may be gone at the next try.
-    let complete = response.errors.is_empty();
-    let mut http = graphql_response(media, response);
-    if let (Some(etag), true) = (etag, complete && http.status() == StatusCode::OK) {
+    let prepared = state
+        .memo
+        .as_ref()
+        .and_then(|memo| memo.get(&hash, &snapshot));
+    let body = match prepared {
+        Some(prepared) => {
+            if let Err(refused) = state.limits.charge_read(prepared.cost, client) {
+                let errors = vec![refused.into_server_error()];
+                return graphql_response(media, GqlResponse::from_errors(errors));
+            }
+            prepared.body
+        }
+        None => {
+            let reads = SnapshotReads::default();
+            request = request.data(reads.clone());
+            let response = run(state, headers, client, request).await;
+            // Only a full answer is worth keeping: an error may be gone at the next try.
+            if !response.errors.is_empty() {
+                return graphql_response(media, response);
+            }
+            let Ok(body) = serde_json::to_vec(&response) else {
+                return graphql_response(media, response);
+            };
+            let body = Bytes::from(body);
+            if let Some(memo) = &state.memo {
+                if reads.all_cached_at(&snapshot.generation, snapshot.version) {
+                    memo.put(&hash, &snapshot, body.clone(), reads.cost());
+                }
+            }
+            body
+        }
+    };
+    let mut http = (StatusCode::OK, body).into_response();
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
+    if let Some(etag) = etag {
         cacheable_headers(http.headers_mut(), etag);
     }
     http

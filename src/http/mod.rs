@@ -30,7 +30,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::feed::SnapshotFeed;
-use crate::graphql::{AppSchema, PersistedQueries};
+use crate::graphql::{AppSchema, PersistedQueries, QueryLimits};
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -44,6 +44,10 @@ pub struct HttpState {
     pub persisted: PersistedQueries,
     /// The newest snapshot, whose version makes the `ETag` of snapshot reads.
     pub feed: SnapshotFeed,
+    /// Prepared answers to hot reads of the snapshot, when `--prepared-reads` is on.
+    pub memo: Option<Arc<read_cache::Memo>>,
+    /// The schema's limits, whose read budget prepared answers are charged to.
+    pub limits: Arc<QueryLimits>,
     pub readiness: Arc<Readiness>,
     /// Cancelled at shutdown: WebSockets then close with 1001.
     pub shutdown: CancellationToken,

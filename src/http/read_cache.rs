@@ -8,13 +8,22 @@
 //! media type). It is taken before the query runs, and a read never answers older than the
 //! feed, so the body is at least as new as its tag says; a newer body only makes the next
 //! revalidation miss.
+//!
+//! The same reads, by GET or POST, are answered from [`Memo`]: the bytes of a complete answer
+//! read from the cache tier, kept per request and snapshot for a second, written without
+//! running the schema.
 
 use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
+use axum::body::Bytes;
 use axum::http::HeaderValue;
+use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 use crate::domain::Snapshot;
@@ -76,17 +85,9 @@ pub fn document_hash(query: &str) -> String {
     hex::encode(Sha256::digest(query.as_bytes()))
 }
 
-/// The `ETag` of an answer to what `request` asks, under `snapshot`; `None` before the
-/// first snapshot, or when the generation could not go in a header.
-pub fn etag(
-    snapshot: &Snapshot,
-    document: &str,
-    request: &async_graphql::Request,
-    media: &str,
-) -> Option<HeaderValue> {
-    if snapshot.version < 0 || snapshot.generation.contains('"') {
-        return None;
-    }
+/// What is asked, as a SHA-256 in hex: the document's hash, the operation name, the
+/// variables and the media type of the answer.
+pub fn request_hash(document: &str, request: &async_graphql::Request, media: &str) -> String {
     let mut hasher = Sha256::new();
     // Each part ends with a 0 byte, which none of them contains, so parts cannot run together.
     for part in [
@@ -98,12 +99,95 @@ pub fn etag(
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    let hash = hex::encode(&hasher.finalize()[..8]);
+    hex::encode(hasher.finalize())
+}
+
+/// The `ETag` of an answer to the request hashed `request_hash` under `snapshot`: its first
+/// 16 hex digits are plenty to tell one client's questions apart. `None` before the first
+/// snapshot, or when the generation could not go in a header.
+pub fn etag(snapshot: &Snapshot, request_hash: &str) -> Option<HeaderValue> {
+    if snapshot.version < 0 || snapshot.generation.contains('"') {
+        return None;
+    }
+    let short = request_hash.get(..16).unwrap_or(request_hash);
     HeaderValue::from_str(&format!(
-        "\"{}-{}-{hash}\"",
+        "\"{}-{}-{short}\"",
         snapshot.generation, snapshot.version
     ))
     .ok()
+}
+
+/// How many prepared answers are kept: a dashboard asks a handful of questions, GraphiQL users
+/// a few more.
+const MEMO_ENTRIES: usize = 256;
+/// How long a prepared answer is served: what an HTTP cache may keep it (`max-age=1`). The
+/// feed moves on with each fold this process hears of, which changes the key; this bounds
+/// the staleness when it hears of none (another process folded and the bus is down).
+const MEMO_TTL: Duration = Duration::from_secs(1);
+
+/// Which prepared answer: the full request hash and the snapshot (generation, version).
+type MemoKey = (String, String, i64);
+
+/// A prepared answer: its body, its query's cost (charged to the client's read budget as if
+/// it ran), and when it was prepared.
+#[derive(Clone)]
+pub struct Prepared {
+    pub body: Bytes,
+    pub cost: usize,
+    at: Instant,
+}
+
+/// Prepared answers to reads of the snapshot, written as they are without running the schema.
+pub struct Memo {
+    entries: Mutex<LruCache<MemoKey, Prepared>>,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MEMO_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
+
+impl Memo {
+    fn entries(&self) -> MutexGuard<'_, LruCache<MemoKey, Prepared>> {
+        // Entries are replaced whole; a panic cannot leave one half-written.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, request_hash: &str, snapshot: &Snapshot) -> Option<Prepared> {
+        let key = (
+            request_hash.to_owned(),
+            snapshot.generation.clone(),
+            snapshot.version,
+        );
+        let mut entries = self.entries();
+        match entries.get(&key) {
+            Some(prepared) if prepared.at.elapsed() < MEMO_TTL => Some(prepared.clone()),
+            Some(_) => {
+                entries.pop(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, request_hash: &str, snapshot: &Snapshot, body: Bytes, cost: usize) {
+        let key = (
+            request_hash.to_owned(),
+            snapshot.generation.clone(),
+            snapshot.version,
+        );
+        let prepared = Prepared {
+            body,
+            cost,
+            at: Instant::now(),
+        };
+        self.entries().put(key, prepared);
+    }
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`). Weak tags compare equal to strong ones,
@@ -160,6 +244,17 @@ mod tests {
         assert!(cacheable(two, Some("A")));
         assert!(!cacheable(two, Some("B")));
         assert!(!cacheable(two, None));
+    }
+
+    #[test]
+    fn prepared_answers_are_kept_per_request_and_snapshot() {
+        let memo = Memo::default();
+        let at = |version| Snapshot::empty(version, chrono::Utc::now());
+        memo.put("abc", &at(3), Bytes::from_static(b"{}"), 102);
+        let hit = memo.get("abc", &at(3)).map(|p| (p.body, p.cost));
+        assert_eq!(hit, Some((Bytes::from_static(b"{}"), 102)));
+        assert!(memo.get("abc", &at(4)).is_none());
+        assert!(memo.get("abd", &at(3)).is_none());
     }
 
     #[test]

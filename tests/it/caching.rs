@@ -7,13 +7,16 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::harness::gql::AGGREGATES;
-use crate::harness::{on_both_backends, spawn_app, Backend, TestApp, EVEN};
+use crate::harness::{
+    on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp, EVEN,
+};
 
 const SNAPSHOT_CACHE: &str = "public, max-age=1, stale-while-revalidate=5";
 
 on_both_backends!(
     persisted_queries_register_then_run_by_hash,
     snapshot_reads_by_get_carry_an_etag_and_revalidate,
+    hot_reads_are_answered_from_prepared_bytes,
 );
 
 fn header(response: &Response, name: reqwest::header::HeaderName) -> Option<&str> {
@@ -190,4 +193,43 @@ async fn snapshot_reads_by_get_carry_an_etag_and_revalidate(backend: Backend) {
     );
     let response = get(&app, &[("query", AGGREGATES)], Some(&new_etag)).await;
     assert_eq!(response.status(), 304);
+}
+
+async fn hot_reads_are_answered_from_prepared_bytes(backend: Backend) {
+    let options = Options {
+        tweak: |config| config.queries.prepared_reads = true,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    // The first read may come from the summary; the cache tier answers the next.
+    let before = app.aggregates().await.total_submissions;
+    app.aggregates().await;
+    let post = || async {
+        let response = reqwest::Client::new()
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": AGGREGATES }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, CACHE_CONTROL), Some("no-store"));
+        response.bytes().await.unwrap()
+    };
+    let first = post().await;
+    for _ in 0..5 {
+        assert_eq!(post().await, first);
+    }
+    let body: Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(body["data"]["aggregates"]["source"], "CACHE", "{body}");
+
+    // A fold moves the snapshot on: the prepared answer is not served for the new one.
+    app.submit(EVEN, None).await;
+    app.wait_folded(before + 1).await;
+    let body: Value = serde_json::from_slice(&post().await).unwrap();
+    assert_eq!(
+        body["data"]["aggregates"]["totalSubmissions"].as_i64(),
+        Some(before + 1)
+    );
 }
