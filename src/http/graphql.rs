@@ -111,6 +111,7 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 /// Values of the wrong type for an argument or variable are bad input, like any other; the
 /// rest (unknown fields, syntax) is a malformed request. The limits' refusals carry codes of
 /// their own (QUERY_TOO_COSTLY, QUERY_TOO_DEEP, RATE_LIMITED, OVERLOADED, …).
+///
 /// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
 /// match (`PersistedQueryNotFound` makes them send the query with its hash).
 fn request_error_code(message: &str) -> &'static str {
