@@ -223,8 +223,12 @@ impl App {
             shutdown: self.shutdown.clone(),
             reads: ReadPermits::for_pool(self.config.database_pool_size),
         };
+        let built = build_schema(services, &self.config.queries);
         HttpState {
-            schema: build_schema(services, &self.config.queries),
+            schema: built.schema,
+            persisted: built.persisted,
+            limits: built.limits,
+            feed: self.aggregates.feed().clone(),
             readiness: Arc::new(Readiness {
                 store: self.store.clone(),
                 cache: self.cache.clone(),
@@ -233,6 +237,7 @@ impl App {
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
             websocket: WebSocketGate::new(self.websocket_limits()),
+            memo: self.config.queries.prepared_reads.then(Default::default),
         }
     }
 

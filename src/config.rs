@@ -200,6 +200,12 @@ pub struct ServeArgs {
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
 
+    /// Answer repeated reads of the snapshot alone (`aggregates`, `categories`) from prepared
+    /// bytes, without running the query: faster, but an answer may be up to a second old
+    /// whatever happens to the cache tier meanwhile (a `cache reset` shows a second late).
+    #[arg(long, env = "PREPARED_READS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub prepared_reads: bool,
+
     #[command(flatten)]
     pub websocket: WebSocketArgs,
 }
@@ -300,6 +306,8 @@ pub struct QueryLimitsConfig {
     /// Costly queries running at once; 0 is no limit.
     pub max_concurrent_costly: usize,
     pub introspection: bool,
+    /// Hot reads of the snapshot answered from prepared bytes (see `http::read_cache`).
+    pub prepared_reads: bool,
 }
 
 impl Default for QueryLimitsConfig {
@@ -311,6 +319,7 @@ impl Default for QueryLimitsConfig {
             read_cost_per_minute: 0,
             max_concurrent_costly: DEFAULT_MAX_CONCURRENT_COSTLY_QUERIES,
             introspection: true,
+            prepared_reads: false,
         }
     }
 }
@@ -332,6 +341,7 @@ impl Config {
                 read_cost_per_minute: serve.read_cost_per_minute,
                 max_concurrent_costly: serve.max_concurrent_costly_queries,
                 introspection: serve.introspection,
+                prepared_reads: serve.prepared_reads,
             },
             ..Config::worker(backend, worker)
         }
@@ -493,6 +503,7 @@ mod tests {
                 read_cost_per_minute: 500,
                 max_concurrent_costly: 0,
                 introspection: false,
+                prepared_reads: false,
             }
         );
     }

@@ -74,7 +74,7 @@ impl QueryLimits {
     }
 
     /// The checks that need only the document, before validation.
-    fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ApiError> {
+    pub(crate) fn check_document(&self, doc: &ExecutableDocument) -> Result<(), ApiError> {
         if !self.introspection && uses_introspection(doc) {
             return Err(ApiError::IntrospectionDisabled);
         }
@@ -86,6 +86,29 @@ impl QueryLimits {
             });
         }
         Ok(())
+    }
+
+    /// Takes a read's cost from the client address's budget. Also for reads answered without
+    /// running (prepared answers, see the HTTP transport): the budget counts what a client
+    /// asks, whatever it costs the server this time.
+    pub fn charge_read(&self, cost: usize, client: Option<ClientAddr>) -> Result<(), ApiError> {
+        let (Some(limiter), Some(ClientAddr(ip))) = (&self.reads, client) else {
+            return Ok(());
+        };
+        let units = u32::try_from(cost).unwrap_or(u32::MAX);
+        limiter
+            .check_cost(ClientKey::from(ip), units)
+            .map_err(|limited| {
+                tracing::debug!(
+                    cost,
+                    retry_after_secs = limited.retry_after_secs(),
+                    "read rate-limited"
+                );
+                ApiError::ReadRateLimited {
+                    retry_after_secs: limited.retry_after_secs(),
+                    per_minute: limiter.burst(),
+                }
+            })
     }
 
     /// The checks of a valid document, with its depth and cost. Returns the slot a costly
@@ -117,23 +140,8 @@ impl QueryLimits {
             (_, Some(costly)) => costly.admit(cost)?,
         };
         // Taken after the slot, so a request shed for load costs the client nothing.
-        if let (Some(limiter), Some(ClientAddr(ip))) = (&self.reads, client) {
-            if operation != Some(OperationType::Mutation) {
-                let units = u32::try_from(cost).unwrap_or(u32::MAX);
-                limiter
-                    .check_cost(ClientKey::from(ip), units)
-                    .map_err(|limited| {
-                        tracing::debug!(
-                            cost,
-                            retry_after_secs = limited.retry_after_secs(),
-                            "read rate-limited"
-                        );
-                        ApiError::ReadRateLimited {
-                            retry_after_secs: limited.retry_after_secs(),
-                            per_minute: limiter.burst(),
-                        }
-                    })?;
-            }
+        if operation != Some(OperationType::Mutation) {
+            self.charge_read(cost, client)?;
         }
         Ok(slot)
     }
@@ -242,6 +250,9 @@ impl Extension for RequestLimits {
             .admit(&validated, operation, client)
             .map_err(|refused| vec![refused.into_server_error()])?;
         self.state().slot = slot;
+        if let Some(reads) = ctx.data_opt::<super::SnapshotReads>() {
+            reads.set_cost(validated.complexity);
+        }
         Ok(validated)
     }
 
@@ -564,6 +575,7 @@ mod tests {
             read_cost_per_minute: 1_500,
             max_concurrent_costly: 1,
             introspection: true,
+            prepared_reads: false,
         });
         let client = Some(ClientAddr("192.0.2.1".parse().unwrap()));
         let query = Some(OperationType::Query);

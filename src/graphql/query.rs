@@ -29,6 +29,9 @@ impl QueryRoot {
         let permit = services.reads.acquire().await.or_gql()?;
         let snapshot = services.aggregates.read().await.or_gql()?;
         drop(permit);
+        if let Some(reads) = ctx.data_opt::<super::SnapshotReads>() {
+            reads.record(&snapshot);
+        }
         Ok(AggregateSnapshotView::new(&snapshot, &services.categories))
     }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Response as GqlResponse, Value};
+use async_graphql::{Response as GqlResponse, ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -19,13 +19,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
 
+use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
+use crate::graphql::SnapshotReads;
 use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
+/// async-graphql's message for a hash it does not know, which Apollo clients look for.
+const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaType {
@@ -34,6 +38,13 @@ enum MediaType {
 }
 
 impl MediaType {
+    fn name(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => JSON,
+        }
+    }
+
     fn header(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
@@ -100,9 +111,18 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 /// Values of the wrong type for an argument or variable are bad input, like any other; the
 /// rest (unknown fields, syntax) is a malformed request. The limits' refusals carry codes of
 /// their own (QUERY_TOO_COSTLY, QUERY_TOO_DEEP, RATE_LIMITED, OVERLOADED, …).
+///
+/// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
+/// match (`PersistedQueryNotFound` makes them send the query with its hash).
 fn request_error_code(message: &str) -> &'static str {
     let bad_value = ["Invalid value for argument", "Failed to parse"];
-    if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
+    if message == PERSISTED_QUERY_NOT_FOUND {
+        "PERSISTED_QUERY_NOT_FOUND"
+    } else if message == "provided sha does not match query"
+        || message.contains("\"PersistedQuery\" extension")
+    {
+        "BAD_REQUEST"
+    } else if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
         "BAD_USER_INPUT"
     } else {
         "GRAPHQL_VALIDATION_FAILED"
@@ -162,19 +182,20 @@ fn throttled(response: &GqlResponse) -> Option<(StatusCode, u64)> {
     })
 }
 
-async fn execute(
+fn not_acceptable() -> Response {
+    refusal(
+        StatusCode::NOT_ACCEPTABLE,
+        "NOT_ACCEPTABLE",
+        "accept application/graphql-response+json or application/json",
+    )
+}
+
+async fn run(
     state: &HttpState,
     headers: &HeaderMap,
     client: Option<ClientAddr>,
     request: async_graphql::Request,
-) -> Response {
-    let Some(media) = negotiate(headers) else {
-        return refusal(
-            StatusCode::NOT_ACCEPTABLE,
-            "NOT_ACCEPTABLE",
-            "accept application/graphql-response+json or application/json",
-        );
-    };
+) -> GqlResponse {
     let mut request = request.data(credentials(headers));
     if let Some(client) = client {
         request = request.data(client);
@@ -189,11 +210,30 @@ async fn execute(
                 .set("requestId", id);
         }
     }
-    graphql_response(media, response)
+    response
 }
 
+/// Marks a response that no cache may keep, unless it says otherwise.
+fn uncached(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(NO_STORE));
+    response
+}
+
+/// POST is never cached: caches do not keep POST answers, and mutations come this way.
 pub async fn post(
     State(state): State<HttpState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    uncached(post_uncached(state, connect_info, headers, body).await)
+}
+
+async fn post_uncached(
+    state: HttpState,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -232,27 +272,13 @@ pub async fn post(
             )
         }
     };
-    execute(&state, &headers, client, request).await
-}
-
-/// Is the selected operation a mutation? Unparseable queries say no: execution reports them.
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
     };
-    let operation = match &request.operation_name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
-            .map(|(_, op)| op.node.ty),
-        // Several operations and no name is an error that execution reports.
-        None if document.operations.iter().count() == 1 => {
-            document.operations.iter().next().map(|(_, op)| op.node.ty)
-        }
-        None => None,
-    };
-    operation == Some(OperationType::Mutation)
+    match prepare(&state, request, media, client, &headers).await {
+        Ok(prepared) => answer(&state, &headers, client, prepared, media, false).await,
+        Err(answer) => answer,
+    }
 }
 
 pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) -> Response {
@@ -272,8 +298,100 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
             Err(rejection) => rejection.into_response(),
         };
     }
+    uncached(get(&state, &parts).await)
+}
+
+/// The hash of a request's `persistedQuery` extension, when it is one this server reads.
+fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
+    let Some(Value::Object(persisted)) = request.extensions.get("persistedQuery") else {
+        return None;
+    };
+    match (persisted.get("version"), persisted.get("sha256Hash")) {
+        (Some(Value::Number(version)), Some(Value::String(hash)))
+            if version.as_i64() == Some(1) =>
+        {
+            Some(hash.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A request ready to run, with what the transport needs to know of it first.
+struct Prepared {
+    request: async_graphql::Request,
+    is_mutation: bool,
+    /// The hash of what is asked (see [`read_cache::request_hash`]) when the operation reads
+    /// only the snapshot.
+    snapshot_read: Option<String>,
+}
+
+/// Looks at the document before the request runs, to refuse mutations by GET and to answer
+/// reads of the snapshot without running them. By hash alone the document is looked up here,
+/// and handed to the schema as it is, so that the extension does not look again and find
+/// another (a mutation registered in between). Errs with the answer when there is nothing to
+/// run.
+async fn prepare(
+    state: &HttpState,
+    mut request: async_graphql::Request,
+    media: MediaType,
+    client: Option<ClientAddr>,
+    headers: &HeaderMap,
+) -> Result<Prepared, Response> {
+    // A query sent with its hash registers it, which only the extension does: such a request
+    // always runs (clients send it once, after `PersistedQueryNotFound`).
+    let registers = !request.query.is_empty() && request.extensions.contains_key("persistedQuery");
+    let document_hash = if request.query.is_empty() {
+        let Some(hash) = persisted_hash(&request) else {
+            // Malformed, or no query at all: the schema says how.
+            return Err(graphql_response(
+                media,
+                run(state, headers, client, request).await,
+            ));
+        };
+        let Some(document) = state.persisted.document(&hash).await else {
+            let error = ServerError::new(PERSISTED_QUERY_NOT_FOUND, None);
+            return Err(graphql_response(
+                media,
+                GqlResponse::from_errors(vec![error]),
+            ));
+        };
+        request.extensions.remove("persistedQuery");
+        request.set_parsed_query(document);
+        hash
+    } else {
+        read_cache::document_hash(&request.query)
+    };
+    let operation_name = request.operation_name.clone();
+    // Unparseable queries are neither mutations nor cacheable: execution reports them.
+    let (is_mutation, snapshot_only) = match request.parsed_query() {
+        Ok(document) => match read_cache::selected_operation(document, operation_name.as_deref()) {
+            Some(operation) => (
+                operation.ty == OperationType::Mutation,
+                read_cache::snapshot_only(document, operation),
+            ),
+            None => (false, false),
+        },
+        Err(_) => (false, false),
+    };
+    let snapshot_read = (snapshot_only && !registers)
+        .then(|| read_cache::request_hash(&document_hash, &request, media.name()));
+    Ok(Prepared {
+        request,
+        is_mutation,
+        snapshot_read,
+    })
+}
+
+/// A query by GET: by its text, or by the hash of a persisted one. Reads of the snapshot alone
+/// carry an `ETag` and may be cached for a second; a matching `If-None-Match` is answered 304
+/// without running anything.
+async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response {
     let request = match parse_query_string(parts.uri.query().unwrap_or("")) {
-        Ok(request) if !request.query.is_empty() => request,
+        Ok(request)
+            if !request.query.is_empty() || request.extensions.contains_key("persistedQuery") =>
+        {
+            request
+        }
         _ => {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -282,7 +400,17 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
             )
         }
     };
-    if is_mutation(&request) {
+    let Some(media) = negotiate(&parts.headers) else {
+        return not_acceptable();
+    };
+    // Mutations are refused below, so the address is not needed for the limit; it is
+    // passed anyway so every HTTP request carries the same data.
+    let client = peer(&parts.extensions);
+    let prepared = match prepare(state, request, media, client, &parts.headers).await {
+        Ok(prepared) => prepared,
+        Err(answer) => return answer,
+    };
+    if prepared.is_mutation {
         let mut response = refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -293,9 +421,88 @@ pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    // Mutations were refused above, so the address is not needed for the limit; it is
-    // passed anyway so every HTTP request carries the same data.
-    execute(&state, &parts.headers, peer(&parts.extensions), request).await
+    answer(state, &parts.headers, client, prepared, media, true).await
+}
+
+/// Runs a prepared request. A read of the snapshot is answered from the memo when it holds
+/// the answer at the current snapshot, and a complete answer read from the cache tier is kept
+/// there; by GET it also carries an `ETag`, and a matching `If-None-Match` is answered 304.
+async fn answer(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    prepared: Prepared,
+    media: MediaType,
+    by_get: bool,
+) -> Response {
+    let Prepared {
+        mut request,
+        snapshot_read,
+        ..
+    } = prepared;
+    // Taken before the query runs: a read never answers older than the feed.
+    let snapshot = state.feed.current();
+    let Some(hash) = snapshot_read.filter(|_| snapshot.version >= 0) else {
+        return graphql_response(media, run(state, headers, client, request).await);
+    };
+    let etag = by_get.then(|| read_cache::etag(&snapshot, &hash)).flatten();
+    if let Some(etag) = &etag {
+        if read_cache::none_match_hits(headers.get(header::IF_NONE_MATCH), etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            cacheable_headers(response.headers_mut(), etag.clone());
+            return response;
+        }
+    }
+    let prepared = state
+        .memo
+        .as_ref()
+        .and_then(|memo| memo.get(&hash, &snapshot));
+    let body = match prepared {
+        Some(prepared) => {
+            if let Err(refused) = state.limits.charge_read(prepared.cost, client) {
+                let errors = vec![refused.into_server_error()];
+                return graphql_response(media, GqlResponse::from_errors(errors));
+            }
+            prepared.body
+        }
+        None => {
+            let reads = SnapshotReads::default();
+            request = request.data(reads.clone());
+            let response = run(state, headers, client, request).await;
+            // Only a full answer is worth keeping: an error may be gone at the next try.
+            if !response.errors.is_empty() {
+                return graphql_response(media, response);
+            }
+            let Ok(body) = serde_json::to_vec(&response) else {
+                return graphql_response(media, response);
+            };
+            let body = Bytes::from(body);
+            if let Some(memo) = &state.memo {
+                if reads.all_cached_at(&snapshot.generation, snapshot.version) {
+                    memo.put(&hash, &snapshot, body.clone(), reads.cost());
+                }
+            }
+            body
+        }
+    };
+    let mut http = (StatusCode::OK, body).into_response();
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
+    if let Some(etag) = etag {
+        cacheable_headers(http.headers_mut(), etag);
+    }
+    http
+}
+
+/// What a cacheable answer, and its 304, carry. The body differs by `Accept` only in its
+/// `Content-Type`, but a cache must not serve one for the other.
+fn cacheable_headers(headers: &mut HeaderMap, etag: HeaderValue) {
+    headers.insert(header::ETAG, etag);
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_SNAPSHOT),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
 }
 
 #[cfg(test)]
@@ -346,14 +553,5 @@ mod tests {
             HeaderValue::from_static("Bearer nope"),
         );
         assert_eq!(credentials(&headers), Credentials::Malformed);
-    }
-
-    #[test]
-    fn spots_mutations_by_operation_name() {
-        let mut request =
-            async_graphql::Request::new("query A { categories { id } } mutation B { x }");
-        assert!(!is_mutation(&request));
-        request.operation_name = Some("B".into());
-        assert!(is_mutation(&request));
     }
 }

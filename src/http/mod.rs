@@ -3,6 +3,7 @@
 mod graphql;
 mod health;
 mod pages;
+mod read_cache;
 mod server;
 mod web;
 mod websocket;
@@ -28,7 +29,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::graphql::AppSchema;
+use crate::feed::SnapshotFeed;
+use crate::graphql::{AppSchema, PersistedQueries, QueryLimits};
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +40,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct HttpState {
     pub schema: AppSchema,
+    /// The documents of Automatic Persisted Queries, which a GET by hash alone runs.
+    pub persisted: PersistedQueries,
+    /// The newest snapshot, whose version makes the `ETag` of snapshot reads.
+    pub feed: SnapshotFeed,
+    /// Prepared answers to hot reads of the snapshot, when `--prepared-reads` is on.
+    pub memo: Option<Arc<read_cache::Memo>>,
+    /// The schema's limits, whose read budget prepared answers are charged to.
+    pub limits: Arc<QueryLimits>,
     pub readiness: Arc<Readiness>,
     /// Cancelled at shutdown: WebSockets then close with 1001.
     pub shutdown: CancellationToken,

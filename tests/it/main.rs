@@ -3,6 +3,7 @@
 //!
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
+//! - `caching`: Automatic Persisted Queries and HTTP caching of snapshot reads;
 //! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
 //!   statement timeout;
 //! - `processes`: real `tax-budget` processes;
@@ -21,6 +22,7 @@
 
 mod api;
 mod architecture;
+mod caching;
 mod edge;
 mod faults;
 mod harness;
