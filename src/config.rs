@@ -261,6 +261,22 @@ impl Default for WebSocketArgs {
     }
 }
 
+impl Default for BackendArgs {
+    /// What the flags default to, without reading the environment.
+    fn default() -> Self {
+        BackendArgs {
+            database_url: None,
+            redis_url: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            sqlite_synchronous: SqliteSync::Full,
+            database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+            statement_timeout_ms: DEFAULT_STATEMENT_TIMEOUT_MS,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
 impl Default for WorkerArgs {
     /// What the flags default to, for commands that take no worker flags.
     fn default() -> Self {
@@ -388,23 +404,9 @@ impl Config {
     /// For tests and embedding: the given database, no Redis, every other setting at its
     /// default.
     pub fn for_database(database: DatabaseUrl) -> Self {
-        let worker = WorkerArgs::default();
         Config {
             database,
-            redis_url: None,
-            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
-            redis_timeout: Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS),
-            database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
-            sqlite_synchronous: SqliteSync::Full,
-            worker_batch_size: worker.worker_batch_size,
-            worker_poll: Duration::from_millis(worker.worker_poll_ms),
-            worker_fold_pause: Duration::ZERO,
-            submit_rate_per_minute: 0,
-            websocket: WebSocketArgs::default(),
-            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            statement_timeout: millis(DEFAULT_STATEMENT_TIMEOUT_MS),
-            queries: QueryLimitsConfig::default(),
+            ..Config::worker(&BackendArgs::default(), &WorkerArgs::default())
         }
     }
 }
@@ -438,16 +440,7 @@ mod tests {
     #[test]
     fn the_submit_rate_reaches_the_config_only_from_serve() {
         use clap::Parser;
-        let backend = BackendArgs {
-            database_url: None,
-            redis_url: None,
-            redis_key_prefix: "tax-budget:".into(),
-            redis_timeout_ms: 100,
-            sqlite_synchronous: SqliteSync::Full,
-            database_pool_size: 1,
-            statement_timeout_ms: 0,
-            log_format: LogFormat::Text,
-        };
+        let backend = BackendArgs::default();
         let worker = WorkerArgs::default();
         assert_eq!(Config::worker(&backend, &worker).submit_rate_per_minute, 0);
         if std::env::var_os("SUBMIT_RATE_PER_MINUTE").is_none() {
