@@ -3,6 +3,7 @@
 //!
 //! Run with `--nocapture` to see the figures the README quotes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -143,9 +144,11 @@ async fn the_alias_flood_is_refused_and_submissions_stay_fast(backend: Backend) 
     // two runtime threads with its clients.
     let heavy = aliases(HEAVY_ALIASES, 100, "id allocations { percentage }");
     let stop = tokio_util::sync::CancellationToken::new();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
     for query in [&flood, &heavy, &heavy] {
-        let (query, token, stop) = (query.clone(), token.clone(), stop.clone());
+        let (query, token, stop, answered) =
+            (query.clone(), token.clone(), stop.clone(), answered.clone());
         let url = app.url("/graphql");
         clients.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
@@ -160,11 +163,18 @@ async fn the_alias_flood_is_refused_and_submissions_stay_fast(backend: Backend) 
                     .expect("request");
                 statuses.push(response.status());
                 let _ = response.bytes().await;
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             statuses
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The load is on once the clients have had answers (three, whoever got them).
+    eventually("the flood is under way", || {
+        let n =
+            std::sync::atomic::AtomicUsize::load(&answered, std::sync::atomic::Ordering::Relaxed);
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
     let mut took = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
