@@ -23,7 +23,7 @@ use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::redis::Redis;
 use crate::store::{self, Store, StoreError};
-use crate::submissions::Submissions;
+use crate::submissions::{GroupCommit, Submissions};
 use crate::worker::{Worker, WorkerSettings, WorkerWaker};
 
 /// How often a process without Redis reads the summary to learn of other processes' folds.
@@ -132,7 +132,11 @@ impl App {
             store.clone(),
             categories.clone(),
             RateLimiter::per_minute(config.submit_rate_per_minute),
-            WorkerWaker::new(worker_wake.clone(), bus.clone()),
+            GroupCommit::start(
+                store.clone(),
+                WorkerWaker::new(worker_wake.clone(), bus.clone()),
+                config.write_batches,
+            ),
         );
         let app = Arc::new(App {
             publisher: SnapshotPublisher::new(cache.clone(), bus, feed),

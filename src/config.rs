@@ -69,6 +69,14 @@ pub const DEFAULT_MAX_QUERY_COST: usize = 10_000;
 pub const DEFAULT_READ_COST_PER_MINUTE: u32 = 100_000;
 pub const DEFAULT_MAX_CONCURRENT_COSTLY_QUERIES: usize = 8;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+/// Well under a commit's own time (about a millisecond with a disk sync), so a lone
+/// submission hardly notices it, and long enough for a burst's requests to meet.
+pub const DEFAULT_WRITE_BATCH_WINDOW_US: u64 = 200;
+/// A batch's statement stays small (about 12 rows per submission) and quick to roll back.
+pub const DEFAULT_WRITE_BATCH_MAX: usize = 128;
+/// Two batches committing while the next gathers: the database's sync of one overlaps the
+/// round trip of the other.
+pub const DEFAULT_WRITE_BATCHES_IN_FLIGHT: usize = 2;
 
 /// How the embedded SQLite store syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -195,6 +203,19 @@ pub struct ServeArgs {
     )]
     pub max_concurrent_costly_queries: usize,
 
+    /// How long the writer waits for more submissions to write with the first of a batch, in
+    /// one transaction (microseconds); 0 takes only those already waiting.
+    #[arg(long, env = "WRITE_BATCH_WINDOW_US", default_value_t = DEFAULT_WRITE_BATCH_WINDOW_US)]
+    pub write_batch_window_us: u64,
+
+    /// Most submissions written in one transaction.
+    #[arg(long, env = "WRITE_BATCH_MAX", default_value_t = DEFAULT_WRITE_BATCH_MAX)]
+    pub write_batch_max: usize,
+
+    /// Batches of submissions committing at once.
+    #[arg(long, env = "WRITE_BATCHES_IN_FLIGHT", default_value_t = DEFAULT_WRITE_BATCHES_IN_FLIGHT)]
+    pub write_batches_in_flight: usize,
+
     /// Answer introspection (`__schema`, `__type`; GraphiQL needs it). `false` refuses it with
     /// INTROSPECTION_DISABLED.
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -311,6 +332,19 @@ pub struct Config {
     pub statement_timeout: Option<Duration>,
     /// The limits of GraphQL requests; only `serve` takes them from flags.
     pub queries: QueryLimitsConfig,
+    /// How submissions are batched into transactions; only `serve` takes it from flags.
+    pub write_batches: GroupCommitSettings,
+}
+
+/// How submissions are batched into transactions (see `submissions::group_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitSettings {
+    /// How long the writer waits for more submissions after the first of a batch.
+    pub window: Duration,
+    /// Most submissions in one transaction.
+    pub max_batch: usize,
+    /// Batches committing at once (each holds one database connection).
+    pub max_in_flight: usize,
 }
 
 /// The limits of GraphQL requests, as configured (see `graphql::limits`).
@@ -359,6 +393,11 @@ impl Config {
                 introspection: serve.introspection,
                 prepared_reads: serve.prepared_reads,
             },
+            write_batches: GroupCommitSettings {
+                window: Duration::from_micros(serve.write_batch_window_us),
+                max_batch: serve.write_batch_max.max(1),
+                max_in_flight: serve.write_batches_in_flight.max(1),
+            },
             ..Config::worker(backend, worker)
         }
     }
@@ -388,6 +427,11 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             statement_timeout: millis(backend.statement_timeout_ms),
             queries: QueryLimitsConfig::default(),
+            write_batches: GroupCommitSettings {
+                window: Duration::from_micros(DEFAULT_WRITE_BATCH_WINDOW_US),
+                max_batch: DEFAULT_WRITE_BATCH_MAX,
+                max_in_flight: DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            },
         }
     }
 

@@ -6,6 +6,7 @@
 //! the first request's payload (another payload under the same key is refused), and a replay
 //! returns the first response again, the new voter's token included.
 
+mod group_commit;
 mod idempotency;
 
 use std::net::IpAddr;
@@ -19,8 +20,8 @@ use crate::store::{
     KeyRecord, NewSubmission, Replay, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
 };
 use crate::voter_token::VoterToken;
-use crate::worker::WorkerWaker;
 
+pub use group_commit::GroupCommit;
 use idempotency::IdempotencyKey;
 pub use idempotency::{BadIdempotencyKey, SealError, MAX_IDEMPOTENCY_KEY_LEN};
 
@@ -90,7 +91,8 @@ pub struct Submissions {
     /// Per client address; `None` when the limit is off. Per process: with several servers a
     /// client gets the limit once per server.
     limiter: Option<Arc<RateLimiter>>,
-    waker: WorkerWaker,
+    /// Writes new submissions in batches and wakes the workers once per batch.
+    writer: GroupCommit,
 }
 
 impl Submissions {
@@ -98,13 +100,13 @@ impl Submissions {
         store: Arc<dyn Store>,
         categories: Arc<Vec<Category>>,
         limiter: Option<RateLimiter>,
-        waker: WorkerWaker,
+        writer: GroupCommit,
     ) -> Self {
         Submissions {
             store,
             categories,
             limiter: limiter.map(Arc::new),
-            waker,
+            writer,
         }
     }
 
@@ -194,17 +196,14 @@ impl Submissions {
             None => None,
         };
         let outcome = self
-            .store
+            .writer
             .submit(NewSubmission::new(voter, allocation, record))
             .await?;
         match (outcome, key) {
-            (SubmitOutcome::Created(submission), _) => {
-                self.waker.wake();
-                Ok(Submitted {
-                    submission,
-                    voter_token: new_token,
-                })
-            }
+            (SubmitOutcome::Created(submission), _) => Ok(Submitted {
+                submission,
+                voter_token: new_token,
+            }),
             (SubmitOutcome::Replayed(replay), Some(key)) => {
                 Self::replayed(replay, &key, &payload_hash)
             }

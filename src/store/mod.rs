@@ -54,6 +54,13 @@ pub enum StoreError {
     /// A blocking task (SQLite work, a migration run) panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    /// One error of a batch, shared by every submission it failed (see
+    /// `submissions::group_commit`).
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+    /// The group-commit writer stopped before answering (the process is shutting down).
+    #[error("the submission writer stopped")]
+    WriterStopped,
 }
 
 /// A statement stopped by PostgreSQL's `statement_timeout`, or a SQLite statement that waited
@@ -87,6 +94,8 @@ impl StoreError {
                 _ => false,
             },
             StoreError::Query(Error::BrokenTransactionManager) => true,
+            StoreError::Shared(error) => error.is_unavailable(),
+            StoreError::WriterStopped => true,
             _ => false,
         }
     }
@@ -262,10 +271,26 @@ pub trait Store: Send + Sync + 'static {
 
     async fn voter_by_token_hash(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError>;
 
-    /// Stores a submission with its outbox row in one transaction, or writes nothing and
-    /// returns the submission that already holds its idempotency key in the key's scope: the
-    /// voter's own keys for an existing voter, the keys that created voters for a new one.
-    async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError>;
+    /// Stores a batch of submissions, each with its outbox row, in one transaction (group
+    /// commit: one commit, so one disk sync, for the whole batch). A submission whose
+    /// idempotency key is already taken in its scope (the voter's own keys for an existing
+    /// voter, the keys that created voters for a new one), by an earlier submission or by one
+    /// before it in the batch, writes nothing and gets back the submission holding the key.
+    ///
+    /// The outer error means nothing of the batch was written; an inner one concerns its
+    /// submission alone. Outcomes come in the order of `batch`.
+    async fn submit_batch(
+        &self,
+        batch: Vec<NewSubmission>,
+    ) -> Result<Vec<Result<SubmitOutcome, StoreError>>, StoreError>;
+
+    /// One submission, as [`Store::submit_batch`] stores a batch of one.
+    async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError> {
+        self.submit_batch(vec![submission])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("a batch of one had no outcome".into())))
+    }
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError>;
 

@@ -2,12 +2,15 @@
 //! one-statement submission, the row locks (a fold skips outbox rows another worker holds;
 //! the summary row serialises folds and rebuilds) and the migration lock.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use diesel::pg::Pg;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{
+    Array, Bool, Integer, Nullable, Text, Timestamptz as PgTimestamptz, Uuid as PgUuid,
+};
 use diesel::{sql_query, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -18,7 +21,7 @@ use futures_util::FutureExt;
 use uuid::Uuid;
 
 use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
-use super::sql_types::{Bind, Timestamptz, Uuid as SqlUuid};
+use super::sql_types::Bind;
 use super::{
     FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
     SummaryAudit,
@@ -196,9 +199,55 @@ async fn written_snapshot(conn: &mut AsyncPgConnection) -> Result<Snapshot, Stor
 }
 
 #[derive(QueryableByName)]
-struct WrittenRow {
-    #[diesel(sql_type = BigInt)]
-    written: i64,
+struct WrittenId {
+    #[diesel(sql_type = PgUuid)]
+    id: Uuid,
+}
+
+/// A batch of submissions as the columns the batch statement unnests: one array per column,
+/// one element per submission (per allocation for the `allocation_` ones).
+#[derive(Default)]
+struct BatchColumns {
+    ids: Vec<Uuid>,
+    voter_ids: Vec<Uuid>,
+    created_at: Vec<chrono::DateTime<Utc>>,
+    key_hashes: Vec<Option<String>>,
+    payload_hashes: Vec<Option<String>>,
+    creates_voter: Vec<bool>,
+    sealed_tokens: Vec<Option<String>>,
+    voter_token_hashes: Vec<Option<String>>,
+    allocation_submissions: Vec<Uuid>,
+    allocation_categories: Vec<i32>,
+    allocation_values: Vec<i32>,
+}
+
+impl BatchColumns {
+    fn of(batch: &[NewSubmission]) -> Self {
+        let mut columns = BatchColumns::default();
+        for new in batch {
+            let key = new.key.as_ref();
+            columns.ids.push(new.id);
+            columns.voter_ids.push(new.voter_id());
+            columns.created_at.push(new.created_at);
+            columns.key_hashes.push(key.map(|k| k.key_hash.clone()));
+            columns
+                .payload_hashes
+                .push(key.map(|k| k.payload_hash.clone()));
+            columns.creates_voter.push(new.creates_voter());
+            columns
+                .sealed_tokens
+                .push(key.and_then(|k| k.sealed_token.clone()));
+            columns
+                .voter_token_hashes
+                .push(queries::new_voter(new).map(|(_, hash)| hash.to_owned()));
+            for (category, hundredths) in new.allocation.entries() {
+                columns.allocation_submissions.push(new.id);
+                columns.allocation_categories.push(category.0);
+                columns.allocation_values.push(i32::from(hundredths.raw()));
+            }
+        }
+        columns
+    }
 }
 
 #[async_trait]
@@ -224,54 +273,70 @@ impl Store for PostgresStore {
         Ok(id)
     }
 
-    async fn submit(&self, new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
+    async fn submit_batch(
+        &self,
+        batch: Vec<NewSubmission>,
+    ) -> Result<Vec<Result<SubmitOutcome, StoreError>>, StoreError> {
         let mut conn = self.conn().await?;
-        let (categories, values): (Vec<i32>, Vec<i32>) = new
-            .allocation
-            .entries()
-            .iter()
-            .map(|(c, h)| (c.0, i32::from(h.raw())))
-            .unzip();
-        let new_voter_hash = queries::new_voter(&new).map(|(_, hash)| hash);
-        let key = new.key.as_ref();
-        // Raw SQL: one statement, so one round trip and atomic by itself; the DSL has neither
-        // data-modifying CTEs nor `unnest`. Foreign keys are checked at the end of the
-        // statement, so the voter may be inserted after the submission that names it. When the
-        // idempotency key is taken in its scope (a concurrent insert of the same key waits for
-        // the first to commit), `s` is empty and nothing else is written either. No conflict
-        // target, as in `queries::insert_submission`: the scope decides which index conflicts.
-        let written: WrittenRow = sql_query(
-            "WITH s AS (
+        let columns = BatchColumns::of(&batch);
+        // Raw SQL: one statement, so one round trip and one commit for the whole batch, atomic
+        // by itself; the DSL has neither data-modifying CTEs nor `unnest`. Foreign keys are
+        // checked at the end of the statement, so voters may be inserted after the submissions
+        // that name them. A submission whose idempotency key is taken in its scope (by an
+        // earlier row of the batch too; a concurrent insert of the same key waits for the
+        // first to commit) is not in `s`, and nothing else of it is written either. No
+        // conflict target, as in `queries::insert_submission`: the scope decides which index
+        // conflicts. Rows go in in key order, so that two batches that share keys wait for
+        // each other in one order and cannot deadlock.
+        let written: Vec<WrittenId> = sql_query(
+            "WITH input AS (
+                SELECT * FROM unnest($1::UUID[], $2::UUID[], $3::TIMESTAMPTZ[], $4::TEXT[],
+                                     $5::TEXT[], $6::BOOLEAN[], $7::TEXT[], $8::TEXT[])
+                    WITH ORDINALITY AS t(id, voter_id, created_at, key_hash, payload_hash,
+                                         created_voter, sealed, voter_token_hash, n)),
+             s AS (
                 INSERT INTO submissions (id, voter_id, created_at, idempotency_key_hash,
                                          payload_hash, created_voter, voter_token_sealed)
-                VALUES ($1, $2, $3, $4, $8, $9, $10) ON CONFLICT DO NOTHING
+                SELECT id, voter_id, created_at, key_hash, payload_hash, created_voter, sealed
+                FROM input ORDER BY key_hash NULLS LAST, n
+                ON CONFLICT DO NOTHING
                 RETURNING id),
              v AS (
                 INSERT INTO voters (id, token_hash, created_at)
-                SELECT $2, $5, $3 FROM s WHERE $5::TEXT IS NOT NULL),
+                SELECT i.voter_id, i.voter_token_hash, i.created_at
+                FROM input i JOIN s ON s.id = i.id WHERE i.voter_token_hash IS NOT NULL),
              a AS (
                 INSERT INTO allocations (submission_id, category_id, hundredths)
-                SELECT s.id, t.c, t.h FROM s, unnest($6::INTEGER[], $7::INTEGER[]) AS t(c, h)),
+                SELECT t.id, t.c, t.h
+                FROM unnest($9::UUID[], $10::INTEGER[], $11::INTEGER[]) AS t(id, c, h)
+                JOIN s ON s.id = t.id),
              o AS (
                 INSERT INTO aggregate_outbox (submission_id) SELECT id FROM s)
-             SELECT COUNT(*) AS written FROM s",
+             SELECT id FROM s",
         )
-        .bind::<SqlUuid, _>(new.id)
-        .bind::<SqlUuid, _>(new.voter_id())
-        .bind::<Timestamptz, _>(new.created_at)
-        .bind::<Nullable<Text>, _>(key.map(|k| k.key_hash.as_str()))
-        .bind::<Nullable<Text>, _>(new_voter_hash)
-        .bind::<Array<Integer>, _>(&categories)
-        .bind::<Array<Integer>, _>(&values)
-        .bind::<Nullable<Text>, _>(key.map(|k| k.payload_hash.as_str()))
-        .bind::<Bool, _>(new.creates_voter())
-        .bind::<Nullable<Text>, _>(key.and_then(|k| k.sealed_token.as_deref()))
-        .get_result(&mut conn)
+        .bind::<Array<PgUuid>, _>(&columns.ids)
+        .bind::<Array<PgUuid>, _>(&columns.voter_ids)
+        .bind::<Array<PgTimestamptz>, _>(&columns.created_at)
+        .bind::<Array<Nullable<Text>>, _>(&columns.key_hashes)
+        .bind::<Array<Nullable<Text>>, _>(&columns.payload_hashes)
+        .bind::<Array<Bool>, _>(&columns.creates_voter)
+        .bind::<Array<Nullable<Text>>, _>(&columns.sealed_tokens)
+        .bind::<Array<Nullable<Text>>, _>(&columns.voter_token_hashes)
+        .bind::<Array<PgUuid>, _>(&columns.allocation_submissions)
+        .bind::<Array<Integer>, _>(&columns.allocation_categories)
+        .bind::<Array<Integer>, _>(&columns.allocation_values)
+        .load(&mut conn)
         .await?;
-        if written.written == 1 {
-            return Ok(queries::created(new));
+        let written: HashSet<Uuid> = written.into_iter().map(|row| row.id).collect();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            outcomes.push(if written.contains(&new.id) {
+                Ok(queries::created(new))
+            } else {
+                replay(&mut conn, &new).await
+            });
         }
-        replay(&mut conn, &new).await
+        Ok(outcomes)
     }
 
     async fn submission(&self, id: Uuid) -> Result<Option<StoredSubmission>, StoreError> {

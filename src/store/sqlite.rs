@@ -293,15 +293,32 @@ impl Store for SqliteStore {
         self.run(move |c| Ok(query.first(c).optional()?)).await
     }
 
-    async fn submit(&self, new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
-        self.write(
-            move |c| match c.immediate_transaction(|c| insert_submission(c, &new)) {
-                Ok(()) => Ok(queries::created(new)),
-                // Under the write lock still: the row holding the key cannot change meanwhile.
-                Err(SubmitAbort::KeyTaken) => replay(c, &new),
-                Err(SubmitAbort::Query(e)) => Err(e.into()),
-            },
-        )
+    async fn submit_batch(
+        &self,
+        batch: Vec<NewSubmission>,
+    ) -> Result<Vec<Result<SubmitOutcome, StoreError>>, StoreError> {
+        self.write(move |c| {
+            // One write transaction, so one commit (and one sync under `synchronous=FULL`) for
+            // the batch; each submission in a savepoint of its own, so that one whose key is
+            // taken rolls back alone (its new voter with it).
+            let inserted = c.immediate_transaction(|c| {
+                let inserted: Vec<Result<(), SubmitAbort>> = batch
+                    .iter()
+                    .map(|new| c.transaction(|c| insert_submission(c, new)))
+                    .collect();
+                Ok::<_, diesel::result::Error>(inserted)
+            })?;
+            // Under the write lock still: the rows holding the keys cannot change meanwhile.
+            Ok(batch
+                .into_iter()
+                .zip(inserted)
+                .map(|(new, inserted)| match inserted {
+                    Ok(()) => Ok(queries::created(new)),
+                    Err(SubmitAbort::KeyTaken) => replay(c, &new),
+                    Err(SubmitAbort::Query(e)) => Err(e.into()),
+                })
+                .collect())
+        })
         .await
     }
 

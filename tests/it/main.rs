@@ -10,6 +10,8 @@
 //! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
 //!   summary at start, as processes;
 //! - `web`: serving the web app;
+//! - `writes`: group commit of submissions (a burst shares transactions, answers stay one per
+//!   caller);
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
 //! - `edge`: hostile and careless clients at the WebSocket and HTTP edge;
 //! - `architecture`: the module structure of `src/`, read from the source;
@@ -32,3 +34,4 @@ mod operator;
 mod processes;
 mod schema_drift;
 mod web;
+mod writes;

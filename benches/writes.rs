@@ -1,0 +1,280 @@
+//! Sustained `submitAllocation` rate with group commit, beside the same transaction issued by
+//! hand through the same pool, one commit per submission (what any server that commits once
+//! per request is capped at), in the same run.
+//!
+//!     cargo bench --bench writes                         # SQLite file (synchronous=FULL)
+//!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench writes
+//!
+//! `BENCH_SECONDS` (default 5) per run, `BENCH_CONCURRENCY` (default 32) clients. Three runs on
+//! one database: by hand (`Store::submit`, no HTTP, no GraphQL), over HTTP with group commit
+//! (the defaults), and over HTTP with group commit off (a window of 0 and batches of 1). While
+//! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
+//! up (it should stay below two fold batches).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::{json, Value};
+use tax_budget::app::{App, Server, ServerOptions};
+use tax_budget::config::{Config, DatabaseUrl, GroupCommitSettings};
+use tax_budget::domain::{validate_allocation, RawAllocation};
+use tax_budget::store::{NewSubmission, VoterRef};
+use tax_budget::voter_token::VoterToken;
+
+const SUBMIT: &str =
+    "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { submission { id } } }";
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// One run's figures.
+struct Run {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    deepest_outbox: Option<i64>,
+}
+
+impl Run {
+    fn print(&self, name: &str, reference: f64) {
+        let outbox = self
+            .deepest_outbox
+            .map_or("-".to_owned(), |depth| depth.to_string());
+        println!(
+            "| {name:<44} | {:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
+            self.rate,
+            self.rate / reference,
+            self.p50.as_secs_f64() * 1000.0,
+            self.p99.as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+/// Runs `one` from `concurrency` tasks for `duration`; each call's latency is kept.
+async fn drive<F, Fut>(concurrency: usize, duration: Duration, one: F) -> (f64, Vec<Duration>)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let one = one.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while started.elapsed() < duration {
+                    let at = Instant::now();
+                    one().await;
+                    latencies.push(at.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("client"));
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies)
+}
+
+/// The transaction a submission is, by hand: a new voter, the submission, ten allocations and
+/// the outbox row, committed through the app's own store and pool.
+async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run {
+    let ids: Vec<String> = app.categories.iter().map(|c| c.id.0.to_string()).collect();
+    let raw: Vec<RawAllocation<'_>> = ids
+        .iter()
+        .map(|id| RawAllocation {
+            category_id: id,
+            percentage: 10.0,
+        })
+        .collect();
+    let allocation = validate_allocation(&raw, &app.categories).expect("valid");
+    let store = app.store.clone();
+    let (rate, latencies) = drive(concurrency, duration, move || {
+        let (store, allocation) = (store.clone(), allocation.clone());
+        async move {
+            let voter = VoterRef::New {
+                id: uuid::Uuid::new_v4(),
+                token_hash: VoterToken::generate().hash(),
+            };
+            store
+                .submit(NewSubmission::new(voter, allocation, None))
+                .await
+                .expect("stored");
+        }
+    })
+    .await;
+    Run {
+        rate,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        deepest_outbox: None,
+    }
+}
+
+/// `submitAllocation` over HTTP on a server started with `batches`, sampling the outbox.
+async fn over_http(
+    config: &Config,
+    batches: GroupCommitSettings,
+    concurrency: usize,
+    duration: Duration,
+) -> Run {
+    let mut config = config.clone();
+    config.write_batches = batches;
+    let app = App::start(config).await.expect("start");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = Server::spawn(app.clone(), listener, ServerOptions::default()).expect("serve");
+    let url = format!("http://{}/graphql", server.addr);
+    let http = reqwest::Client::new();
+    let allocations: Vec<Value> = app
+        .categories
+        .iter()
+        .map(|c| json!({ "categoryId": c.id.0.to_string(), "percentage": 10.0 }))
+        .collect();
+    let body = json!({ "query": SUBMIT, "variables": { "i": { "allocations": allocations } } })
+        .to_string();
+
+    let deepest = Arc::new(AtomicI64::new(0));
+    let writing = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (store, deepest, writing) = (app.store.clone(), deepest.clone(), writing.clone());
+        tokio::spawn(async move {
+            while writing.load(Ordering::Relaxed) {
+                if let Ok(depth) = store.outbox_len().await {
+                    deepest.fetch_max(depth, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let (rate, latencies) = drive(concurrency, duration, move || {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        async move {
+            let reply: Value = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            assert!(reply["errors"].is_null(), "{reply}");
+        }
+    })
+    .await;
+    writing.store(false, Ordering::Relaxed);
+    sampler.await.expect("sampler");
+    server.shutdown(Duration::from_secs(5)).await;
+    Run {
+        rate,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        deepest_outbox: Some(deepest.load(Ordering::Relaxed)),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --benches` runs benches with `--bench` absent: keep that quick and quiet.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let duration = Duration::from_secs(env_number("BENCH_SECONDS", 5) as u64);
+    let concurrency = env_number("BENCH_CONCURRENCY", 32);
+    let (database, admin) = match std::env::var("BENCH_DATABASE_URL").ok() {
+        Some(admin) => {
+            let name = format!("tb_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create");
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            (
+                DatabaseUrl::Postgres(format!("{base}/{name}")),
+                Some((admin, name)),
+            )
+        }
+        None => {
+            let dir =
+                std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+            (DatabaseUrl::Sqlite(dir.join("bench.sqlite3")), None)
+        }
+    };
+    let config = Config::for_database(database.clone());
+    let defaults = config.write_batches;
+    let one_per_commit = GroupCommitSettings {
+        window: Duration::ZERO,
+        max_batch: 1,
+        max_in_flight: config.database_pool_size,
+    };
+
+    let app = App::start(config.clone()).await.expect("start");
+    let hand = by_hand(&app, concurrency, duration).await;
+    app.shutdown.cancel();
+    drop(app);
+    let grouped = over_http(&config, defaults, concurrency, duration).await;
+    let single = over_http(&config, one_per_commit, concurrency, duration).await;
+
+    println!(
+        "{}, {concurrency} clients, {} s per run, fold batch {} rows",
+        database.describe(),
+        duration.as_secs(),
+        config.worker_batch_size
+    );
+    println!(
+        "| {:<44} | {:>10} | {:>6} | {:>11} | {:>11} | {:>7} |",
+        "path", "rate", "ratio", "p50", "p99", "outbox"
+    );
+    println!(
+        "|{:-<46}|{:-<12}|{:-<8}|{:-<13}|{:-<13}|{:-<9}|",
+        "", "", "", "", "", ""
+    );
+    hand.print("by hand: one transaction per submission", hand.rate);
+    grouped.print(
+        &format!(
+            "submitAllocation, group commit ({} µs, ≤ {})",
+            defaults.window.as_micros(),
+            defaults.max_batch
+        ),
+        hand.rate,
+    );
+    single.print("submitAllocation, one commit per request", hand.rate);
+    println!("(ratio: against the by-hand rate; outbox: deepest seen while writing)");
+
+    match admin {
+        Some((admin, name)) => {
+            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
+            let _ = conn
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+        None => {
+            if let DatabaseUrl::Sqlite(path) = &database {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+    }
+}
