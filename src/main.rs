@@ -27,8 +27,9 @@ struct Cli {
 enum Command {
     /// Serve the GraphQL API, GraphiQL and the web app (runs the outbox worker too by default).
     Serve {
+        // Boxed: the server's flags outweigh every other command's.
         #[command(flatten)]
-        serve: ServeArgs,
+        serve: Box<ServeArgs>,
         #[command(flatten)]
         backend: BackendArgs,
         #[command(flatten)]
