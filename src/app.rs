@@ -14,11 +14,12 @@ use tokio_util::task::TaskTracker;
 use crate::aggregates::Aggregates;
 use crate::bus::{Bus, BusHandler, MemoryBus, RedisBus};
 use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
-use crate::config::{Config, DEFAULT_WEB_DIR};
+use crate::config::{Config, MetricsEndpoint, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
 use crate::graphql::{build_schema, ReadPermits, Services};
 use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
+use crate::metrics::Metrics;
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::redis::Redis;
@@ -44,6 +45,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Open WebSocket connections, which shutdown waits for.
     pub connections: TaskTracker,
+    /// What this process counts, exposed at `/metrics`.
+    pub metrics: Metrics,
     worker_wake: Arc<Notify>,
     redis: Option<Redis>,
 }
@@ -101,6 +104,7 @@ impl App {
         let resync = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
         let feed = SnapshotFeed::default();
+        let metrics = Metrics::new();
 
         let redis = match &config.redis_url {
             Some(url) => Some(Redis::connect(url, config.redis_timeout).await?),
@@ -136,7 +140,9 @@ impl App {
                 store.clone(),
                 WorkerWaker::new(worker_wake.clone(), bus.clone()),
                 config.write_batches,
+                metrics.clone(),
             ),
+            metrics.clone(),
         );
         let app = Arc::new(App {
             publisher: SnapshotPublisher::new(cache.clone(), bus, feed),
@@ -150,6 +156,7 @@ impl App {
             connections: TaskTracker::new(),
             worker_wake,
             redis: redis.map(|(redis, _)| redis),
+            metrics,
         });
         app.spawn_resync(resync);
         Ok(app)
@@ -197,6 +204,7 @@ impl App {
                 poll: self.config.worker_poll,
                 fold_pause: self.config.worker_fold_pause,
             },
+            self.metrics.clone(),
         )
     }
 
@@ -226,6 +234,7 @@ impl App {
             categories: self.categories.clone(),
             shutdown: self.shutdown.clone(),
             reads: ReadPermits::for_pool(self.config.database_pool_size),
+            metrics: self.metrics.clone(),
         };
         let built = build_schema(services, &self.config.queries);
         HttpState {
@@ -241,6 +250,7 @@ impl App {
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
             websocket: WebSocketGate::new(self.websocket_limits()),
+            metrics: self.metrics.clone(),
             memo: self.config.queries.prepared_reads.then(Default::default),
         }
     }
@@ -357,12 +367,26 @@ impl Server {
         } = options;
         let web = WebApp::new(web_dir);
         web.log_status();
-        let router = crate::http::router(app.http_state(), web);
+        let state = app.http_state();
+        let metrics = app.config.metrics;
+        let router = crate::http::router(state.clone(), web, metrics == MetricsEndpoint::Api);
         let shutdown = app.shutdown.clone();
         let limits = ConnectionLimits {
             header_read_timeout: app.config.header_read_timeout,
             max_connections: app.config.max_connections,
         };
+        if let MetricsEndpoint::Separate(metrics_addr) = metrics {
+            let listener = std::net::TcpListener::bind(metrics_addr)?;
+            listener.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener)?;
+            tracing::info!(addr = %metrics_addr, "metrics listening");
+            tokio::spawn(crate::http::serve(
+                listener,
+                crate::http::metrics_router(state),
+                limits,
+                shutdown.clone(),
+            ));
+        }
         let task = tokio::spawn(crate::http::serve(listener, router, limits, shutdown));
         let worker = run_worker.then(|| app.spawn_worker());
         tracing::info!(%addr, run_worker, "listening");

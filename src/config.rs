@@ -227,8 +227,27 @@ pub struct ServeArgs {
     #[arg(long, env = "PREPARED_READS", default_value_t = false, action = clap::ArgAction::Set)]
     pub prepared_reads: bool,
 
+    /// Serve Prometheus metrics at `/metrics` (`false`: nowhere).
+    #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
+    /// Serve `/metrics` on this address of its own instead of the API's (e.g. an internal
+    /// interface that the internet cannot reach).
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     #[command(flatten)]
     pub websocket: WebSocketArgs,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsEndpoint {
+    Off,
+    /// On the API's address.
+    Api,
+    /// On an address of its own.
+    Separate(SocketAddr),
 }
 
 /// Limits of the WebSocket endpoint.
@@ -334,6 +353,7 @@ pub struct Config {
     pub queries: QueryLimitsConfig,
     /// How submissions are batched into transactions; only `serve` takes it from flags.
     pub write_batches: GroupCommitSettings,
+    pub metrics: MetricsEndpoint,
 }
 
 /// How submissions are batched into transactions (see `submissions::group_commit`).
@@ -398,6 +418,11 @@ impl Config {
                 max_batch: serve.write_batch_max.max(1),
                 max_in_flight: serve.write_batches_in_flight.max(1),
             },
+            metrics: match (serve.metrics, serve.metrics_bind) {
+                (false, _) => MetricsEndpoint::Off,
+                (true, None) => MetricsEndpoint::Api,
+                (true, Some(addr)) => MetricsEndpoint::Separate(addr),
+            },
             ..Config::worker(backend, worker)
         }
     }
@@ -432,6 +457,7 @@ impl Config {
                 max_batch: DEFAULT_WRITE_BATCH_MAX,
                 max_in_flight: DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             },
+            metrics: MetricsEndpoint::Api,
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::{validate_allocation, AllocationError, Category, RawAllocation};
+use crate::metrics::{Limit, Metrics, SubmissionResult};
 use crate::rate_limit::{ClientKey, RateLimited, RateLimiter};
 use crate::store::{
     KeyRecord, NewSubmission, Replay, Store, StoreError, StoredSubmission, SubmitOutcome, VoterRef,
@@ -75,11 +76,35 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+impl SubmitError {
+    /// How the metrics count this refusal.
+    fn counted_as(&self) -> SubmissionResult {
+        match self {
+            SubmitError::Invalid(_) | SubmitError::BadIdempotencyKey(_) => {
+                SubmissionResult::Invalid
+            }
+            SubmitError::IdempotencyKeyReused => SubmissionResult::IdempotencyKeyReused,
+            SubmitError::Auth(AuthError::Store(error)) | SubmitError::Store(error)
+                if error.is_unavailable() =>
+            {
+                SubmissionResult::Unavailable
+            }
+            SubmitError::Auth(AuthError::Store(_))
+            | SubmitError::Store(_)
+            | SubmitError::SealedToken(_) => SubmissionResult::Failed,
+            SubmitError::Auth(_) => SubmissionResult::Unauthenticated,
+            SubmitError::RateLimited(_) => SubmissionResult::RateLimited,
+        }
+    }
+}
+
 pub struct Submitted {
     pub submission: StoredSubmission,
     /// Set when this call created the voter, or replays (by its idempotency key) the call
     /// that did.
     pub voter_token: Option<VoterToken>,
+    /// Whether this answers an earlier call with the same idempotency key.
+    pub replayed: bool,
 }
 
 /// What submitting and reading submissions needs.
@@ -93,6 +118,7 @@ pub struct Submissions {
     limiter: Option<Arc<RateLimiter>>,
     /// Writes new submissions in batches and wakes the workers once per batch.
     writer: GroupCommit,
+    metrics: Metrics,
 }
 
 impl Submissions {
@@ -101,12 +127,14 @@ impl Submissions {
         categories: Arc<Vec<Category>>,
         limiter: Option<RateLimiter>,
         writer: GroupCommit,
+        metrics: Metrics,
     ) -> Self {
         Submissions {
             store,
             categories,
             limiter: limiter.map(Arc::new),
             writer,
+            metrics,
         }
     }
 
@@ -147,6 +175,27 @@ impl Submissions {
     /// `client` is where the call came from; the rate limit applies when it is known (every
     /// network transport passes it) and the limit is on.
     pub async fn submit(
+        &self,
+        credentials: &Credentials,
+        client: Option<ClientAddr>,
+        raw: &[RawAllocation<'_>],
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted, SubmitError> {
+        let result = self
+            .submit_uncounted(credentials, client, raw, idempotency_key)
+            .await;
+        self.metrics.submission(match &result {
+            Ok(submitted) if submitted.replayed => SubmissionResult::Replayed,
+            Ok(_) => SubmissionResult::Accepted,
+            Err(error) => error.counted_as(),
+        });
+        if matches!(result, Err(SubmitError::RateLimited(_))) {
+            self.metrics.rate_limited(Limit::Submissions);
+        }
+        result
+    }
+
+    async fn submit_uncounted(
         &self,
         credentials: &Credentials,
         client: Option<ClientAddr>,
@@ -203,6 +252,7 @@ impl Submissions {
             (SubmitOutcome::Created(submission), _) => Ok(Submitted {
                 submission,
                 voter_token: new_token,
+                replayed: false,
             }),
             (SubmitOutcome::Replayed(replay), Some(key)) => {
                 Self::replayed(replay, &key, &payload_hash)
@@ -241,6 +291,7 @@ impl Submissions {
         Ok(Submitted {
             submission,
             voter_token,
+            replayed: true,
         })
     }
 }

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bus::Bus;
+use crate::metrics::Metrics;
 use crate::publisher::SnapshotPublisher;
 use crate::store::{FoldBatch, Store};
 
@@ -57,6 +58,7 @@ pub struct Worker {
     /// Notified by this process's [`WorkerWaker`] and by nudges from the bus.
     wake: Arc<Notify>,
     settings: WorkerSettings,
+    metrics: Metrics,
 }
 
 impl Worker {
@@ -65,12 +67,14 @@ impl Worker {
         publisher: SnapshotPublisher,
         wake: Arc<Notify>,
         settings: WorkerSettings,
+        metrics: Metrics,
     ) -> Self {
         Worker {
             store,
             publisher,
             wake,
             settings,
+            metrics,
         }
     }
 
@@ -85,7 +89,17 @@ impl Worker {
         self.publisher.heal(self.store.as_ref()).await;
         let mut idle_ticks = 0u32;
         while !shutdown.is_cancelled() {
-            let batch = tracing::info_span!("fold_batch", limit = batch_size);
+            // The span names the batch it carried (its outbox rows, one per submission, in id
+            // order), so a submission can be followed from its write to its fold and push.
+            let batch = tracing::info_span!(
+                "fold_batch",
+                limit = batch_size,
+                rows = tracing::field::Empty,
+                first_outbox_id = tracing::field::Empty,
+                last_outbox_id = tracing::field::Empty,
+                version = tracing::field::Empty,
+            );
+            let started = std::time::Instant::now();
             match self
                 .store
                 .fold_outbox(FoldBatch {
@@ -95,19 +109,32 @@ impl Worker {
                 .instrument(batch.clone())
                 .await
             {
-                Ok(Some(snapshot)) => {
+                Ok(Some(fold)) => {
+                    batch.record("rows", fold.rows);
+                    batch.record("first_outbox_id", fold.outbox_ids.0);
+                    batch.record("last_outbox_id", fold.outbox_ids.1);
+                    batch.record("version", fold.snapshot.version);
                     tracing::debug!(
                         parent: &batch,
-                        version = snapshot.version,
-                        total = snapshot.total_submissions,
+                        total = fold.snapshot.total_submissions,
                         "folded"
                     );
-                    self.publisher.publish(&snapshot).instrument(batch).await;
+                    self.publisher
+                        .publish(&fold.snapshot)
+                        .instrument(batch)
+                        .await;
+                    self.metrics.fold(
+                        i64::try_from(fold.rows).unwrap_or(i64::MAX),
+                        started.elapsed(),
+                    );
                     idle_ticks = 0;
                     continue;
                 }
                 Ok(None) => {}
-                Err(error) => tracing::error!(%error, "fold failed; retrying"),
+                Err(error) => {
+                    self.metrics.fold_failed();
+                    tracing::error!(%error, "fold failed; retrying");
+                }
             }
             tokio::select! {
                 _ = self.wake.notified() => {}

@@ -18,6 +18,17 @@ pub enum SnapshotSource {
     Live,
 }
 
+impl SnapshotSource {
+    /// The tier's name, as the API and the metrics spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotSource::Cache => "CACHE",
+            SnapshotSource::Summary => "SUMMARY",
+            SnapshotSource::Live => "LIVE",
+        }
+    }
+}
+
 /// Running sum of one category's hundredths over all submissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryTotal {

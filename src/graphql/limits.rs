@@ -32,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use crate::config::QueryLimitsConfig;
+use crate::metrics::{Limit, Metrics};
 use crate::rate_limit::{ClientKey, RateLimiter};
 use crate::submissions::ClientAddr;
 
@@ -56,11 +57,14 @@ pub struct QueryLimits {
     reads: Option<RateLimiter>,
     /// Slots for costly queries; `None`: no limit.
     costly: Option<CostlyQueries>,
+    /// Counts the refusals.
+    metrics: Metrics,
 }
 
 impl QueryLimits {
-    pub fn new(config: &QueryLimitsConfig) -> Self {
+    pub fn new(config: &QueryLimitsConfig, metrics: Metrics) -> Self {
         QueryLimits {
+            metrics,
             max_cost: config.max_cost.max(1),
             max_depth: MAX_DEPTH,
             introspection: config.introspection,
@@ -99,6 +103,7 @@ impl QueryLimits {
         limiter
             .check_cost(ClientKey::from(ip), units)
             .map_err(|limited| {
+                self.metrics.rate_limited(Limit::Reads);
                 tracing::debug!(
                     cost,
                     retry_after_secs = limited.retry_after_secs(),
@@ -137,7 +142,9 @@ impl QueryLimits {
         // then it counts as a query.
         let slot = match (operation, &self.costly) {
             (Some(OperationType::Mutation | OperationType::Subscription), _) | (_, None) => None,
-            (_, Some(costly)) => costly.admit(cost)?,
+            (_, Some(costly)) => costly.admit(cost).inspect_err(|_| {
+                self.metrics.rate_limited(Limit::CostlyQueries);
+            })?,
         };
         // Taken after the slot, so a request shed for load costs the client nothing.
         if operation != Some(OperationType::Mutation) {
@@ -570,13 +577,16 @@ mod tests {
 
     #[test]
     fn admits_by_depth_cost_slot_and_budget_in_that_order() {
-        let limits = QueryLimits::new(&QueryLimitsConfig {
-            max_cost: 2_000,
-            read_cost_per_minute: 1_500,
-            max_concurrent_costly: 1,
-            introspection: true,
-            prepared_reads: false,
-        });
+        let limits = QueryLimits::new(
+            &QueryLimitsConfig {
+                max_cost: 2_000,
+                read_cost_per_minute: 1_500,
+                max_concurrent_costly: 1,
+                introspection: true,
+                prepared_reads: false,
+            },
+            Metrics::default(),
+        );
         let client = Some(ClientAddr("192.0.2.1".parse().unwrap()));
         let query = Some(OperationType::Query);
         assert!(matches!(

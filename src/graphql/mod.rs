@@ -5,6 +5,7 @@ mod error;
 pub mod limits;
 mod loaders;
 mod mutation;
+mod observe;
 mod query;
 mod subscription;
 mod types;
@@ -22,12 +23,14 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregates::Aggregates;
 use crate::config::QueryLimitsConfig;
 use crate::domain::{Category, Snapshot, SnapshotSource};
+use crate::metrics::Metrics;
 use crate::submissions::Submissions;
 
 pub use error::ApiError;
 pub use limits::QueryLimits;
 pub use loaders::ReadPermits;
 pub use mutation::MutationRoot;
+pub use observe::{request_error_code, PERSISTED_QUERY_NOT_FOUND};
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
@@ -48,6 +51,7 @@ pub struct Services {
     pub shutdown: CancellationToken,
     /// Taken by every database read a resolver makes; see [`ReadPermits`].
     pub reads: ReadPermits,
+    pub metrics: Metrics,
 }
 
 /// How many documents Automatic Persisted Queries remember, least recently used out first:
@@ -100,7 +104,8 @@ impl CacheStorage for PersistedQueries {
 /// number, a set of loaders per request (see [`loaders`]), and Automatic Persisted Queries,
 /// whose documents are returned beside the schema with the limits.
 pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> BuiltSchema {
-    let limits = Arc::new(QueryLimits::new(limits));
+    let limits = Arc::new(QueryLimits::new(limits, services.metrics.clone()));
+    let metrics = services.metrics.clone();
     let persisted = PersistedQueries::new(limits.clone());
     let mut builder = builder();
     if !limits.introspection() {
@@ -109,8 +114,10 @@ pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> BuiltSche
     }
     let schema = builder
         .data(services)
-        // First: the extensions run in this order, and the limits must see the document a
-        // hash stands for, not the empty query sent with it.
+        // The extensions run in this order. First the metrics, which must see every answer;
+        // then the persisted queries, because the limits must see the document a hash stands
+        // for, not the empty query sent with it.
+        .extension(observe::RequestMetrics(metrics))
         .extension(ApolloPersistedQueries::new(persisted.clone()))
         .extension(limits::LimitsExtension(limits.clone()))
         .extension(loaders::RequestLoaders)

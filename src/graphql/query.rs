@@ -29,6 +29,7 @@ impl QueryRoot {
         let permit = services.reads.acquire().await.or_gql()?;
         let snapshot = services.aggregates.read().await.or_gql()?;
         drop(permit);
+        services.metrics.aggregate_read(snapshot.source.name());
         if let Some(reads) = ctx.data_opt::<super::SnapshotReads>() {
             reads.record(&snapshot);
         }

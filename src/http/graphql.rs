@@ -22,14 +22,12 @@ use serde_json::json;
 use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
-use crate::graphql::SnapshotReads;
+use crate::graphql::{request_error_code, SnapshotReads, PERSISTED_QUERY_NOT_FOUND};
 use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
-/// async-graphql's message for a hash it does not know, which Apollo clients look for.
-const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaType {
@@ -106,27 +104,6 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, MediaType::Json.header());
     response
-}
-
-/// Values of the wrong type for an argument or variable are bad input, like any other; the
-/// rest (unknown fields, syntax) is a malformed request. The limits' refusals carry codes of
-/// their own (QUERY_TOO_COSTLY, QUERY_TOO_DEEP, RATE_LIMITED, OVERLOADED, …).
-///
-/// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
-/// match (`PersistedQueryNotFound` makes them send the query with its hash).
-fn request_error_code(message: &str) -> &'static str {
-    let bad_value = ["Invalid value for argument", "Failed to parse"];
-    if message == PERSISTED_QUERY_NOT_FOUND {
-        "PERSISTED_QUERY_NOT_FOUND"
-    } else if message == "provided sha does not match query"
-        || message.contains("\"PersistedQuery\" extension")
-    {
-        "BAD_REQUEST"
-    } else if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
-        "BAD_USER_INPUT"
-    } else {
-        "GRAPHQL_VALIDATION_FAILED"
-    }
 }
 
 fn graphql_response(media: MediaType, mut response: GqlResponse) -> Response {

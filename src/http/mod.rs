@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod metrics;
 mod pages;
 mod read_cache;
 mod server;
@@ -31,6 +32,7 @@ use tracing::Level;
 
 use crate::feed::SnapshotFeed;
 use crate::graphql::{AppSchema, PersistedQueries, QueryLimits};
+use crate::metrics::Metrics;
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,6 +57,7 @@ pub struct HttpState {
     /// shutdown waits for these to send their close frames.
     pub connections: TaskTracker,
     pub websocket: Arc<WebSocketGate>,
+    pub metrics: Metrics,
 }
 
 /// The request id header: taken from the client (or a proxy in front) when it sends one, made
@@ -85,16 +88,19 @@ fn cors(allowed_origins: &[String]) -> CorsLayer {
 
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
 /// else 404) for every other path.
-pub fn router(state: HttpState, web: WebApp) -> Router {
+pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
     let cors = cors(&state.websocket.limits().allowed_origins);
-    let api = Router::new()
+    let mut api = Router::new()
         .route(
             "/graphql",
             get(graphql::get_or_websocket).post(graphql::post),
         )
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .with_state(state);
+        .route("/readyz", get(health::readyz));
+    if with_metrics {
+        api = api.route("/metrics", get(metrics::metrics));
+    }
+    let api = api.with_state(state);
     api.merge(web.routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -122,4 +128,11 @@ pub fn router(state: HttpState, web: WebApp) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `/metrics` alone, for an address of its own.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }

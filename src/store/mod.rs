@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::config::{DatabaseUrl, SqliteSync};
 use crate::domain::{Category, CategoryId, Hundredths, Snapshot, ValidAllocation};
+use crate::metrics::PoolUsage;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -117,6 +118,15 @@ impl StoreError {
     }
 }
 
+/// A deadpool pool's usage.
+fn pool_usage(status: deadpool::Status) -> PoolUsage {
+    PoolUsage {
+        in_use: status.size.saturating_sub(status.available),
+        idle: status.available,
+        max: status.max_size,
+    }
+}
+
 /// One call of [`Store::fold_outbox`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FoldBatch {
@@ -137,6 +147,30 @@ impl FoldBatch {
         }
         tracing::warn!(rows, ?pause, "fold paused before commit (test hook)");
         Some(pause)
+    }
+}
+
+/// What one fold did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub snapshot: Snapshot,
+    /// Outbox rows folded (one per submission).
+    pub rows: usize,
+    /// The lowest and highest outbox row id of the batch: which submissions it carried, for
+    /// the logs and traces (the ids grow with each stored submission).
+    pub outbox_ids: (i64, i64),
+}
+
+impl Fold {
+    fn of(snapshot: Snapshot, ids: &[i64]) -> Self {
+        Fold {
+            snapshot,
+            rows: ids.len(),
+            outbox_ids: (
+                ids.iter().copied().min().unwrap_or_default(),
+                ids.iter().copied().max().unwrap_or_default(),
+            ),
+        }
     }
 }
 
@@ -308,11 +342,17 @@ pub trait Store: Send + Sync + 'static {
     async fn live_snapshot(&self) -> Result<Snapshot, StoreError>;
 
     /// Folds up to `batch.max_rows` outbox rows into the summary in one transaction and returns
-    /// the new snapshot, or `None` when the outbox was empty.
-    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Snapshot>, StoreError>;
+    /// the new snapshot with what was folded, or `None` when the outbox was empty.
+    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Fold>, StoreError>;
 
     /// Number of outbox rows not yet folded.
     async fn outbox_len(&self) -> Result<i64, StoreError>;
+
+    /// When the oldest outbox row was written; `None` when the outbox is empty.
+    async fn outbox_oldest(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// How many pooled connections are in use, idle, and allowed.
+    fn pool_usage(&self) -> PoolUsage;
 
     /// Marks the summary stale so that readers stop trusting it.
     async fn mark_summary_stale(&self) -> Result<(), StoreError>;

@@ -23,10 +23,11 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
+    Fold, FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
     SummaryAudit,
 };
 use crate::domain::{Category, Snapshot};
+use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// Serialises migrations of processes that start together against one database.
@@ -386,7 +387,7 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Snapshot>, StoreError> {
+    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Fold>, StoreError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
             // Rows another worker holds are skipped, not waited for.
@@ -400,14 +401,15 @@ impl Store for PostgresStore {
             }
             lock_summary(conn).await?;
             queries::fold_into_totals(ids.clone()).execute(conn).await?;
-            let folded = queries::delete_outbox(ids).execute(conn).await?;
+            let folded = queries::delete_outbox(ids.clone()).execute(conn).await?;
             queries::advance_summary(folded, Utc::now())
                 .execute(conn)
                 .await?;
             if let Some(pause) = batch.pause(folded) {
                 tokio::time::sleep(pause).await;
             }
-            written_snapshot(conn).await.map(Some)
+            let snapshot = written_snapshot(conn).await?;
+            Ok(Some(Fold::of(snapshot, &ids)))
         })
         .await
     }
@@ -415,6 +417,15 @@ impl Store for PostgresStore {
     async fn outbox_len(&self) -> Result<i64, StoreError> {
         let mut conn = self.conn().await?;
         Ok(queries::outbox_len().get_result(&mut conn).await?)
+    }
+
+    async fn outbox_oldest(&self) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(queries::outbox_oldest().first(&mut conn).await.optional()?)
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        super::pool_usage(self.pool.status())
     }
 
     async fn mark_summary_stale(&self) -> Result<(), StoreError> {

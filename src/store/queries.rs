@@ -330,6 +330,14 @@ pub(super) fn outbox_len() -> _ {
     aggregate_outbox::table.count()
 }
 
+/// When the oldest outbox row was written (ids grow with time).
+#[auto_type]
+pub(super) fn outbox_oldest() -> _ {
+    aggregate_outbox::table
+        .order(aggregate_outbox::id)
+        .select(aggregate_outbox::created_at)
+}
+
 /// The oldest outbox rows; a backend adds its locking.
 #[auto_type]
 pub(super) fn outbox_batch(max_rows: i64) -> _ {

@@ -20,11 +20,12 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
+    Fold, FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
     SummaryAudit,
 };
 use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
+use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 /// Raw SQL (PRAGMAs have no DSL), applied to every connection: wait for the write lock instead
@@ -367,7 +368,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Snapshot>, StoreError> {
+    async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Fold>, StoreError> {
         self.write(move |c| {
             c.immediate_transaction(|c| {
                 // The write lock keeps every other writer out, so the oldest rows need no
@@ -379,12 +380,13 @@ impl Store for SqliteStore {
                 }
                 ensure_summary(c)?;
                 exec(c, queries::fold_into_totals(ids.clone()))?;
-                let folded = exec(c, queries::delete_outbox(ids))?;
+                let folded = exec(c, queries::delete_outbox(ids.clone()))?;
                 exec(c, queries::advance_summary(folded, Utc::now()))?;
                 if let Some(pause) = batch.pause(folded) {
                     std::thread::sleep(pause);
                 }
-                written_snapshot(c).map(Some)
+                let snapshot = written_snapshot(c)?;
+                Ok(Some(Fold::of(snapshot, &ids)))
             })
         })
         .await
@@ -392,6 +394,15 @@ impl Store for SqliteStore {
 
     async fn outbox_len(&self) -> Result<i64, StoreError> {
         self.run(|c| Ok(queries::outbox_len().get_result(c)?)).await
+    }
+
+    async fn outbox_oldest(&self) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
+        self.run(|c| Ok(queries::outbox_oldest().first(c).optional()?))
+            .await
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        super::pool_usage(self.pool.status())
     }
 
     async fn mark_summary_stale(&self) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::config::GroupCommitSettings;
+use crate::metrics::Metrics;
 use crate::store::{NewSubmission, Store, StoreError, SubmitOutcome};
 use crate::worker::WorkerWaker;
 
@@ -31,7 +32,12 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer task on the current tokio runtime.
-    pub fn start(store: Arc<dyn Store>, waker: WorkerWaker, settings: GroupCommitSettings) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        waker: WorkerWaker,
+        settings: GroupCommitSettings,
+        metrics: Metrics,
+    ) -> Self {
         let settings = GroupCommitSettings {
             max_batch: settings.max_batch.max(1),
             max_in_flight: settings.max_in_flight.max(1),
@@ -40,7 +46,7 @@ impl GroupCommit {
         // Bounded: when the database cannot keep up, callers wait here (their requests hold
         // their connections) instead of the queue growing without limit.
         let (queue, receiver) = mpsc::channel(settings.max_batch * settings.max_in_flight * 4);
-        tokio::spawn(write_batches(receiver, store, waker, settings));
+        tokio::spawn(write_batches(receiver, store, waker, settings, metrics));
         GroupCommit { queue }
     }
 
@@ -60,6 +66,7 @@ async fn write_batches(
     store: Arc<dyn Store>,
     waker: WorkerWaker,
     settings: GroupCommitSettings,
+    metrics: Metrics,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_in_flight));
     while let Some(first) = queue.recv().await {
@@ -68,6 +75,7 @@ async fn write_batches(
             return;
         };
         let batch = gather(&mut queue, first, &settings).await;
+        metrics.write_batch(batch.len());
         let (store, waker) = (store.clone(), waker.clone());
         tokio::spawn(async move {
             commit(store.as_ref(), &waker, batch).await;

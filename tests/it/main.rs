@@ -6,6 +6,7 @@
 //! - `caching`: Automatic Persisted Queries and HTTP caching of snapshot reads;
 //! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
 //!   statement timeout;
+//! - `metrics`: `/metrics` after a known workload, parsed as Prometheus reads it;
 //! - `processes`: real `tax-budget` processes;
 //! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
 //!   summary at start, as processes;
@@ -30,6 +31,7 @@ mod faults;
 mod harness;
 mod http;
 mod limits;
+mod metrics;
 mod operator;
 mod processes;
 mod schema_drift;

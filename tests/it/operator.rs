@@ -217,7 +217,8 @@ async fn a_stale_summary_is_rebuilt_when(backend: Backend, command: &[&str]) {
         .await
         .expect("fold")
         .expect("a batch");
-    assert_eq!(folded.total_submissions, 3);
+    assert_eq!(folded.snapshot.total_submissions, 3);
+    assert_eq!(folded.rows, 3);
 
     app.app.store.mark_summary_stale().await.expect("stale");
     app.app.cache.invalidate().await.expect("invalidate");

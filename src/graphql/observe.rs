@@ -1,0 +1,118 @@
+//! Counts every GraphQL request the schema answers (over HTTP or WebSocket) by operation name
+//! and outcome, with its duration; and names the codes of requests that never ran.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+};
+use async_graphql::{Request, Response, ServerResult, Value};
+
+use crate::metrics::Metrics;
+
+/// async-graphql's message for a hash it does not know, which Apollo clients look for.
+pub const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
+
+/// The code of an error that stopped a request before it ran (parsing, validation, Automatic
+/// Persisted Queries), which async-graphql gives none: values of the wrong type for an
+/// argument or variable are bad input, like any other; the rest (unknown fields, syntax) is a
+/// malformed request. The limits' refusals carry codes of their own (QUERY_TOO_COSTLY,
+/// QUERY_TOO_DEEP, RATE_LIMITED, OVERLOADED, …).
+///
+/// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
+/// match (`PersistedQueryNotFound` makes them send the query with its hash).
+pub fn request_error_code(message: &str) -> &'static str {
+    let bad_value = ["Invalid value for argument", "Failed to parse"];
+    if message == PERSISTED_QUERY_NOT_FOUND {
+        "PERSISTED_QUERY_NOT_FOUND"
+    } else if message == "provided sha does not match query"
+        || message.contains("\"PersistedQuery\" extension")
+    {
+        "BAD_REQUEST"
+    } else if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
+        "BAD_USER_INPUT"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
+/// The code the first error of `response` has, or will be given by the transport; `None`
+/// without errors.
+fn outcome(response: &Response) -> Option<String> {
+    let error = response.errors.first()?;
+    match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(Value::String(code)) => Some(code.clone()),
+        _ if error.path.is_empty() && response.data == Value::Null => {
+            Some(request_error_code(&error.message).to_owned())
+        }
+        _ => Some("INTERNAL".to_owned()),
+    }
+}
+
+/// Installs the request metrics on a schema; registered first, so it sees the final answer.
+pub struct RequestMetrics(pub Metrics);
+
+impl ExtensionFactory for RequestMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ObservedRequest {
+            metrics: self.0.clone(),
+            operation: Mutex::default(),
+        })
+    }
+}
+
+struct ObservedRequest {
+    metrics: Metrics,
+    operation: Mutex<Option<String>>,
+}
+
+impl ObservedRequest {
+    fn name(&self, operation: Option<String>) {
+        *self
+            .operation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = operation;
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ObservedRequest {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let operation = self
+            .operation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.metrics.graphql_request(
+            operation.as_deref(),
+            outcome(&response).as_deref(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    /// Names the operation as execution will pick it: the name sent, else the name of the
+    /// document's only operation. Looked at after the other extensions have prepared the
+    /// request, so that a persisted query sent by hash alone has its document.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        self.name(request.operation_name.clone());
+        let mut request = next.run(ctx, request).await?;
+        if request.operation_name.is_none() {
+            if let Ok(doc) = request.parsed_query() {
+                let mut operations = doc.operations.iter();
+                if let (Some((Some(name), _)), None) = (operations.next(), operations.next()) {
+                    self.name(Some(name.to_string()));
+                }
+            }
+        }
+        Ok(request)
+    }
+}
