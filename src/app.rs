@@ -18,7 +18,9 @@ use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
 use crate::graphql::{build_schema, ReadPermits, Services};
-use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
+use crate::http::{
+    ConnectionLimits, HttpState, Readiness, SharedResults, WebApp, WebSocketGate, WebSocketLimits,
+};
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::redis::Redis;
@@ -351,7 +353,10 @@ impl Server {
             run_worker,
             web_dir,
         } = options;
-        let web = WebApp::new(web_dir);
+        let web = WebApp::new(web_dir).with_previews(SharedResults::new(
+            app.submissions.clone(),
+            app.categories.clone(),
+        ));
         web.log_status();
         let router = crate::http::router(app.http_state(), web);
         let shutdown = app.shutdown.clone();
