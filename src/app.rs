@@ -18,7 +18,9 @@ use crate::config::{Config, MetricsEndpoint, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
 use crate::graphql::{build_schema, ReadPermits, Services};
-use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
+use crate::http::{
+    ConnectionLimits, HttpState, Readiness, SharedResults, WebApp, WebSocketGate, WebSocketLimits,
+};
 use crate::metrics::Metrics;
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
@@ -365,7 +367,10 @@ impl Server {
             run_worker,
             web_dir,
         } = options;
-        let web = WebApp::new(web_dir);
+        let web = WebApp::new(web_dir).with_previews(SharedResults::new(
+            app.submissions.clone(),
+            app.categories.clone(),
+        ));
         web.log_status();
         let state = app.http_state();
         let metrics = app.config.metrics;

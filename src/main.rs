@@ -1,6 +1,7 @@
 //! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify,
 //! cache reset, schema.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -84,7 +85,11 @@ const VERIFY_NO_VERDICT: u8 = 2;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes help a person at a terminal and litter a file or a log collector: only when
+    // the log's stream (stdout) is a terminal.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -6,11 +6,13 @@ mod metrics;
 mod pages;
 mod read_cache;
 mod server;
+mod share;
 mod web;
 mod websocket;
 
 pub use health::Readiness;
 pub use server::{serve, ConnectionLimits};
+pub use share::SharedResults;
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
 pub use websocket::{WebSocketGate, WebSocketLimits};
 

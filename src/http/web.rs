@@ -2,10 +2,14 @@
 //!
 //! - The app routes (`/`, `/s/{id}`, `/history`, `/live`) answer with its `index.html`, so deep
 //!   links and reloads work; the app routes itself in the browser. The file is read on every
-//!   request: it is small, and a developer can rebuild the app while the server runs.
+//!   request: it is small, and a developer can rebuild the app while the server runs. A result
+//!   page carries link-preview tags for its submission (see `share`).
 //! - `/assets/…` are Vite's content-hashed files: cached for a year, immutable.
 //! - Other files in the directory (favicon, robots.txt) are served with a short cache.
-//! - Anything else is 404, not `index.html`: a mistyped URL should not look like a page.
+//! - Anything else is 404. Outside `/assets` the 404 carries the app's page, whose router shows
+//!   its not-found view in the app's frame (header, navigation); the status stays 404, so a
+//!   mistyped URL never looks like a page to a crawler or a monitor. A missing asset is a bare
+//!   404: a script tag gets nothing to misread as JavaScript.
 //!
 //! When the directory has no `index.html`, the app routes answer with a page that says how to
 //! build the app — or, in a binary built with the `embed-web` feature, with the app embedded at
@@ -15,7 +19,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::Path as UrlPath;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +28,8 @@ use axum::routing::get;
 use axum::Router;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
+
+use super::share::{self, SharedResults};
 
 /// What the app and its bundled GraphiQL need and nothing more: their own scripts and styles
 /// (Chart.js and GraphiQL's editor set inline style attributes, hence `'unsafe-inline'` for
@@ -33,8 +40,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /// The paths the app answers itself. `/index.html` is one too, so the page is never served by
-/// the file service with a cache that would outlive a rebuild.
-const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/s/{id}", "/history", "/live"];
+/// the file service with a cache that would outlive a rebuild. `/s/{id}` is one as well, with
+/// its own handler (link previews).
+const APP_ROUTES: [&str; 4] = ["/", "/index.html", "/history", "/live"];
+/// Where Vite puts the hashed assets: a miss there is a bare 404, never the app's page.
+const ASSETS_PREFIX: &str = "/assets";
 
 const INDEX: &str = "index.html";
 /// The build's second page: GraphiQL, bundled from npm.
@@ -59,6 +69,24 @@ struct Inner {
     files: ServeDir,
     /// The page for app routes while the app is not built; it names `dir`, which is fixed.
     not_built: String,
+    /// Where result pages find their submission for link previews; none: default tags.
+    previews: Option<SharedResults>,
+}
+
+/// An HTML page of the build, as bytes (to edit) and as a body (to send as it is).
+struct Page {
+    bytes: Bytes,
+    body: Body,
+}
+
+impl Page {
+    fn new(data: Vec<u8>) -> Self {
+        let bytes = Bytes::from(data);
+        Page {
+            body: Body::from(bytes.clone()),
+            bytes,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +117,18 @@ impl WebApp {
             dir,
             files,
             not_built,
+            previews: None,
+        }))
+    }
+
+    /// Result pages get link-preview tags naming their submission's largest shares.
+    pub fn with_previews(self, previews: SharedResults) -> Self {
+        let inner = &self.0;
+        WebApp(Arc::new(Inner {
+            dir: inner.dir.clone(),
+            files: inner.files.clone(),
+            not_built: inner.not_built.clone(),
+            previews: Some(previews),
         }))
     }
 
@@ -102,13 +142,13 @@ impl WebApp {
 
     /// One of the build's HTML pages, read per request, from the same copy (disk or embedded)
     /// that serves the assets it names; `None` when that copy has no such page.
-    async fn page(&self, name: &str) -> Result<Option<Body>, WebError> {
+    async fn page(&self, name: &str) -> Result<Option<Page>, WebError> {
         if self.use_embedded().await {
-            return Ok(embedded::page(name).map(Body::from));
+            return Ok(embedded::page(name).map(|data| Page::new(data.to_vec())));
         }
         let path = self.0.dir.join(name);
         match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some(Body::from(bytes))),
+            Ok(bytes) => Ok(Some(Page::new(bytes))),
             Err(source) if means_absent(&source) => Ok(None),
             Err(source) => Err(WebError::Read { path, source }),
         }
@@ -147,6 +187,7 @@ impl WebApp {
             router = router.route(route, get(app_page));
         }
         router
+            .route("/s/{id}", get(result_page))
             .route("/graphiql", get(graphiql_page))
             .route("/assets/{*path}", get(asset))
             .fallback(top_level_file)
@@ -156,19 +197,57 @@ impl WebApp {
 
 async fn app_page(State(web): State<WebApp>) -> Result<Response, WebError> {
     let body = match web.page(INDEX).await? {
-        Some(body) => body,
+        Some(page) => page.body,
         None => Body::from(web.0.not_built.clone()),
     };
     Ok(html_page(body))
+}
+
+/// The app's page with link-preview tags for the submission, when the id names one.
+async fn result_page(
+    State(web): State<WebApp>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, WebError> {
+    let Some(page) = web.page(INDEX).await? else {
+        return Ok(html_page(Body::from(web.0.not_built.clone())));
+    };
+    let preview = match &web.0.previews {
+        Some(previews) => previews.preview(&id).await,
+        None => None,
+    };
+    let Some(preview) = preview else {
+        return Ok(html_page(page.body));
+    };
+    let text = String::from_utf8_lossy(&page.bytes);
+    let body = share::inject(&text, &share::meta_tags(&preview));
+    Ok(html_page(Body::from(body)))
 }
 
 /// GraphiQL as the app's build bundles it (no CDN); from an older build without it, the page
 /// async-graphql ships, which loads GraphiQL from a CDN.
 async fn graphiql_page(State(web): State<WebApp>) -> Result<Response, WebError> {
     Ok(match web.page(GRAPHIQL).await? {
-        Some(body) => html_page(body),
+        Some(page) => html_page(page.body),
         None => super::pages::graphiql().await.into_response(),
     })
+}
+
+/// The app's page with status 404: its router shows the not-found view in the app's frame.
+/// Without a built app (or when it cannot be read), a bare 404.
+async fn not_found_page(web: &WebApp) -> Response {
+    match web.page(INDEX).await {
+        Ok(Some(page)) => {
+            let mut response = Response::new(page.body);
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            with_web_headers(response, CACHE_HTML)
+        }
+        Ok(None) => with_web_headers(StatusCode::NOT_FOUND.into_response(), CACHE_HTML),
+        Err(error) => error.into_response(),
+    }
 }
 
 fn html_page(body: Body) -> Response {
@@ -198,7 +277,11 @@ async fn top_level_file(State(web): State<WebApp>, request: Request) -> Response
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let in_assets = request.uri().path().starts_with(ASSETS_PREFIX);
     let response = serve_file(&web, request).await;
+    if response.status() == StatusCode::NOT_FOUND && !in_assets {
+        return not_found_page(&web).await;
+    }
     // An HTML file reached another way (`/./index.html`) must not be cached like a favicon.
     let is_html = response
         .headers()
@@ -245,7 +328,7 @@ fn with_web_headers(mut response: Response, cache: &'static str) -> Response {
     response
 }
 
-fn escape_html(text: &str) -> String {
+pub(super) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

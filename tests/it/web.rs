@@ -1,4 +1,5 @@
-//! The web app over HTTP: its page at every app route, its assets and files, 404 for the rest,
+//! The web app over HTTP: its page at every app route, its assets and files, 404 for the rest
+//! (with the app's page outside `/assets`),
 //! no way out of its directory, and the page that says how to build it when it is not built.
 
 use std::path::{Path, PathBuf};
@@ -185,19 +186,36 @@ async fn unknown_paths_are_404_and_the_api_is_untouched() {
     let app = serve(&site.web()).await;
     let client = reqwest::Client::new();
 
+    // Outside /assets: status 404 with the app's page, whose router shows its not-found view.
     for path in [
-        "/assets/missing.js",
         "/no-such-page",
-        "/assets",
-        "/assets/",
         "/s/",
         "/s/a/b",
         "/history/more",
         "/live/",
+        "/History",
+        "/graphiql/",
     ] {
         let response = client.get(app.url(path)).send().await.expect("request");
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
+        assert_eq!(
+            header(&response, CONTENT_SECURITY_POLICY),
+            tax_budget::http::CONTENT_SECURITY_POLICY
+        );
         // A 404 must not be cached for a year.
+        assert!(
+            response.headers().get(CACHE_CONTROL).is_none(),
+            "{path}: {:?}",
+            response.headers()
+        );
+        let body = response.text().await.expect("body");
+        assert!(body.contains(MARKER), "{path} without the app: {body}");
+    }
+    // Under /assets a miss is a bare 404: a script tag gets nothing to run.
+    for path in ["/assets/missing.js", "/assets", "/assets/"] {
+        let response = client.get(app.url(path)).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(
             response.headers().get(CACHE_CONTROL).is_none(),
             "{path}: {:?}",

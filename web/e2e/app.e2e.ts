@@ -260,11 +260,16 @@ describe('allocate form', () => {
       }
       throw new Error(`could not reach #${id} with Tab`);
     };
-    // A category's description shows while one of its controls has focus.
+    // A category's description opens from its disclosure button, and Escape closes it.
     expect(await page.locator('#desc-healthcare').isVisible()).toBe(false);
-    await focusNext('pct-healthcare');
-    expect(await page.locator('#desc-healthcare').isVisible()).toBe(true);
+    await focusNext('info-healthcare');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(true);
+    expect(await page.locator('#info-healthcare').getAttribute('aria-expanded')).toBe('true');
     expect(await page.locator('#desc-healthcare').textContent()).toContain('Hospitals');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(false);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('info-healthcare');
 
     await focusNext('split-evenly');
     await page.keyboard.press('Enter');
@@ -308,7 +313,7 @@ describe('allocate form', () => {
     await screenshot(page, 'result-phone');
 
     await page.getByRole('link', { name: 'Live', exact: true }).click();
-    await page.locator('#live-values dd').first().waitFor();
+    await page.locator('#live-bars li').first().waitFor();
     expect(await overflow()).toBeLessThanOrEqual(0);
     await screenshot(page, 'live-phone');
     await context.close();
@@ -417,7 +422,7 @@ describe('accessibility', () => {
     await page.locator('#history-list').waitFor();
     found.push(...(await violations('history')));
     await page.getByRole('link', { name: 'Live', exact: true }).click();
-    await page.locator('#live-values dd').first().waitFor();
+    await page.locator('#live-bars li').first().waitFor();
     found.push(...(await violations('live')));
     expect(found).toEqual([]);
     await context.close();
@@ -462,9 +467,11 @@ describe('rate limit', () => {
     await server?.dispose();
   });
 
-  it('shows the server’s rate limit beside the button and keeps the numbers', async () => {
+  it('shows the server’s rate limit with a countdown and re-enables submit when it ends', async () => {
     await submitThroughApi([100]); // this address's one submission for the minute
     const page = await newPage();
+    // The page's clock, so the test can move past the wait instead of sitting through it.
+    await page.clock.install();
     await openAllocate(page);
     await fill(page, SPLIT);
     await page.locator('#submit').click();
@@ -473,8 +480,26 @@ describe('rate limit', () => {
     expect(await page.locator('#pct-public-safety').inputValue()).toBe('4.50');
     expect(await page.locator('#total').textContent()).toBe('100.00 %');
     expect(new URL(page.url()).pathname).toBe('/');
-    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+
+    // A countdown from what the server said (extensions.retryAfterSeconds), never "Ready".
+    const seconds = Number(await page.locator('#countdown').getAttribute('data-seconds'));
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThanOrEqual(60);
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+    expect(await page.locator('#submit-hint').textContent()).toBe(`You can submit again in ${seconds} s.`);
     await screenshot(page, 'allocate-rate-limited');
+
+    await page.clock.runFor(2_000);
+    await expect
+      .poll(async () => Number(await page.locator('#countdown').getAttribute('data-seconds')), poll)
+      .toBeLessThan(seconds);
+    expect(await page.locator('#submit').isDisabled()).toBe(true);
+
+    await page.clock.runFor(seconds * 1000);
+    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    expect(await page.locator('#submit-hint').textContent()).toBe('Ready: your split adds up to 100.00 %.');
+    expect(await page.locator('#form-errors').textContent()).toBe('');
+    expect(await page.locator('#countdown').count()).toBe(0);
     await page.context().close();
   });
 });

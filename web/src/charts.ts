@@ -17,17 +17,28 @@ import { prefersReducedMotion } from './dom';
 
 Chart.register(ArcElement, BarController, BarElement, CategoryScale, DoughnutController, Legend, LinearScale, Tooltip);
 
-/** Slice colour for what is not allocated yet: light, so it reads as "empty". */
-const UNALLOCATED = '#e4e4e7';
-/** One colour per series (not per category) so the legend reads true; both pass 3:1 on white. */
-const MINE = '#1d4ed8';
-const NATIONAL = '#71717a';
-/** Text and grid colours with at least 4.5:1 contrast on white. */
-const TEXT = '#27272a';
-const GRID = '#d4d4d8';
+/** A colour token of the design system (styles/tokens.css), for the theme in force now. */
+function token(name: string, fallback: string): string {
+  if (typeof window === 'undefined' || typeof getComputedStyle !== 'function') return fallback;
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
 
-Chart.defaults.color = TEXT;
-Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+/** Read when a chart is made, so a chart drawn in the dark theme uses the dark tokens. */
+function palette() {
+  return {
+    /** What is not allocated yet: the slider track's colour, so it reads as "empty". */
+    unallocated: token('--color-track', '#e2e5ee'),
+    /** One colour per series (not per category) so the legend reads true. */
+    mine: token('--color-accent', '#4338ca'),
+    national: token('--color-line-strong', '#8a93a6'),
+    text: token('--color-text', '#111827'),
+    muted: token('--color-muted', '#4b5563'),
+    grid: token('--color-line', '#dde1ea'),
+    surface: token('--color-surface', '#ffffff'),
+  };
+}
+
+Chart.defaults.font.family = '"Inter Variable", system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 
 function percent(value: unknown): string {
   return `${Number(value).toFixed(2)} %`;
@@ -55,13 +66,18 @@ function showShares(chart: Chart<'doughnut'> | Chart<'bar'>, shares: readonly Sh
 export class SplitPreview {
   private readonly chart: Chart<'doughnut'>;
 
+  private readonly unallocated: string;
+
   constructor(canvas: HTMLCanvasElement) {
+    const colors = palette();
+    this.unallocated = colors.unallocated;
     this.chart = new Chart(canvas, {
       type: 'doughnut',
-      data: { labels: [], datasets: [{ data: [], backgroundColor: [], borderColor: '#ffffff', borderWidth: 1 }] },
+      data: { labels: [], datasets: [{ data: [], backgroundColor: [], borderColor: colors.surface, borderWidth: 2 }] },
       options: {
         animation: prefersReducedMotion() ? false : { duration: 200 },
         maintainAspectRatio: false,
+        cutout: '68%',
         plugins: {
           legend: { display: false },
           tooltip: { callbacks: { label: (item) => `${item.label}: ${percent(item.raw)}` } },
@@ -73,7 +89,9 @@ export class SplitPreview {
   update(shares: Share[], unallocated: number): void {
     showShares(
       this.chart,
-      unallocated > 0 ? [...shares, { label: 'Not allocated yet', color: UNALLOCATED, value: unallocated }] : shares,
+      unallocated > 0
+        ? [...shares, { label: 'Not allocated yet', color: this.unallocated, value: unallocated }]
+        : shares,
     );
   }
 
@@ -84,45 +102,23 @@ export class SplitPreview {
 
 /** Category names down the side, percentages along the bottom (long names stay readable). */
 function horizontalBars(durationMs: number): ChartOptions<'bar'> {
+  const colors = palette();
   return {
     indexAxis: 'y',
     animation: prefersReducedMotion() ? false : { duration: durationMs },
     maintainAspectRatio: false,
+    color: colors.text,
     scales: {
-      x: { min: 0, suggestedMax: 20, grid: { color: GRID }, ticks: { callback: (v) => `${v} %` } },
-      y: { grid: { display: false } },
+      x: {
+        min: 0,
+        suggestedMax: 20,
+        grid: { color: colors.grid },
+        border: { display: false },
+        ticks: { color: colors.muted, callback: (v) => `${v} %` },
+      },
+      y: { grid: { display: false }, ticks: { color: colors.text } },
     },
   };
-}
-
-/** Horizontal bars, one per category; the live page updates them as snapshots arrive. */
-export class CategoryBars {
-  private readonly chart: Chart<'bar'>;
-
-  constructor(canvas: HTMLCanvasElement, datasetLabel: string) {
-    this.chart = new Chart(canvas, {
-      type: 'bar',
-      data: {
-        labels: [],
-        datasets: [{ label: datasetLabel, data: [], backgroundColor: [], borderColor: TEXT, borderWidth: 1 }],
-      },
-      options: {
-        ...horizontalBars(400),
-        plugins: {
-          legend: { display: false },
-          tooltip: { callbacks: { label: (item) => percent(item.raw) } },
-        },
-      },
-    });
-  }
-
-  update(shares: Share[]): void {
-    showShares(this.chart, shares);
-  }
-
-  destroy(): void {
-    this.chart.destroy();
-  }
 }
 
 /** Two bars per category: one allocation beside the national average. */
@@ -130,19 +126,20 @@ export class Comparison {
   private readonly chart: Chart<'bar'>;
 
   constructor(canvas: HTMLCanvasElement, labels: string[], mine: number[], national: number[]) {
+    const colors = palette();
     this.chart = new Chart(canvas, {
       type: 'bar',
       data: {
         labels,
         datasets: [
-          { label: 'This allocation', data: mine, backgroundColor: MINE },
-          { label: 'National average', data: national, backgroundColor: NATIONAL },
+          { label: 'This allocation', data: mine, backgroundColor: colors.mine, borderRadius: 4 },
+          { label: 'National average', data: national, backgroundColor: colors.national, borderRadius: 4 },
         ],
       },
       options: {
         ...horizontalBars(300),
         plugins: {
-          legend: { position: 'top' },
+          legend: { position: 'top', labels: { color: colors.text, usePointStyle: true } },
           tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${percent(item.raw)}` } },
         },
       },

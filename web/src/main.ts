@@ -1,7 +1,7 @@
 // Boots the single-page app: routes, the consent banner, and page switching without reloads.
 
-import './styles.css';
-import { parseRoute, type Route } from './router';
+import './styles/index.css';
+import { parseRoute, type Route, suggestion } from './router';
 import { mountConsentBanner } from './views/consent';
 import { allocateView } from './views/allocate';
 import { historyView } from './views/history';
@@ -11,16 +11,32 @@ import type { AppContext, View } from './views/view';
 import { h, replace } from './dom';
 import { Voter, browserStorage } from './voter';
 
+// The server answers unknown paths with this page and status 404; this is what it shows.
 const notFoundView: View = (root) => {
+  const meant = suggestion(window.location.pathname);
   replace(
     root,
-    h('h1', {}, 'Page not found'),
     h(
-      'p',
-      {},
-      'There is nothing at this address. ',
-      h('a', { href: '/', 'data-link': true }, 'Go to the allocation form'),
-      '.',
+      'section',
+      { class: 'not-found', id: 'not-found' },
+      h('p', { class: 'code', 'aria-hidden': 'true' }, '404'),
+      h('h1', {}, 'Page not found'),
+      h('p', { class: 'lede' }, 'There is nothing at ', h('code', {}, window.location.pathname), '.'),
+      meant
+        ? h(
+            'p',
+            { id: 'did-you-mean' },
+            'Did you mean ',
+            h('a', { href: meant.path, ...(meant.app ? { 'data-link': true } : {}) }, meant.name),
+            '?',
+          )
+        : null,
+      h(
+        'div',
+        { class: 'actions' },
+        h('a', { href: '/', 'data-link': true, class: 'button primary' }, 'Allocate your taxes'),
+        h('a', { href: '/live', 'data-link': true, class: 'button' }, 'See the live average'),
+      ),
     ),
   );
 };
@@ -98,12 +114,13 @@ function start(): void {
     context.navigate(link.pathname);
   });
   window.addEventListener('popstate', show);
+  const notice = mountConsentBanner(consentRoot, voter);
   document.getElementById('privacy-choice')?.addEventListener('click', () => {
     voter.reconsider();
+    notice.reopen();
     document.getElementById('consent-accept')?.focus();
   });
 
-  mountConsentBanner(consentRoot, voter);
   show();
 }
 

@@ -8,8 +8,10 @@ export type Route =
   | { page: 'live' }
   | { page: 'not-found' };
 
+// Exact paths only, as the server matches them: `/live/` or `/History` is the server's 404 (it
+// serves this page with status 404), so the app shows its not-found view there too.
 export function parseRoute(pathname: string): Route {
-  const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
+  const path = pathname;
   if (path === '/' || path === '') return { page: 'allocate' };
   if (path === '/history') return { page: 'history' };
   if (path === '/live') return { page: 'live' };
@@ -26,4 +28,19 @@ export function parseRoute(pathname: string): Route {
 
 export function resultPath(id: string): string {
   return `/s/${encodeURIComponent(id)}`;
+}
+
+/** Pages a mistyped address most likely meant, by lower-cased path without trailing slashes. */
+const NEAR: Record<string, { path: string; name: string; app: boolean }> = {
+  '': { path: '/', name: 'Allocate', app: true },
+  '/allocate': { path: '/', name: 'Allocate', app: true },
+  '/history': { path: '/history', name: 'History', app: true },
+  '/live': { path: '/live', name: 'Live', app: true },
+  '/graphiql': { path: '/graphiql', name: 'GraphiQL', app: false },
+};
+
+/** The page an unknown path probably meant (`/History`, `/live/`, `/allocate`), if any. */
+export function suggestion(pathname: string): { path: string; name: string; app: boolean } | null {
+  const key = pathname.toLowerCase().replace(/\/+$/, '');
+  return NEAR[key] ?? null;
 }

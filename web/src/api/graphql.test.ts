@@ -16,6 +16,23 @@ describe('readResponse', () => {
     expect(readResponse(200, { data: { ok: 1 } })).toEqual({ ok: 1 });
   });
 
+  it('keeps how long a rate limit says to wait', () => {
+    const limited = thrown(() =>
+      readResponse(200, {
+        data: null,
+        errors: [{ message: 'too many', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 59 } }],
+      }),
+    );
+    expect(limited.code).toBe('RATE_LIMITED');
+    expect(limited.retryAfterSeconds).toBe(59);
+    const bad = thrown(() =>
+      readResponse(200, {
+        errors: [{ message: 'x', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 'soon' } }],
+      }),
+    );
+    expect(bad.retryAfterSeconds).toBeNull();
+  });
+
   it('keeps every input problem with its field', () => {
     const error = thrown(() =>
       readResponse(200, {

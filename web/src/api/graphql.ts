@@ -15,18 +15,21 @@ export interface FieldProblem {
 export class ApiError extends Error {
   readonly code: string;
   readonly problems: FieldProblem[];
+  /** When the server says how long to wait (`extensions.retryAfterSeconds`), in seconds. */
+  readonly retryAfterSeconds: number | null;
 
-  constructor(code: string, message: string, problems: FieldProblem[] = []) {
+  constructor(code: string, message: string, problems: FieldProblem[] = [], retryAfterSeconds: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.problems = problems;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
 interface GraphQLErrorBody {
   message?: unknown;
-  extensions?: { code?: unknown; field?: unknown; problems?: unknown };
+  extensions?: { code?: unknown; field?: unknown; problems?: unknown; retryAfterSeconds?: unknown };
 }
 
 interface GraphQLResponseBody<T> {
@@ -53,7 +56,9 @@ function problemsOf(error: GraphQLErrorBody, message: string): FieldProblem[] {
 export function errorFromGraphQL(error: GraphQLErrorBody): ApiError {
   const message = typeof error.message === 'string' ? error.message : 'The request failed.';
   const code = typeof error.extensions?.code === 'string' ? error.extensions.code : 'INTERNAL';
-  return new ApiError(code, message, problemsOf(error, message));
+  const retry = error.extensions?.retryAfterSeconds;
+  const retryAfter = typeof retry === 'number' && Number.isFinite(retry) && retry >= 0 ? Math.ceil(retry) : null;
+  return new ApiError(code, message, problemsOf(error, message), retryAfter);
 }
 
 /** What a response that carries no GraphQL answer means to a person. */

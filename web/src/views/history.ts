@@ -1,6 +1,6 @@
 // The history page: this browser's own submissions (through the voter token), newest first.
 
-import { formatHundredths, fromPercentage } from '../allocation';
+import { describeLargest, fromPercentage } from '../allocation';
 import { ApiError, request } from '../api/graphql';
 import { HISTORY, type Submission } from '../api/operations';
 import { formatDateTime, h, replace } from '../dom';
@@ -14,7 +14,6 @@ function summary(submission: Submission): HTMLElement {
   const shares = submission.allocations
     .map((a) => ({ ...a, hundredths: fromPercentage(a.percentage) }))
     .filter((a) => a.hundredths > 0);
-  const top = [...shares].sort((a, b) => b.hundredths - a.hundredths).slice(0, 3);
   return h(
     'div',
     { class: 'history-summary' },
@@ -25,7 +24,30 @@ function summary(submission: Submission): HTMLElement {
         h('span', { style: `width: ${a.hundredths / 100}%; background: ${a.category.color}`, title: a.category.name }),
       ),
     ),
-    h('p', {}, 'Largest: ', top.map((a) => `${a.category.name} ${formatHundredths(a.hundredths)} %`).join(', ')),
+    h(
+      'p',
+      { class: 'largest' },
+      describeLargest(shares.map((a) => ({ name: a.category.name, hundredths: a.hundredths }))),
+    ),
+  );
+}
+
+/** What the colours of the bars stand for, once for the page. */
+function legend(submissions: Submission[]): HTMLElement {
+  const seen = new Map<string, { name: string; color: string; order: number }>();
+  for (const submission of submissions) {
+    for (const { category } of submission.allocations) {
+      seen.set(category.id, { name: category.name, color: category.color, order: category.displayOrder });
+    }
+  }
+  return h(
+    'ul',
+    { class: 'legend', id: 'history-legend', 'aria-label': 'Colours of the bars' },
+    ...[...seen.values()]
+      .sort((a, b) => a.order - b.order)
+      .map((c) =>
+        h('li', {}, h('span', { class: 'swatch', style: `--swatch: ${c.color}`, 'aria-hidden': 'true' }), c.name),
+      ),
   );
 }
 
@@ -92,6 +114,7 @@ export const historyView: View = (root, { voter }) => {
             ? 'Newest first. To keep this history after you close the tab, answer the question at the top of the page with “Keep my history”.'
             : 'Newest first.',
         ),
+        legend(mySubmissions),
         h(
           'ol',
           { class: 'history', id: 'history-list' },

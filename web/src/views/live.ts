@@ -1,10 +1,12 @@
-// The live page: the national average as bars updated in place by `aggregatesUpdated`, the
-// number of submissions, when it last changed, and whether the connection is up.
+// The live page, a dashboard: the national average as one bar per category with its value on
+// the bar, sorted by size or in the fixed order (the visitor's choice), updated in place by
+// `aggregatesUpdated` with smooth transitions (none under reduced motion); the number of
+// submissions as it is on load (later changes count over); when it last changed; whether the
+// connection is up. The bars are HTML, so they are their own accessible list: no second copy.
 
 import { formatHundredths, fromPercentage } from '../allocation';
 import { type ConnectionState, watchAggregates } from '../api/live';
 import type { AggregateSnapshot } from '../api/operations';
-import { CategoryBars } from '../charts';
 import { formatDateTime, h, prefersReducedMotion, replace } from '../dom';
 import type { View } from './view';
 
@@ -13,6 +15,10 @@ const STATE_TEXT: Record<ConnectionState, string> = {
   connected: 'Live',
   reconnecting: 'Reconnecting…',
 };
+
+type Order = 'size' | 'fixed';
+/** Kept while the visitor moves between pages. */
+let order: Order = 'size';
 
 /** Counts the shown number up (or down) to `target` instead of jumping. */
 function countTo(element: HTMLElement, from: number, target: number): () => void {
@@ -34,6 +40,12 @@ function countTo(element: HTMLElement, from: number, target: number): () => void
   };
 }
 
+interface Bar {
+  row: HTMLLIElement;
+  bar: HTMLElement;
+  value: HTMLElement;
+}
+
 export const liveView: View = (root) => {
   const state = h(
     'p',
@@ -41,14 +53,19 @@ export const liveView: View = (root) => {
     STATE_TEXT.connecting,
   );
   const count = h('strong', { id: 'total-submissions', 'data-value': '' }, '–');
-  const noun = h('span', {}, 'submissions');
+  const noun = h('span', { class: 'label' }, 'submissions');
   const updated = h('time', { id: 'last-update' }, 'not yet');
-  const canvas = h('canvas', {
-    id: 'live-chart',
-    role: 'img',
-    'aria-label': 'Bar chart of the national average per category; the list beside it has the numbers',
-  });
-  const values = h('dl', { class: 'live-values', id: 'live-values' });
+  const bySize = h(
+    'button',
+    { type: 'button', id: 'order-size', 'aria-pressed': String(order === 'size') },
+    'Largest first',
+  );
+  const fixed = h(
+    'button',
+    { type: 'button', id: 'order-fixed', 'aria-pressed': String(order === 'fixed') },
+    'Fixed order',
+  );
+  const list = h('ol', { class: 'bars card', id: 'live-bars', 'aria-label': 'National average per category' });
 
   replace(
     root,
@@ -56,47 +73,94 @@ export const liveView: View = (root) => {
     h(
       'div',
       { class: 'live-header' },
+      h('p', { class: 'stat count' }, count, noun),
+      h('p', { class: 'stat' }, h('span', { class: 'label' }, 'Last update'), updated),
       state,
-      h('p', { class: 'count' }, count, ' ', noun),
-      h('p', { class: 'hint' }, 'Last update: ', updated),
+      h('div', { class: 'order-switch', role: 'group', 'aria-label': 'Order of the bars' }, bySize, fixed),
     ),
-    h(
-      'div',
-      { class: 'columns' },
-      h('figure', { class: 'live-chart' }, h('div', { class: 'chart-box tall' }, canvas)),
-      values,
-    ),
+    list,
   );
 
-  const chart = new CategoryBars(canvas, 'National average');
-  let shownTotal = 0;
+  const bars = new Map<string, Bar>();
+  let latest: AggregateSnapshot | null = null;
+  let shownTotal: number | null = null;
   let stopCounting = () => {};
 
+  /** Moves rows to their new places, animating from the old ones (FLIP). */
+  const arrange = (slugs: string[]) => {
+    const animate = !prefersReducedMotion();
+    const before = new Map([...bars].map(([slug, bar]) => [slug, bar.row.getBoundingClientRect().top]));
+    for (const slug of slugs) {
+      const bar = bars.get(slug);
+      if (bar) list.append(bar.row);
+    }
+    if (!animate) return;
+    for (const [slug, bar] of bars) {
+      const was = before.get(slug);
+      if (was === undefined || !bar.row.isConnected) continue;
+      const shift = was - bar.row.getBoundingClientRect().top;
+      if (shift === 0) continue;
+      bar.row.style.transition = 'none';
+      bar.row.style.transform = `translateY(${shift}px)`;
+      // Read layout once so the browser takes the start position before the transition.
+      void bar.row.offsetHeight;
+      bar.row.style.transition = '';
+      bar.row.style.transform = '';
+    }
+  };
+
+  const draw = (snapshot: AggregateSnapshot) => {
+    const categories = [...snapshot.categories].sort((a, b) =>
+      order === 'size'
+        ? b.averagePercentage - a.averagePercentage || a.category.displayOrder - b.category.displayOrder
+        : a.category.displayOrder - b.category.displayOrder,
+    );
+    // Bar lengths relative to the largest average, so the leader fills the track.
+    const largest = Math.max(1, ...categories.map((c) => fromPercentage(c.averagePercentage)));
+    for (const c of categories) {
+      const slug = c.category.slug;
+      let bar = bars.get(slug);
+      if (!bar) {
+        const fill = h('span', { class: 'bar', 'aria-hidden': 'true' });
+        const value = h('span', { class: 'bar-value', 'data-value': '' });
+        const row = h(
+          'li',
+          { class: 'bar-row', 'data-category': slug, style: `--swatch: ${c.category.color}` },
+          h('span', { class: 'bar-name' }, h('span', { class: 'swatch', 'aria-hidden': 'true' }), c.category.name),
+          h('span', { class: 'bar-track' }, fill, value),
+        );
+        bar = { row, bar: fill, value };
+        bars.set(slug, bar);
+      }
+      const hundredths = fromPercentage(c.averagePercentage);
+      bar.bar.style.width = `calc((100% - 4.5rem) * ${hundredths / largest})`;
+      replace(bar.value, `${formatHundredths(hundredths)} %`);
+      bar.value.dataset.value = formatHundredths(hundredths);
+    }
+    arrange(categories.map((c) => c.category.slug));
+  };
+
   const show = (snapshot: AggregateSnapshot) => {
-    const categories = [...snapshot.categories].sort((a, b) => a.category.displayOrder - b.category.displayOrder);
-    chart.update(
-      categories.map((c) => ({ label: c.category.name, color: c.category.color, value: c.averagePercentage })),
-    );
-    replace(
-      values,
-      ...categories.flatMap((c) => [
-        h(
-          'dt',
-          {},
-          h('span', { class: 'swatch', style: `--swatch: ${c.category.color}`, 'aria-hidden': 'true' }),
-          c.category.name,
-        ),
-        h('dd', { 'data-category': c.category.slug }, `${formatHundredths(fromPercentage(c.averagePercentage))} %`),
-      ]),
-    );
+    latest = snapshot;
+    draw(snapshot);
     stopCounting();
-    stopCounting = countTo(count, shownTotal, snapshot.totalSubmissions);
+    // The first number shown is the real one; only later changes count over.
+    stopCounting = countTo(count, shownTotal ?? snapshot.totalSubmissions, snapshot.totalSubmissions);
     shownTotal = snapshot.totalSubmissions;
     count.dataset.value = String(snapshot.totalSubmissions);
     replace(noun, snapshot.totalSubmissions === 1 ? 'submission' : 'submissions');
     updated.dateTime = snapshot.updatedAt;
     replace(updated, formatDateTime(snapshot.updatedAt));
   };
+
+  const choose = (next: Order) => {
+    order = next;
+    bySize.setAttribute('aria-pressed', String(next === 'size'));
+    fixed.setAttribute('aria-pressed', String(next === 'fixed'));
+    if (latest) draw(latest);
+  };
+  bySize.addEventListener('click', () => choose('size'));
+  fixed.addEventListener('click', () => choose('fixed'));
 
   const stop = watchAggregates({
     snapshot: show,
@@ -108,6 +172,5 @@ export const liveView: View = (root) => {
   return () => {
     stop();
     stopCounting();
-    chart.destroy();
   };
 };

@@ -1,8 +1,9 @@
-// The result page: one submission beside the national average, as a chart and a table with
-// the difference per category. The national column follows the live average, so a result
+// The result page, as a story: a headline naming the largest differences from the national
+// average, a share button, then the chart and a table with the difference per category (above
+// and below in colour, with an arrow and words). The national column follows the live average, so a result
 // opened right after submitting soon includes that submission.
 
-import { formatDifference, formatHundredths, fromPercentage } from '../allocation';
+import { formatDifference, formatHundredths, fromPercentage, headline } from '../allocation';
 import { ApiError, request } from '../api/graphql';
 import { watchAggregates } from '../api/live';
 import { type AggregateSnapshot, RESULT, type Submission } from '../api/operations';
@@ -72,17 +73,53 @@ export const resultView =
           const average = national.get(category.id) ?? 0;
           if (!cells) continue;
           replace(cells.national, ...percentCell(average));
-          replace(cells.difference, formatDifference(mine - average));
+          replace(
+            cells.difference,
+            mine === average ? null : h('span', { class: 'arrow', 'aria-hidden': 'true' }, mine > average ? '▲' : '▼'),
+            formatDifference(mine - average),
+            mine === average
+              ? null
+              : h('span', { class: 'visually-hidden' }, mine > average ? ' above average' : ' below average'),
+          );
           cells.difference.className = `num ${mine > average ? 'more' : mine < average ? 'less' : ''}`;
         }
+        replace(
+          story,
+          headline(
+            rows.map(({ category, mine }) => ({ name: category.name, mine, average: national.get(category.id) ?? 0 })),
+          ),
+        );
         chart?.updateNational(rows.map(({ category }) => (national.get(category.id) ?? 0) / 100));
       };
 
+      const story = h('h2', { id: 'headline' });
       const link = new URL(window.location.pathname, window.location.origin).toString();
-      const linkField = h('input', { id: 'share-link', type: 'text', readonly: true, value: link });
-      const copy = h('button', { type: 'button', class: 'button' }, 'Copy link');
-      const copied = h('span', { class: 'hint', role: 'status' });
-      copy.addEventListener('click', async () => {
+      const linkField = h('input', {
+        id: 'share-link',
+        class: 'share-link',
+        type: 'text',
+        readonly: true,
+        value: link,
+        'aria-label': 'Link to this result',
+      });
+      const canShare = typeof navigator.share === 'function';
+      const share = h(
+        'button',
+        { type: 'button', class: 'button primary', id: 'share' },
+        canShare ? 'Share' : 'Copy link',
+      );
+      const copied = h('span', { class: 'hint', role: 'status', id: 'share-status' });
+      // The Web Share API where the browser has it (phones), the clipboard otherwise, and the
+      // selected link as a last resort.
+      share.addEventListener('click', async () => {
+        if (canShare) {
+          try {
+            await navigator.share({ title: document.title, text: story.textContent ?? '', url: link });
+            return;
+          } catch (error) {
+            if (error instanceof DOMException && error.name === 'AbortError') return;
+          }
+        }
         try {
           await navigator.clipboard.writeText(link);
           replace(copied, 'Link copied.');
@@ -100,16 +137,15 @@ export const resultView =
       });
       replace(
         root,
-        h('h1', {}, 'Result'),
-        h('p', { class: 'lede' }, `Submitted ${formatDateTime(submission.createdAt)}.`),
+        h('h1', {}, 'Your result'),
         h(
-          'div',
-          { class: 'share' },
-          h('label', { for: 'share-link' }, 'Share this result'),
-          h('div', { class: 'share-row' }, linkField, copy),
-          copied,
+          'section',
+          { class: 'story card', 'aria-labelledby': 'headline' },
+          story,
+          h('p', {}, `Submitted ${formatDateTime(submission.createdAt)}, compared with the national average now.`),
         ),
-        h('figure', { class: 'comparison' }, h('div', { class: 'chart-box tall' }, canvas)),
+        h('div', { class: 'share' }, share, linkField, copied),
+        h('figure', { class: 'comparison card' }, h('div', { class: 'chart-box tall' }, canvas)),
         h(
           'div',
           { class: 'table-scroll' },
