@@ -136,6 +136,17 @@ pub enum SubmissionResult {
 }
 
 impl SubmissionResult {
+    const ALL: [SubmissionResult; 8] = [
+        SubmissionResult::Accepted,
+        SubmissionResult::Replayed,
+        SubmissionResult::Invalid,
+        SubmissionResult::IdempotencyKeyReused,
+        SubmissionResult::Unauthenticated,
+        SubmissionResult::RateLimited,
+        SubmissionResult::Unavailable,
+        SubmissionResult::Failed,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             SubmissionResult::Accepted => "accepted",
@@ -325,6 +336,19 @@ impl Metrics {
             "Database pool connections by state: in_use, idle, max",
             pool_connections.clone(),
         );
+        // Series that exist from the start, at 0, so that rates and ratios over them are
+        // defined before the first event (Prometheus' advice for known label values).
+        for tier in ["CACHE", "SUMMARY", "LIVE"] {
+            reads.get_or_create(&TierLabels { tier });
+        }
+        for result in SubmissionResult::ALL {
+            submissions.get_or_create(&ResultLabels {
+                result: result.label(),
+            });
+        }
+        for limit in ["submissions", "reads", "costly_queries"] {
+            rate_limited.get_or_create(&LimitLabels { limit });
+        }
         Metrics(Arc::new(Inner {
             registry,
             requests,

@@ -6,7 +6,8 @@
 //! - `caching`: Automatic Persisted Queries and HTTP caching of snapshot reads;
 //! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
 //!   statement timeout;
-//! - `metrics`: `/metrics` after a known workload, parsed as Prometheus reads it;
+//! - `metrics`: `/metrics` after a known workload, parsed as Prometheus reads it, and the
+//!   metrics the Grafana dashboard and alerts in `deploy/` use;
 //! - `processes`: real `tax-budget` processes;
 //! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
 //!   summary at start, as processes;

@@ -290,3 +290,72 @@ async fn an_unfolded_outbox_shows_its_depth_and_age() {
     assert!(age > 0.0 && age < 60.0, "{age}");
     assert_eq!(scrape.count("tax_budget_folds_total", &[]), 0.0);
 }
+
+/// The Grafana dashboard and the alert rules in `deploy/` use only metrics a server exposes,
+/// each with the suffix its type has (`_total` counters, `_bucket`/`_sum`/`_count`
+/// histograms, none for gauges).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, Options::default()).await else {
+        return;
+    };
+    // Request series appear with the first request.
+    assert_eq!(dashboard(&app).await, AggregateSource::Cache);
+    let exposition = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let types: HashMap<&str, &str> = exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .collect();
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana/tax-budget.json")).expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    exprs.push(std::fs::read_to_string(root.join("prometheus/alerts.yml")).expect("alerts"));
+
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("tax_budget_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+    }
+    assert!(used.len() >= 15, "{used:?}");
+    for name in &used {
+        let (base, wanted) = if let Some(base) = name.strip_suffix("_total") {
+            (base, "counter")
+        } else if let Some(base) = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+        {
+            (base, "histogram")
+        } else {
+            (name.as_str(), "gauge")
+        };
+        assert_eq!(
+            types.get(base).copied(),
+            Some(wanted),
+            "{name} in deploy/ is not a {wanted} the server exposes"
+        );
+    }
+}
