@@ -339,15 +339,15 @@ impl Metrics {
         // Series that exist from the start, at 0, so that rates and ratios over them are
         // defined before the first event (Prometheus' advice for known label values).
         for tier in ["CACHE", "SUMMARY", "LIVE"] {
-            reads.get_or_create(&TierLabels { tier });
+            drop(reads.get_or_create(&TierLabels { tier }));
         }
         for result in SubmissionResult::ALL {
-            submissions.get_or_create(&ResultLabels {
+            drop(submissions.get_or_create(&ResultLabels {
                 result: result.label(),
-            });
+            }));
         }
         for limit in ["submissions", "reads", "costly_queries"] {
-            rate_limited.get_or_create(&LimitLabels { limit });
+            drop(rate_limited.get_or_create(&LimitLabels { limit }));
         }
         Metrics(Arc::new(Inner {
             registry,
