@@ -131,6 +131,11 @@ pub struct BackendArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Export traces to this OpenTelemetry collector (OTLP over HTTP, protobuf; e.g.
+    /// `http://127.0.0.1:4318`; spans go to `<url>/v1/traces`). Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Settings of the outbox worker.
@@ -313,6 +318,7 @@ impl Default for BackendArgs {
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
             statement_timeout_ms: DEFAULT_STATEMENT_TIMEOUT_MS,
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
         }
     }
 }
@@ -537,6 +543,7 @@ mod tests {
             database_pool_size: 1,
             statement_timeout_ms: 250,
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
         };
         let worker = WorkerArgs::default();
         let for_worker = Config::worker(&backend, &worker);

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod redis;
 pub mod store;
 pub mod submissions;
+pub mod telemetry;
 pub mod verify;
 pub mod voter_token;
 pub mod worker;

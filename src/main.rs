@@ -1,7 +1,6 @@
 //! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify,
 //! cache reset, schema.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,9 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
-use tax_budget::config::{BackendArgs, Config, DatabaseUrl, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::config::{BackendArgs, Config, DatabaseUrl, ServeArgs, WorkerArgs};
+use tax_budget::telemetry::{self, Telemetry};
 use tax_budget::verify::Report;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -83,17 +82,13 @@ const VERIFY_INCONSISTENT: u8 = 1;
 /// a monitor must not take it for a verdict either way.
 const VERIFY_NO_VERDICT: u8 = 2;
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes help a person at a terminal and litter a file or a log collector: only when
-    // the log's stream (stdout) is a terminal.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+/// The logger (and trace export) for the rest of the process; flushes traces when dropped.
+fn init_logging(backend: &BackendArgs) -> anyhow::Result<Telemetry> {
+    let endpoint = backend
+        .otlp_endpoint
+        .as_deref()
+        .filter(|v| !v.trim().is_empty());
+    Ok(telemetry::init(backend.log_format, endpoint)?)
 }
 
 async fn shutdown_signal() {
@@ -162,7 +157,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             backend,
             worker,
         } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             let app = App::start(Config::serve(&backend, &worker, &serve)).await?;
             let options = ServerOptions {
                 run_worker: serve.run_worker,
@@ -179,7 +174,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .await;
         }
         Command::Worker { backend, worker } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             let app = App::start(Config::worker(&backend, &worker)).await?;
             let running = app.spawn_worker();
             shutdown_signal().await;
@@ -187,7 +182,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             running.await.context("worker task")?;
         }
         Command::Migrate { backend } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             let config = Config::maintenance(&backend);
             let applied = tax_budget::store::migrate(&config.database).await?;
             println!(
@@ -196,7 +191,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             );
         }
         Command::RebuildAggregates { backend } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             let app = App::start(Config::maintenance(&backend)).await?;
             let snapshot = app.rebuild_aggregates().await?;
             println!(
@@ -206,7 +201,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             app.shutdown.cancel();
         }
         Command::Verify { backend } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             return Ok(match verify(&Config::maintenance(&backend)).await {
                 Ok(report) => {
                     println!("{report}");
@@ -225,7 +220,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Cache {
             command: CacheCommand::Reset { backend },
         } => {
-            init_logging(backend.log_format);
+            let _telemetry = init_logging(&backend)?;
             println!("{}", reset_cache(&Config::maintenance(&backend)).await?);
         }
         Command::Schema => print!("{}", tax_budget::graphql::sdl()),

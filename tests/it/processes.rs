@@ -330,3 +330,70 @@ async fn on_sqlite_a_separate_worker_s_folds_reach_the_server() {
     .await;
     assert!(read.version >= pushed.version);
 }
+
+/// With an OTLP endpoint set, spans reach the collector: a small in-process OTLP/HTTP
+/// receiver stands in for one and keeps every body it gets. The spans are protobuf, whose
+/// strings travel as plain UTF-8, so the span and attribute names can be looked for in the
+/// bytes without decoding them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector() {
+    use axum::body::Bytes;
+    use axum::routing::post;
+
+    let Some(backend) = TestBackend::create(Backend::Sqlite).await else {
+        return;
+    };
+    let received: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let collector = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            post(move |body: Bytes| {
+                let received = received.clone();
+                async move {
+                    received.lock().expect("received").push(body);
+                    ""
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector_addr = listener.local_addr().expect("addr");
+    let collector_task = tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let mut env = backend.env();
+    env.push((
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://{collector_addr}"),
+    ));
+    let (mut server, addr) = Process::serve(&env).await;
+    server.wait_for_line("exporting traces over OTLP").await;
+    let client = GqlClient::new(addr);
+    client.submit(EVEN, None).await;
+    eventually("the submission is folded", || async {
+        (client.aggregates().await.total_submissions == 1).then_some(())
+    })
+    .await;
+    // The batch exporter sends on its schedule or when the process ends: end it.
+    server.signal("TERM");
+    assert!(server.wait_exit().await.success());
+
+    let bodies = received.lock().expect("received").concat();
+    let contains = |needle: &str| bodies.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in [
+        "tax-budget",
+        "request",
+        "request_id",
+        "fold_batch",
+        "first_outbox_id",
+    ] {
+        assert!(
+            contains(needle),
+            "no {needle:?} in {} bytes of spans",
+            bodies.len()
+        );
+    }
+    collector_task.abort();
+}
