@@ -17,8 +17,10 @@ use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
-use crate::graphql::{build_schema, ReadPermits, Services};
-use crate::http::{ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits};
+use crate::graphql::{build_schema, ReadPermits, Services, UpdatesComputed};
+use crate::http::{
+    Cohorts, ConnectionLimits, HttpState, Readiness, WebApp, WebSocketGate, WebSocketLimits,
+};
 use crate::publisher::SnapshotPublisher;
 use crate::rate_limit::RateLimiter;
 use crate::redis::Redis;
@@ -44,6 +46,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Open WebSocket connections, which shutdown waits for.
     pub connections: TaskTracker,
+    /// How many `aggregatesUpdated` results the server computed, over every socket.
+    pub updates_computed: UpdatesComputed,
     worker_wake: Arc<Notify>,
     redis: Option<Redis>,
 }
@@ -144,6 +148,7 @@ impl App {
             categories,
             shutdown,
             connections: TaskTracker::new(),
+            updates_computed: UpdatesComputed::default(),
             worker_wake,
             redis: redis.map(|(redis, _)| redis),
         });
@@ -224,7 +229,9 @@ impl App {
             reads: ReadPermits::for_pool(self.config.database_pool_size),
         };
         let built = build_schema(services, &self.config.queries);
+        let cohorts = Cohorts::new(built.schema.clone(), self.updates_computed.clone());
         HttpState {
+            cohorts: Arc::new(cohorts),
             schema: built.schema,
             persisted: built.persisted,
             limits: built.limits,

@@ -29,7 +29,7 @@ pub use limits::QueryLimits;
 pub use loaders::ReadPermits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{SubscriptionRoot, UpdatesComputed};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -11,7 +11,7 @@ mod websocket;
 pub use health::Readiness;
 pub use server::{serve, ConnectionLimits};
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
-pub use websocket::{WebSocketGate, WebSocketLimits};
+pub use websocket::{Cohorts, WebSocketGate, WebSocketLimits};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +55,8 @@ pub struct HttpState {
     /// shutdown waits for these to send their close frames.
     pub connections: TaskTracker,
     pub websocket: Arc<WebSocketGate>,
+    /// Subscriptions shared by every socket that asks the same.
+    pub cohorts: Arc<Cohorts<AppSchema>>,
 }
 
 /// The request id header: taken from the client (or a proxy in front) when it sends one, made

@@ -12,6 +12,7 @@
 //! - `web`: serving the web app;
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
 //! - `edge`: hostile and careless clients at the WebSocket and HTTP edge;
+//! - `push`: subscriptions shared by every socket that asks the same operation;
 //! - `architecture`: the module structure of `src/`, read from the source;
 //! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
 //!   WebSocket clients that read responses into types.
@@ -30,5 +31,6 @@ mod http;
 mod limits;
 mod operator;
 mod processes;
+mod push;
 mod schema_drift;
 mod web;

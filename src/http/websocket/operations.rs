@@ -23,6 +23,9 @@ pub enum Inbound {
     Pass,
     /// A new operation beyond the cap: answer it with this error message instead.
     Refuse(String),
+    /// Hand it to the protocol: the client ends operation `id` (which may run elsewhere than
+    /// in the protocol, shared).
+    Ended(String),
 }
 
 pub struct Operations {
@@ -63,7 +66,7 @@ impl Operations {
             }
             ("complete" | "stop", Some(id)) => {
                 self.running.remove(id);
-                Inbound::Pass
+                Inbound::Ended(id.to_owned())
             }
             _ => Inbound::Pass,
         }
@@ -127,7 +130,10 @@ mod tests {
         // The server completes one, the client stops another: room for two again.
         ops.outbound(r#"{"id":"1","type":"complete"}"#);
         assert_eq!(ops.inbound(&subscribe("3")), Inbound::Pass);
-        ops.inbound(br#"{"id":"2","type":"complete"}"#);
+        assert_eq!(
+            ops.inbound(br#"{"id":"2","type":"complete"}"#),
+            Inbound::Ended("2".into())
+        );
         ops.outbound(r#"{"id":"3","type":"complete"}"#);
         assert!(ops.is_empty());
         assert_eq!(ops.inbound(b"not json"), Inbound::Pass);
