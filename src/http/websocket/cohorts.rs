@@ -177,7 +177,7 @@ mod tests {
             let computed = ctx.data_opt::<UpdatesComputed>().cloned();
             let values = ctx.data_unchecked::<Arc<watch::Sender<Option<i64>>>>();
             WatchStream::new(values.subscribe())
-                .filter_map(|v| std::future::ready(v))
+                .filter_map(std::future::ready)
                 .take_while(|v| std::future::ready(*v >= 0))
                 .map(move |v| {
                     if let Some(computed) = &computed {

@@ -100,8 +100,9 @@ pub fn upgrade(
 
 /// What the client's messages ask of the socket's own loop, besides the protocol.
 enum Control {
-    /// Join the cohort of this subscription.
-    Join(Shareable),
+    /// Join the cohort of this subscription (a whole request: boxed, to keep the channel's
+    /// slots small).
+    Join(Box<Shareable>),
     /// The client ended this operation (which the protocol may run instead).
     Leave(String),
 }
@@ -152,7 +153,7 @@ async fn serve(
                     Inbound::Pass if initialised.load(Ordering::Acquire) => {
                         match share::shareable(&bytes) {
                             Some(shared) => {
-                                let _ = controls_tx.send(Control::Join(shared));
+                                let _ = controls_tx.send(Control::Join(Box::new(shared)));
                                 None
                             }
                             None => Some(bytes),
@@ -216,7 +217,8 @@ async fn serve(
                 },
                 Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
                 Some(control) = controls.recv() => match control {
-                    Control::Join(Shareable { id, key, request }) => {
+                    Control::Join(shared) => {
+                        let Shareable { id, key, request } = *shared;
                         // A running id given again replaces its operation, as in the protocol.
                         members.insert(id.clone(), state.cohorts.join(key, request));
                         unpaid.insert(id);
