@@ -52,6 +52,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// graphql-transport-ws: "Connection initialisation timeout".
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// What a socket reads into at first: tungstenite's default (128 KiB) is zeroed whole when
+/// the connection opens, which made an idle subscriber cost the server some 140 KiB. Client
+/// messages are small; a larger one grows the buffer as it needs.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The first protocol the client offers that we speak; the legacy one when it names none.
 fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
@@ -89,6 +93,7 @@ pub fn upgrade(
         // Only the protocol chosen above: offered several, axum would otherwise answer with
         // the first of the server's list, which need not be the one spoken.
         .protocols([protocol.sec_websocket_protocol()])
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
