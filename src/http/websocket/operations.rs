@@ -55,8 +55,8 @@ impl Operations {
         match (envelope.kind, envelope.id) {
             ("subscribe" | "start", Some(id)) => {
                 if self.running.contains(id) {
-                    // A duplicate id: async-graphql replaces the running operation with the new one (it
-                    // does not close with 4409), and so does a shared one.
+                    // A duplicate id: async-graphql replaces the running operation with the
+                    // new one (it does not close with 4409), and so does a shared one.
                     return Inbound::Pass;
                 }
                 if self.running.len() >= self.limit {
