@@ -17,9 +17,10 @@ use crate::cache::{MemoryCache, RedisCache, SnapshotCache};
 use crate::config::{Config, MetricsEndpoint, DEFAULT_WEB_DIR};
 use crate::domain::{Category, Snapshot};
 use crate::feed::SnapshotFeed;
-use crate::graphql::{build_schema, ReadPermits, Services};
+use crate::graphql::{build_schema, ReadPermits, Services, UpdatesComputed};
 use crate::http::{
-    ConnectionLimits, HttpState, Readiness, SharedResults, WebApp, WebSocketGate, WebSocketLimits,
+    Cohorts, ConnectionLimits, HttpState, Readiness, SharedResults, WebApp, WebSocketGate,
+    WebSocketLimits,
 };
 use crate::metrics::Metrics;
 use crate::publisher::SnapshotPublisher;
@@ -49,6 +50,8 @@ pub struct App {
     pub connections: TaskTracker,
     /// What this process counts, exposed at `/metrics`.
     pub metrics: Metrics,
+    /// How many `aggregatesUpdated` results the server computed, over every socket.
+    pub updates_computed: UpdatesComputed,
     worker_wake: Arc<Notify>,
     redis: Option<Redis>,
 }
@@ -156,6 +159,7 @@ impl App {
             categories,
             shutdown,
             connections: TaskTracker::new(),
+            updates_computed: UpdatesComputed::default(),
             worker_wake,
             redis: redis.map(|(redis, _)| redis),
             metrics,
@@ -239,7 +243,9 @@ impl App {
             metrics: self.metrics.clone(),
         };
         let built = build_schema(services, &self.config.queries);
+        let cohorts = Cohorts::new(built.schema.clone(), self.updates_computed.clone());
         HttpState {
+            cohorts: Arc::new(cohorts),
             schema: built.schema,
             persisted: built.persisted,
             limits: built.limits,

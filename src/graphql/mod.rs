@@ -32,7 +32,7 @@ pub use loaders::ReadPermits;
 pub use mutation::MutationRoot;
 pub use observe::{request_error_code, PERSISTED_QUERY_NOT_FOUND};
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{SubscriptionRoot, UpdatesComputed};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

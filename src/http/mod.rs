@@ -14,7 +14,7 @@ pub use health::Readiness;
 pub use server::{serve, ConnectionLimits};
 pub use share::SharedResults;
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
-pub use websocket::{WebSocketGate, WebSocketLimits};
+pub use websocket::{Cohorts, WebSocketGate, WebSocketLimits};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,8 @@ pub struct HttpState {
     pub connections: TaskTracker,
     pub websocket: Arc<WebSocketGate>,
     pub metrics: Metrics,
+    /// Subscriptions shared by every socket that asks the same.
+    pub cohorts: Arc<Cohorts<AppSchema>>,
 }
 
 /// The request id header: taken from the client (or a proxy in front) when it sends one, made

@@ -59,10 +59,28 @@ pub fn selected_operation<'a>(
 /// Whether the operation is a query that reads only the snapshot and the categories, looking
 /// through fragments at its top level.
 pub fn snapshot_only(doc: &ExecutableDocument, operation: &OperationDefinition) -> bool {
-    fn only(doc: &ExecutableDocument, set: &SelectionSet, seen: &mut HashSet<String>) -> bool {
+    selects_only(doc, operation, OperationType::Query, &SNAPSHOT_FIELDS)
+}
+
+/// Whether the operation is of type `ty` and selects no top-level field but `fields`, looking
+/// through fragments at its top level.
+pub fn selects_only(
+    doc: &ExecutableDocument,
+    operation: &OperationDefinition,
+    ty: OperationType,
+    fields: &[&str],
+) -> bool {
+    fn only(
+        doc: &ExecutableDocument,
+        set: &SelectionSet,
+        fields: &[&str],
+        seen: &mut HashSet<String>,
+    ) -> bool {
         set.items.iter().all(|item| match &item.node {
-            Selection::Field(field) => SNAPSHOT_FIELDS.contains(&field.node.name.node.as_str()),
-            Selection::InlineFragment(inline) => only(doc, &inline.node.selection_set.node, seen),
+            Selection::Field(field) => fields.contains(&field.node.name.node.as_str()),
+            Selection::InlineFragment(inline) => {
+                only(doc, &inline.node.selection_set.node, fields, seen)
+            }
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.as_str();
                 // A fragment seen before is already being checked: cycles (refused by
@@ -72,12 +90,17 @@ pub fn snapshot_only(doc: &ExecutableDocument, operation: &OperationDefinition) 
                 }
                 doc.fragments
                     .get(name)
-                    .is_some_and(|f| only(doc, &f.node.selection_set.node, seen))
+                    .is_some_and(|f| only(doc, &f.node.selection_set.node, fields, seen))
             }
         })
     }
-    operation.ty == OperationType::Query
-        && only(doc, &operation.selection_set.node, &mut HashSet::new())
+    operation.ty == ty
+        && only(
+            doc,
+            &operation.selection_set.node,
+            fields,
+            &mut HashSet::new(),
+        )
 }
 
 /// The SHA-256 of a query's text, in lowercase hex: what Automatic Persisted Queries name it by.

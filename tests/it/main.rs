@@ -16,6 +16,7 @@
 //!   caller);
 //! - `schema_drift`: `src/store/schema.rs` against the migrations of both backends;
 //! - `edge`: hostile and careless clients at the WebSocket and HTTP edge;
+//! - `push`: subscriptions shared by every socket that asks the same operation;
 //! - `architecture`: the module structure of `src/`, read from the source;
 //! - `harness`: starting servers, databases and Redis key prefixes of a test's own, GraphQL and
 //!   WebSocket clients that read responses into types.
@@ -35,6 +36,7 @@ mod limits;
 mod metrics;
 mod operator;
 mod processes;
+mod push;
 mod schema_drift;
 mod web;
 mod writes;

@@ -9,12 +9,19 @@
 //! the client, a Pong included, proves it alive), a deadline for `connection_init`, a write
 //! timeout so a client that stops reading is dropped, and at shutdown a `complete` for every
 //! running operation before the close frame.
+//!
+//! Subscriptions to the snapshot alone do not reach async-graphql's protocol: every socket
+//! that asks the same joins one shared execution of it (see [`cohorts`]), and writes each
+//! result's bytes as they were serialized once for all.
 
+mod cohorts;
 mod gate;
 mod operations;
+mod share;
 
+use std::collections::{HashSet, VecDeque};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,9 +32,13 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
+use tokio_stream::StreamMap;
 
+pub use cohorts::Cohorts;
+use cohorts::{Event, Member};
 pub use gate::{WebSocketGate, WebSocketLimits};
 use operations::{Inbound, Operations};
+use share::Shareable;
 
 use super::HttpState;
 use crate::submissions::ClientAddr;
@@ -41,6 +52,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// graphql-transport-ws: "Connection initialisation timeout".
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// What a socket reads into at first: tungstenite's default (128 KiB) is zeroed whole when
+/// the connection opens, which made an idle subscriber cost the server some 140 KiB. Client
+/// messages are small; a larger one grows the buffer as it needs.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The first protocol the client offers that we speak; the legacy one when it names none.
 fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
@@ -78,6 +93,7 @@ pub fn upgrade(
         // Only the protocol chosen above: offered several, axum would otherwise answer with
         // the first of the server's list, which need not be the one spoken.
         .protocols([protocol.sec_websocket_protocol()])
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
@@ -85,6 +101,15 @@ pub fn upgrade(
             drop(admitted);
             drop(open);
         })
+}
+
+/// What the client's messages ask of the socket's own loop, besides the protocol.
+enum Control {
+    /// Join the cohort of this subscription (a whole request: boxed, to keep the channel's
+    /// slots small).
+    Join(Box<Shareable>),
+    /// The client ended this operation (which the protocol may run instead).
+    Leave(String),
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -104,10 +129,15 @@ async fn serve(
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
     let operations = Arc::new(Mutex::new(Operations::new(protocol, limits.max_operations)));
+    let initialised = Arc::new(AtomicBool::new(false));
     let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Each control answers one message the client sent, so the client bounds the channel
+    // (as the refusals'), which lives as long as this socket's loop below.
+    let (controls_tx, mut controls) = tokio::sync::mpsc::unbounded_channel::<Control>();
     let (mut sink, stream) = socket.split();
     let input = {
         let (last_heard, operations) = (last_heard.clone(), operations.clone());
+        let initialised = initialised.clone();
         stream
             .take_while(|message| futures_util::future::ready(message.is_ok()))
             .filter_map(move |message| {
@@ -123,10 +153,23 @@ async fn serve(
                     .unwrap_or_else(PoisonError::into_inner)
                     .inbound(&bytes);
                 futures_util::future::ready(match inbound {
+                    // Before `connection_init` the protocol closes the socket for any
+                    // operation: let it.
+                    Inbound::Pass if initialised.load(Ordering::Acquire) => {
+                        match share::shareable(&bytes) {
+                            Some(shared) => {
+                                let _ = controls_tx.send(Control::Join(Box::new(shared)));
+                                None
+                            }
+                            None => Some(bytes),
+                        }
+                    }
                     Inbound::Pass => Some(bytes),
+                    Inbound::Ended(id) => {
+                        let _ = controls_tx.send(Control::Leave(id));
+                        Some(bytes)
+                    }
                     Inbound::Refuse(refusal) => {
-                        // The channel lives as long as this socket's loop below; each refusal
-                        // answers one message the client sent, so the client bounds it.
                         let _ = refusals_tx.send(refusal);
                         None
                     }
@@ -138,13 +181,22 @@ async fn serve(
     if let Some(client) = client {
         connection_data.insert(client);
     }
+    connection_data.insert(state.cohorts.computed().clone());
+    let init_seen = initialised.clone();
     let mut messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
         .connection_data(connection_data)
         .on_connection_init(move |_payload| {
+            // Set before the protocol reads the next message (it runs this at once).
+            init_seen.store(true, Ordering::Release);
             let _ = initialised_tx.send(());
             futures_util::future::ready(Ok(Data::default()))
         });
 
+    // The shared subscriptions of this socket, by id; those that have not paid their cost yet.
+    let mut members: StreamMap<String, Member> = StreamMap::new();
+    let mut unpaid: HashSet<String> = HashSet::new();
+    // Messages to send before anything else (a refused member's `complete`).
+    let mut queued: VecDeque<String> = VecDeque::new();
     let shutdown = state.shutdown.clone();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
@@ -156,40 +208,82 @@ async fn serve(
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
 
     loop {
-        let outgoing = tokio::select! {
-            message = messages.next() => match message {
-                Some(WsMessage::Text(text)) => {
-                    operations.lock().unwrap_or_else(PoisonError::into_inner).outbound(&text);
-                    Message::Text(text.into())
-                }
-                Some(WsMessage::Close(code, reason)) => close(code, &reason),
-                None => break,
-            },
-            Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
-            result = &mut initialised_rx, if !initialised => {
-                initialised = result.is_ok();
-                continue;
-            }
-            _ = &mut init_deadline, if !initialised => close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout"),
-            _ = ping.tick() => {
-                let silent = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
-                if Duration::from_millis(silent) >= ping_every * SILENT_PINGS {
-                    close(CLOSE_GOING_AWAY, "no answer to pings")
-                } else {
-                    Message::Ping(Vec::new().into())
-                }
-            }
-            // Subscriptions end with the shutdown token, and the protocol then sends their
-            // `complete`s: wait for those (up to a deadline) before the close frame.
-            _ = shutdown.cancelled(), if !draining => {
-                draining = true;
-                drain_deadline.as_mut().reset(Instant::now() + DRAIN_TIMEOUT);
-                if !idle(&operations) {
+        let outgoing = if let Some(text) = queued.pop_front() {
+            Message::Text(text.into())
+        } else {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(WsMessage::Text(text)) => {
+                        operations.lock().unwrap_or_else(PoisonError::into_inner).outbound(&text);
+                        Message::Text(text.into())
+                    }
+                    Some(WsMessage::Close(code, reason)) => close(code, &reason),
+                    None => break,
+                },
+                Some(refusal) = refusals.recv() => Message::Text(refusal.into()),
+                Some(control) = controls.recv() => match control {
+                    Control::Join(shared) => {
+                        let Shareable { id, key, request } = *shared;
+                        // A running id given again replaces its operation, as in the protocol.
+                        members.insert(id.clone(), state.cohorts.join(key, request));
+                        unpaid.insert(id);
+                        continue;
+                    }
+                    Control::Leave(id) => {
+                        if members.remove(&id).is_none() {
+                            continue;
+                        }
+                        unpaid.remove(&id);
+                        Message::Text(share::complete(&id).into())
+                    }
+                },
+                Some((id, event)) = members.next() => match event {
+                    Event::Next(published) => {
+                        // A member pays the operation's cost from its own read budget once,
+                        // at its first result, as the schema charges a subscription at start.
+                        let refused = (unpaid.remove(&id) && published.cost > 0)
+                            .then(|| state.limits.charge_read(published.cost, client).err())
+                            .flatten();
+                        match refused {
+                            None => Message::Text(share::next(protocol, &id, &published.body).into()),
+                            Some(refused) => {
+                                members.remove(&id);
+                                queued.push_back(ended(&operations, &id));
+                                Message::Text(share::next(protocol, &id, &share::refusal(refused)).into())
+                            }
+                        }
+                    }
+                    Event::End => {
+                        unpaid.remove(&id);
+                        Message::Text(ended(&operations, &id).into())
+                    }
+                },
+                result = &mut initialised_rx, if !initialised => {
+                    initialised = result.is_ok();
                     continue;
                 }
-                close(CLOSE_GOING_AWAY, "server shutting down")
+                _ = &mut init_deadline, if !initialised => close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout"),
+                _ = ping.tick() => {
+                    let silent = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
+                    if Duration::from_millis(silent) >= ping_every * SILENT_PINGS {
+                        close(CLOSE_GOING_AWAY, "no answer to pings")
+                    } else {
+                        Message::Ping(Vec::new().into())
+                    }
+                }
+                // Subscriptions end with the shutdown token, and the protocol (or their
+                // cohort) then sends their `complete`s: wait for those (up to a deadline)
+                // before the close frame.
+                _ = shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    drain_deadline.as_mut().reset(Instant::now() + DRAIN_TIMEOUT);
+                    if !idle(&operations) {
+                        continue;
+                    }
+                    close(CLOSE_GOING_AWAY, "server shutting down")
+                }
+                _ = &mut drain_deadline, if draining => close(CLOSE_GOING_AWAY, "server shutting down"),
             }
-            _ = &mut drain_deadline, if draining => close(CLOSE_GOING_AWAY, "server shutting down"),
         };
         let closing = matches!(outgoing, Message::Close(_));
         match tokio::time::timeout(limits.write_timeout, sink.send(outgoing)).await {
@@ -204,7 +298,7 @@ async fn serve(
         if closing {
             break;
         }
-        if draining && idle(&operations) {
+        if draining && queued.is_empty() && idle(&operations) {
             let _ = tokio::time::timeout(
                 limits.write_timeout,
                 sink.send(close(CLOSE_GOING_AWAY, "server shutting down")),
@@ -214,6 +308,16 @@ async fn serve(
         }
     }
     let _ = tokio::time::timeout(limits.write_timeout, sink.close()).await;
+}
+
+/// The `complete` of operation `id`, which is no longer running.
+fn ended(operations: &Mutex<Operations>, id: &str) -> String {
+    let complete = share::complete(id);
+    operations
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .outbound(&complete);
+    complete
 }
 
 fn idle(operations: &Mutex<Operations>) -> bool {

@@ -23,6 +23,9 @@ pub enum Inbound {
     Pass,
     /// A new operation beyond the cap: answer it with this error message instead.
     Refuse(String),
+    /// Hand it to the protocol: the client ends operation `id` (which may run elsewhere than
+    /// in the protocol, shared).
+    Ended(String),
 }
 
 pub struct Operations {
@@ -52,7 +55,8 @@ impl Operations {
         match (envelope.kind, envelope.id) {
             ("subscribe" | "start", Some(id)) => {
                 if self.running.contains(id) {
-                    // A duplicate id: the protocol closes the socket for it (4409).
+                    // A duplicate id: async-graphql replaces the running operation with the
+                    // new one (it does not close with 4409), and so does a shared one.
                     return Inbound::Pass;
                 }
                 if self.running.len() >= self.limit {
@@ -63,7 +67,7 @@ impl Operations {
             }
             ("complete" | "stop", Some(id)) => {
                 self.running.remove(id);
-                Inbound::Pass
+                Inbound::Ended(id.to_owned())
             }
             _ => Inbound::Pass,
         }
@@ -127,7 +131,10 @@ mod tests {
         // The server completes one, the client stops another: room for two again.
         ops.outbound(r#"{"id":"1","type":"complete"}"#);
         assert_eq!(ops.inbound(&subscribe("3")), Inbound::Pass);
-        ops.inbound(br#"{"id":"2","type":"complete"}"#);
+        assert_eq!(
+            ops.inbound(br#"{"id":"2","type":"complete"}"#),
+            Inbound::Ended("2".into())
+        );
         ops.outbound(r#"{"id":"3","type":"complete"}"#);
         assert!(ops.is_empty());
         assert_eq!(ops.inbound(b"not json"), Inbound::Pass);

@@ -37,6 +37,19 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Opens a socket, or `None` when the server refuses it.
+    pub async fn try_connect(addr: std::net::SocketAddr, protocol: Protocol) -> Option<Self> {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(protocol.name()),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        Some(Subscription { socket, protocol })
+    }
+
     pub async fn connect(addr: std::net::SocketAddr, protocol: Protocol) -> Self {
         let mut request = format!("ws://{addr}/graphql")
             .into_client_request()
@@ -58,7 +71,7 @@ impl Subscription {
         Subscription { socket, protocol }
     }
 
-    async fn send(&mut self, message: Value) {
+    pub async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
             .await
@@ -114,23 +127,58 @@ impl Subscription {
     /// Initialises the connection and subscribes to `query` under id "1".
     pub async fn start(addr: std::net::SocketAddr, protocol: Protocol, query: &str) -> Self {
         let mut sub = Subscription::connect(addr, protocol).await;
-        sub.send(json!({ "type": "connection_init", "payload": {} }))
+        sub.init().await;
+        sub.subscribe("1", json!({ "query": query })).await;
+        sub
+    }
+
+    /// Sends `connection_init` and waits for the acknowledgement.
+    pub async fn init(&mut self) {
+        self.send(json!({ "type": "connection_init", "payload": {} }))
             .await;
         loop {
-            let message = sub.next_message().await.expect("ack");
+            let message = self.next_message().await.expect("ack");
             match message["type"].as_str() {
                 Some("connection_ack") => break,
                 Some("ka") => continue,
                 other => panic!("expected connection_ack, got {other:?}: {message}"),
             }
         }
-        let start = match protocol {
+    }
+
+    /// Starts the operation `payload` (`{"query": …}`) under `id`.
+    pub async fn subscribe(&mut self, id: &str, payload: Value) {
+        let start = match self.protocol {
             Protocol::TransportWs => "subscribe",
             Protocol::LegacyGraphqlWs => "start",
         };
-        sub.send(json!({ "id": "1", "type": start, "payload": { "query": query } }))
+        self.send(json!({ "id": id, "type": start, "payload": payload }))
             .await;
-        sub
+    }
+
+    /// Ends the operation `id` from the client's side.
+    pub async fn unsubscribe(&mut self, id: &str) {
+        let stop = match self.protocol {
+            Protocol::TransportWs => "complete",
+            Protocol::LegacyGraphqlWs => "stop",
+        };
+        self.send(json!({ "id": id, "type": stop })).await;
+    }
+
+    /// The next result message (`next`, legacy `data`) as `(id, payload)`; `complete` as
+    /// `(id, Null)`; `None` at a close.
+    pub async fn next_event(&mut self) -> Option<(String, Value)> {
+        loop {
+            let message = self.next_message().await?;
+            let id = message["id"].as_str().unwrap_or_default().to_owned();
+            match message["type"].as_str() {
+                Some("next" | "data") => return Some((id, message["payload"].clone())),
+                Some("complete") => return Some((id, Value::Null)),
+                Some("ka" | "ping" | "pong") => continue,
+                Some("__closed") => return None,
+                _ => panic!("unexpected message: {message}"),
+            }
+        }
     }
 
     /// The data of the next result, read as `T`, failing on errors.
