@@ -7,8 +7,10 @@ use serde_json::json;
 use tax_budget::config::MetricsEndpoint;
 
 use crate::harness::gql::{
-    AggregateSource, AggregatesData, GqlResponse, SubmitData, AGGREGATES, SUBMIT,
+    AggregateSource, AggregatesData, GqlResponse, SubmitData, AGGREGATES, AGGREGATES_UPDATED,
+    SUBMIT,
 };
+use crate::harness::ws::{Protocol, Subscription};
 use crate::harness::{
     allocation, eventually, on_both_backends, spawn_app_with, Backend, Options, TestApp, EVEN,
 };
@@ -70,7 +72,13 @@ async fn a_known_workload_is_counted_exactly(backend: Backend) {
     let Some(app) = spawn_app_with(backend, Options::default()).await else {
         return;
     };
-    // Five submissions, one refused.
+    // Two subscribers, then five submissions, one refused.
+    let mut subscribers = Vec::new();
+    for protocol in [Protocol::TransportWs, Protocol::LegacyGraphqlWs] {
+        let mut subscriber = Subscription::start(app.addr(), protocol, AGGREGATES_UPDATED).await;
+        subscriber.next_snapshot().await;
+        subscribers.push(subscriber);
+    }
     for _ in 0..5 {
         app.submit(EVEN, None).await;
     }
@@ -91,6 +99,10 @@ async fn a_known_workload_is_counted_exactly(backend: Backend) {
         (outbox == 0 && fed == 5).then_some(())
     })
     .await;
+
+    for subscriber in &mut subscribers {
+        subscriber.wait_for(|s| s.total_submissions == 5).await;
+    }
 
     let before = Scrape::of(&app).await;
     // Three reads from the cache, one from the summary, one from live SQL.
@@ -158,6 +170,15 @@ async fn a_known_workload_is_counted_exactly(backend: Backend) {
         folds
     );
     assert_eq!(after.count("tax_budget_fold_errors_total", &[]), 0.0);
+
+    // WebSockets: two open, each running its subscription; each got the first snapshot and
+    // at least the one with all five submissions.
+    assert_eq!(
+        after.get("tax_budget_websocket_connections", &[]),
+        Some(2.0)
+    );
+    assert_eq!(after.get("tax_budget_subscriptions_active", &[]), Some(2.0));
+    assert!(after.count("tax_budget_pushes_total", &[]) >= 4.0);
 
     // Read at scrape time.
     assert_eq!(after.get("tax_budget_outbox_depth", &[]), Some(0.0));

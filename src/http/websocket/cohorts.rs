@@ -27,6 +27,8 @@ pub struct Published {
     /// The operation's cost as validation found it (0 when it did not validate): each member
     /// pays it from its own read budget once, as a subscription run for it alone would.
     pub cost: usize,
+    /// Counts the cohort's results from 1: a member that sees 3 after 1 skipped one.
+    pub seq: u64,
 }
 
 /// What a member's stream yields.
@@ -114,6 +116,7 @@ async fn run(
     key: String,
     live: Registry,
 ) {
+    let mut seq = 0;
     loop {
         tokio::select! {
             // First: a result nobody will read is not computed.
@@ -135,7 +138,8 @@ async fn run(
                         break;
                     }
                 };
-                channel.send_replace(Some(Published { body, cost: reads.cost() }));
+                seq += 1;
+                channel.send_replace(Some(Published { body, cost: reads.cost(), seq }));
             }
         }
     }

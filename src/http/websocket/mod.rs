@@ -19,7 +19,7 @@ mod gate;
 mod operations;
 mod share;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,6 +41,7 @@ use operations::{Inbound, Operations};
 use share::Shareable;
 
 use super::HttpState;
+use crate::metrics::Metrics;
 use crate::submissions::ClientAddr;
 
 /// A client from which nothing at all (not even a Pong) came for this many ping intervals is
@@ -97,10 +98,28 @@ pub fn upgrade(
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
+            let counted = OpenSocket::counted(&state.metrics);
             serve(state, socket, protocol, client, &limits).await;
+            drop(counted);
             drop(admitted);
             drop(open);
         })
+}
+
+/// Counts an open WebSocket until dropped, however its loop ends.
+struct OpenSocket(Metrics);
+
+impl OpenSocket {
+    fn counted(metrics: &Metrics) -> Self {
+        metrics.websocket_opened();
+        OpenSocket(metrics.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.websocket_closed();
+    }
 }
 
 /// What the client's messages ask of the socket's own loop, besides the protocol.
@@ -128,7 +147,11 @@ async fn serve(
 ) {
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
-    let operations = Arc::new(Mutex::new(Operations::new(protocol, limits.max_operations)));
+    let operations = Arc::new(Mutex::new(Operations::new(
+        protocol,
+        limits.max_operations,
+        state.metrics.clone(),
+    )));
     let initialised = Arc::new(AtomicBool::new(false));
     let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<String>();
     // Each control answers one message the client sent, so the client bounds the channel
@@ -195,6 +218,8 @@ async fn serve(
     // The shared subscriptions of this socket, by id; those that have not paid their cost yet.
     let mut members: StreamMap<String, Member> = StreamMap::new();
     let mut unpaid: HashSet<String> = HashSet::new();
+    // The last result each shared subscription got, to count the ones a slow reader skipped.
+    let mut seen: HashMap<String, u64> = HashMap::new();
     // Messages to send before anything else (a refused member's `complete`).
     let mut queued: VecDeque<String> = VecDeque::new();
     let shutdown = state.shutdown.clone();
@@ -230,6 +255,7 @@ async fn serve(
                         continue;
                     }
                     Control::Leave(id) => {
+                        seen.remove(&id);
                         if members.remove(&id).is_none() {
                             continue;
                         }
@@ -245,7 +271,13 @@ async fn serve(
                             .then(|| state.limits.charge_read(published.cost, client).err())
                             .flatten();
                         match refused {
-                            None => Message::Text(share::next(protocol, &id, &published.body).into()),
+                            None => {
+                                let skipped = seen
+                                    .insert(id.clone(), published.seq)
+                                    .map_or(0, |last| published.seq.saturating_sub(last + 1));
+                                state.metrics.pushed(skipped);
+                                Message::Text(share::next(protocol, &id, &published.body).into())
+                            }
                             Some(refused) => {
                                 members.remove(&id);
                                 queued.push_back(ended(&operations, &id));
@@ -255,6 +287,7 @@ async fn serve(
                     }
                     Event::End => {
                         unpaid.remove(&id);
+                        seen.remove(&id);
                         Message::Text(ended(&operations, &id).into())
                     }
                 },

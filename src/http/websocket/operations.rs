@@ -8,6 +8,8 @@ use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::metrics::Metrics;
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, rename = "type")]
@@ -32,14 +34,29 @@ pub struct Operations {
     protocol: WebSocketProtocols,
     limit: usize,
     running: HashSet<String>,
+    /// Counts the running operations of every socket (`subscriptions_active`).
+    metrics: Metrics,
 }
 
 impl Operations {
-    pub fn new(protocol: WebSocketProtocols, limit: usize) -> Self {
+    pub fn new(protocol: WebSocketProtocols, limit: usize, metrics: Metrics) -> Self {
         Operations {
             protocol,
             limit,
             running: HashSet::new(),
+            metrics,
+        }
+    }
+
+    fn start(&mut self, id: &str) {
+        if self.running.insert(id.to_owned()) {
+            self.metrics.subscription_started();
+        }
+    }
+
+    fn end(&mut self, id: &str) {
+        if self.running.remove(id) {
+            self.metrics.subscription_ended();
         }
     }
 
@@ -62,11 +79,11 @@ impl Operations {
                 if self.running.len() >= self.limit {
                     return Inbound::Refuse(self.refusal(id));
                 }
-                self.running.insert(id.to_owned());
+                self.start(id);
                 Inbound::Pass
             }
             ("complete" | "stop", Some(id)) => {
-                self.running.remove(id);
+                self.end(id);
                 Inbound::Ended(id.to_owned())
             }
             _ => Inbound::Pass,
@@ -80,7 +97,7 @@ impl Operations {
             id: Some(id),
         }) = serde_json::from_str::<Envelope>(message)
         {
-            self.running.remove(id);
+            self.end(id);
         }
     }
 
@@ -103,6 +120,15 @@ impl Operations {
     }
 }
 
+/// A closed socket's operations are over.
+impl Drop for Operations {
+    fn drop(&mut self) {
+        for _ in self.running.drain() {
+            self.metrics.subscription_ended();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +141,7 @@ mod tests {
 
     #[test]
     fn caps_running_operations_and_frees_them_on_complete() {
-        let mut ops = Operations::new(WebSocketProtocols::GraphQLWS, 2);
+        let mut ops = Operations::new(WebSocketProtocols::GraphQLWS, 2, Metrics::default());
         assert_eq!(ops.inbound(&subscribe("1")), Inbound::Pass);
         assert_eq!(ops.inbound(&subscribe("2")), Inbound::Pass);
         let Inbound::Refuse(refusal) = ops.inbound(&subscribe("3")) else {
