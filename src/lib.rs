@@ -10,6 +10,7 @@ pub mod domain;
 pub mod feed;
 pub mod graphql;
 pub mod http;
+pub mod ops;
 pub mod publisher;
 pub mod rate_limit;
 pub mod redis;

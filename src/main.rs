@@ -1,14 +1,19 @@
-//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify,
+//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify, stats,
 //! cache reset, schema.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
+use tax_budget::cache::SnapshotCache;
 use tax_budget::config::{BackendArgs, Config, DatabaseUrl, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::ops::stats::Stats;
+use tax_budget::store::Store;
 use tax_budget::verify::Report;
 use tracing_subscriber::EnvFilter;
 
@@ -58,6 +63,15 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
     },
+    /// Print how many submissions and voters are stored, the outbox's depth and age, the
+    /// summary and cache versions, and which tier a read would use now. Reads only.
+    Stats {
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// One JSON object instead of the table, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Operate on the shared snapshot cache.
     Cache {
         #[command(subcommand)]
@@ -91,6 +105,20 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// For the commands whose stdout is their result (`stats --json`): logs go to stderr.
+fn init_logging_to_stderr(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only where someone looks: a log file or a pipe gets plain lines.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -113,9 +141,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Connects to the database (without migrating: a check must not change what it checks) and
-/// the shared cache, and compares them.
-async fn verify(config: &Config) -> anyhow::Result<Report> {
+/// Connects to the database without migrating (a check must not change what it checks) and
+/// to the shared cache, if there is one.
+async fn connect_to_look(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn SnapshotCache>>)> {
     // Connecting would create an empty SQLite file where the path is wrong.
     if let DatabaseUrl::Sqlite(path) = &config.database {
         anyhow::ensure!(path.exists(), "no SQLite database at {}", path.display());
@@ -123,7 +153,18 @@ async fn verify(config: &Config) -> anyhow::Result<Report> {
     let store =
         tax_budget::store::connect(&config.database, 1, config.sqlite_synchronous, None).await?;
     let cache = tax_budget::app::shared_cache(config).await?;
+    Ok((store, cache))
+}
+
+/// Compares the database and the shared cache.
+async fn verify(config: &Config) -> anyhow::Result<Report> {
+    let (store, cache) = connect_to_look(config).await?;
     Ok(tax_budget::verify::verify(store.as_ref(), cache.as_deref()).await?)
+}
+
+async fn stats(config: &Config) -> anyhow::Result<Stats> {
+    let (store, cache) = connect_to_look(config).await?;
+    Ok(tax_budget::ops::stats::collect(store.as_ref(), cache.as_deref()).await?)
 }
 
 /// Forgets the cached snapshot and says what it held.
@@ -216,6 +257,15 @@ async fn main() -> anyhow::Result<ExitCode> {
                     ExitCode::from(VERIFY_NO_VERDICT)
                 }
             });
+        }
+        Command::Stats { backend, json } => {
+            init_logging_to_stderr(backend.log_format);
+            let stats = stats(&Config::maintenance(&backend)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                print!("{stats}");
+            }
         }
         Command::Cache {
             command: CacheCommand::Reset { backend },

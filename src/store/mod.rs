@@ -261,6 +261,30 @@ pub struct SummaryAudit {
     pub unfolded: i64,
 }
 
+/// Counts for `tax-budget stats`, read in one transaction, so they describe one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    pub submissions: i64,
+    pub voters: i64,
+    /// Outbox rows not yet folded.
+    pub outbox_depth: i64,
+    /// When the oldest outbox row was written; `None` with an empty outbox.
+    pub oldest_outbox_at: Option<DateTime<Utc>>,
+    /// The summary row as stored, also when marked stale; `None` before the first fold.
+    pub summary: Option<SummaryState>,
+}
+
+/// The summary row without its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryState {
+    pub generation: String,
+    pub version: i64,
+    pub total_submissions: i64,
+    pub updated_at: DateTime<Utc>,
+    /// A rebuild is running or died: readers do not trust the summary.
+    pub stale: bool,
+}
+
 /// What the store can do; `Arc<dyn Store>` is shared by every request and the worker.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -323,6 +347,10 @@ pub trait Store: Send + Sync + 'static {
     /// The summary with the sums it must hold, see [`SummaryAudit`]. Slow like
     /// [`Store::live_snapshot`]: it reads every allocation.
     async fn audit_summary(&self) -> Result<SummaryAudit, StoreError>;
+
+    /// Counts of the stored data and the summary's state (`tax-budget stats`); reads no
+    /// allocation, but counts every submission and voter.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
 }
 
 /// Brings the schema of the database named by `url` up to date; returns how many migrations it

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    SummaryAudit,
+    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoreStats, StoredSubmission,
+    SubmitOutcome, SummaryAudit,
 };
 use crate::domain::{Category, Snapshot};
 
@@ -453,6 +453,27 @@ impl Store for PostgresStore {
                     folded_totals,
                     unfolded,
                 ))
+            })
+            .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| {
+                Ok(StoreStats {
+                    submissions: queries::submission_count().get_result(conn).await?,
+                    voters: queries::voter_count().get_result(conn).await?,
+                    outbox_depth: queries::outbox_len().get_result(conn).await?,
+                    oldest_outbox_at: queries::oldest_outbox_at().first(conn).await.optional()?,
+                    summary: queries::summary::<Pg>()
+                        .first(conn)
+                        .await
+                        .optional()?
+                        .map(queries::summary_state),
+                })
             })
             .await
     }

@@ -19,7 +19,8 @@ use super::schema::{
 };
 use super::sql_types::Bind;
 use super::{
-    NewSubmission, Replay, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, VoterRef,
+    NewSubmission, Replay, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, SummaryState,
+    VoterRef,
 };
 use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
 
@@ -330,6 +331,20 @@ pub(super) fn outbox_len() -> _ {
     aggregate_outbox::table.count()
 }
 
+#[auto_type]
+pub(super) fn voter_count() -> _ {
+    voters::table.count()
+}
+
+/// When the oldest outbox row was written: ids grow with time, so the first by id (its
+/// index) is the oldest.
+#[auto_type]
+pub(super) fn oldest_outbox_at() -> _ {
+    aggregate_outbox::table
+        .order(aggregate_outbox::id)
+        .select(aggregate_outbox::created_at)
+}
+
 /// The oldest outbox rows; a backend adds its locking.
 #[auto_type]
 pub(super) fn outbox_batch(max_rows: i64) -> _ {
@@ -596,6 +611,16 @@ pub(super) fn attach_allocations(
         }
     }
     Ok(out)
+}
+
+pub(super) fn summary_state(row: SummaryRow) -> SummaryState {
+    SummaryState {
+        generation: row.generation,
+        version: row.version,
+        total_submissions: row.total_submissions,
+        updated_at: row.updated_at,
+        stale: row.stale,
+    }
 }
 
 pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapshot {

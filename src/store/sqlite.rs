@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    SummaryAudit,
+    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoreStats, StoredSubmission,
+    SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
@@ -427,6 +427,24 @@ impl Store for SqliteStore {
                     folded_totals,
                     unfolded,
                 ))
+            })
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.run(|c| {
+            c.transaction(|c| {
+                Ok(StoreStats {
+                    submissions: queries::submission_count().get_result(c)?,
+                    voters: queries::voter_count().get_result(c)?,
+                    outbox_depth: queries::outbox_len().get_result(c)?,
+                    oldest_outbox_at: queries::oldest_outbox_at().first(c).optional()?,
+                    summary: queries::summary::<Sqlite>()
+                        .first(c)
+                        .optional()?
+                        .map(queries::summary_state),
+                })
             })
         })
         .await

@@ -7,8 +7,8 @@
 //! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
 //!   statement timeout;
 //! - `processes`: real `tax-budget` processes;
-//! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
-//!   summary at start, as processes;
+//! - `operator`: the operator commands (`verify`, `cache reset`, `stats`) and the repair of a
+//!   stale summary at start, as processes;
 //! - `web`: serving the web app;
 //! - `writes`: group commit of submissions (a burst shares transactions, answers stay one per
 //!   caller);

@@ -1,0 +1,3 @@
+//! The operator commands beside `migrate`, `rebuild-aggregates` and `verify`.
+
+pub mod stats;
