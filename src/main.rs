@@ -1,5 +1,5 @@
 //! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify, stats,
-//! cache reset, schema.
+//! seed, cache reset, schema.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
 use tax_budget::cache::SnapshotCache;
 use tax_budget::config::{BackendArgs, Config, DatabaseUrl, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::ops::seed::{SeedArgs, SeedPlan, SeedReport};
 use tax_budget::ops::stats::Stats;
 use tax_budget::store::Store;
 use tax_budget::verify::Report;
@@ -72,6 +73,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write realistic demo submissions (varied splits from a seeded random generator) in
+    /// large batches, then rebuild, cache and publish the summary so every server shows them.
+    /// Meanwhile readers use live SQL: seed an idle deployment.
+    Seed {
+        #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
+        seed: SeedArgs,
+    },
     /// Operate on the shared snapshot cache.
     Cache {
         #[command(subcommand)]
@@ -105,7 +115,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// For the commands whose stdout is their result (`stats --json`): logs go to stderr.
+/// For the commands whose stdout is their result (`stats --json`, `seed`'s summary): logs go
+/// to stderr, beside the progress.
 fn init_logging_to_stderr(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only where someone looks: a log file or a pipe gets plain lines.
@@ -165,6 +176,26 @@ async fn verify(config: &Config) -> anyhow::Result<Report> {
 async fn stats(config: &Config) -> anyhow::Result<Stats> {
     let (store, cache) = connect_to_look(config).await?;
     Ok(tax_budget::ops::stats::collect(store.as_ref(), cache.as_deref()).await?)
+}
+
+/// Checks the flags before anything is touched (connecting may create a SQLite file, and
+/// starting migrates), then seeds.
+async fn seed(backend: &BackendArgs, args: &SeedArgs) -> anyhow::Result<SeedReport> {
+    let plan = SeedPlan::new(args).context("seed refused")?;
+    let app = App::start(Config::maintenance(backend)).await?;
+    let report = tax_budget::ops::seed::seed(
+        app.store.clone(),
+        &app.publisher,
+        &app.categories,
+        &plan,
+    )
+    .await
+    .context(
+        "seed stopped; what it wrote is counted by the next `tax-budget rebuild-aggregates` \
+         (or a starting worker: the summary is marked stale until then)",
+    );
+    app.shutdown.cancel();
+    report
 }
 
 /// Forgets the cached snapshot and says what it held.
@@ -266,6 +297,13 @@ async fn main() -> anyhow::Result<ExitCode> {
             } else {
                 print!("{stats}");
             }
+        }
+        Command::Seed {
+            backend,
+            seed: args,
+        } => {
+            init_logging_to_stderr(backend.log_format);
+            println!("{}", seed(&backend, &args).await?);
         }
         Command::Cache {
             command: CacheCommand::Reset { backend },

@@ -285,6 +285,32 @@ pub struct SummaryState {
     pub stale: bool,
 }
 
+/// Demo submissions for `tax-budget seed`, written by [`Store::insert_seeded`].
+#[derive(Debug, Clone, Default)]
+pub struct SeedBatch {
+    pub submissions: Vec<SeedSubmission>,
+    /// The categories of every submission's hundredths, in this order.
+    pub categories: Vec<CategoryId>,
+    /// `categories.len()` values per submission, in the order of `submissions`.
+    pub hundredths: Vec<i32>,
+}
+
+/// One demo submission; a voter is created with the submission that says so, and must be
+/// created by this batch or an earlier one before another submission names it.
+#[derive(Debug, Clone)]
+pub struct SeedSubmission {
+    pub id: Uuid,
+    pub voter_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub creates_voter: bool,
+}
+
+/// The token hash stored for a seeded voter: not a SHA-256 in hex, so no bearer token can
+/// ever match it and nobody can submit as a demo voter.
+fn seeded_token_hash(voter_id: Uuid) -> String {
+    format!("seed:{voter_id}")
+}
+
 /// What the store can do; `Arc<dyn Store>` is shared by every request and the worker.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -351,6 +377,12 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of the stored data and the summary's state (`tax-budget stats`); reads no
     /// allocation, but counts every submission and voter.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Writes demo submissions (`tax-budget seed`) with their allocations and new voters, in
+    /// one transaction, as already folded: without outbox rows, so the summary counts them
+    /// only after [`Store::rebuild_summary`], which the caller runs when it has written them
+    /// all (a fold per batch would cost more than the writes).
+    async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError>;
 }
 
 /// Brings the schema of the database named by `url` up to date; returns how many migrations it

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoreStats, StoredSubmission,
+    FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats, StoredSubmission,
     SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
@@ -449,6 +449,38 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.immediate_transaction(|c| {
+                for rows in chunked(queries::seeded_voter_rows(&batch), 3) {
+                    queries::insert_voters(rows).execute(c)?;
+                }
+                for rows in chunked(queries::seeded_submission_rows(&batch), 7) {
+                    queries::insert_submissions(rows).execute(c)?;
+                }
+                for rows in chunked(queries::seeded_allocation_rows(&batch), 3) {
+                    queries::insert_allocations(rows).execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// SQLite binds at most this many parameters in one statement.
+const MAX_BINDS: usize = 32_766;
+
+/// `rows` in chunks that a multi-row insert of `columns` bound columns can take.
+fn chunked<T>(rows: Vec<T>, columns: usize) -> Vec<Vec<T>> {
+    let size = (MAX_BINDS / columns.max(1)).max(1);
+    let mut chunks = Vec::with_capacity(rows.len().div_ceil(size));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        chunks.push(rows.by_ref().take(size).collect());
+    }
+    chunks
 }
 
 #[cfg(test)]

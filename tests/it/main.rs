@@ -9,6 +9,7 @@
 //! - `processes`: real `tax-budget` processes;
 //! - `operator`: the operator commands (`verify`, `cache reset`, `stats`) and the repair of a
 //!   stale summary at start, as processes;
+//! - `seed`: demo data by `tax-budget seed`, exact and varied, and its plain progress lines;
 //! - `web`: serving the web app;
 //! - `writes`: group commit of submissions (a burst shares transactions, answers stay one per
 //!   caller);
@@ -33,5 +34,6 @@ mod limits;
 mod operator;
 mod processes;
 mod schema_drift;
+mod seed;
 mod web;
 mod writes;
