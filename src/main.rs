@@ -12,6 +12,7 @@ use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
 use tax_budget::cache::SnapshotCache;
 use tax_budget::config::{BackendArgs, Config, DatabaseUrl, LogFormat, ServeArgs, WorkerArgs};
+use tax_budget::ops::progress::Spinner;
 use tax_budget::ops::seed::{SeedArgs, SeedPlan, SeedReport};
 use tax_budget::ops::stats::Stats;
 use tax_budget::store::Store;
@@ -115,8 +116,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// For the commands whose stdout is their result (`stats --json`, `seed`'s summary): logs go
-/// to stderr, beside the progress.
+/// For the commands whose stdout is their result (`stats --json`, `seed`'s and
+/// `rebuild-aggregates`' summaries): logs go to stderr, beside the progress.
 fn init_logging_to_stderr(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only where someone looks: a log file or a pipe gets plain lines.
@@ -263,12 +264,22 @@ async fn main() -> anyhow::Result<ExitCode> {
             );
         }
         Command::RebuildAggregates { backend } => {
-            init_logging(backend.log_format);
+            init_logging_to_stderr(backend.log_format);
             let app = App::start(Config::maintenance(&backend)).await?;
-            let snapshot = app.rebuild_aggregates().await?;
+            // The rebuild is one SQL statement, which reports nothing until it ends: a
+            // spinner with the elapsed time, no ETA.
+            let spinner = Spinner::start(
+                "rebuild-aggregates",
+                "recomputing the summary over every submission",
+            );
+            let rebuilt = app.rebuild_aggregates().await;
+            let took = spinner.finish();
+            let snapshot = rebuilt?;
             println!(
-                "summary rebuilt: version {}, {} submissions",
-                snapshot.version, snapshot.total_submissions
+                "summary rebuilt: version {}, {} submissions in {:.2} s",
+                snapshot.version,
+                snapshot.total_submissions,
+                took.as_secs_f64()
             );
             app.shutdown.cancel();
         }

@@ -17,6 +17,7 @@ use crate::harness::{
     TestBackend, EVEN,
 };
 use crate::processes::Process;
+use crate::seed::{run_piped, text};
 
 /// Runs a `tax-budget` command to its end: its exit code, and the process to read its output.
 async fn run(args: &[&str], app: &TestApp) -> (Option<i32>, Process) {
@@ -383,3 +384,37 @@ async fn stats_follows_the_outbox_the_summary_and_the_cache(backend: Backend) {
 }
 
 on_both_backends!(stats_follows_the_outbox_the_summary_and_the_cache);
+
+/// A long command in a pipe says what it does, and when it is done, in plain lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_aggregates_in_a_pipe_prints_plain_progress_lines() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite");
+    app.submit(EVEN, None).await;
+    app.submit(EVEN, None).await;
+    app.wait_folded(2).await;
+
+    let rebuilt = run_piped(&["rebuild-aggregates"], &app.backend.env()).await;
+    let (stdout, stderr) = (text(&rebuilt.stdout), text(&rebuilt.stderr));
+    assert!(rebuilt.status.success(), "{stdout}\n{stderr}");
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains('\r') && !output.contains('\u{1b}'),
+            "{output:?}"
+        );
+    }
+    assert!(
+        stderr.contains("\nrebuild-aggregates: recomputing the summary over every submission\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\nrebuild-aggregates: done in "),
+        "{stderr}"
+    );
+    // Only the result on stdout, for scripts.
+    assert!(
+        stdout.starts_with("summary rebuilt: version ")
+            && stdout.contains(", 2 submissions in ")
+            && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+}

@@ -14,7 +14,7 @@ use crate::processes::Process;
 
 /// Runs `tax-budget` to its end with stdout and stderr apart, byte for byte, as a script that
 /// pipes it sees them (neither is a terminal).
-async fn run_piped(args: &[&str], env: &[(&'static str, String)]) -> Output {
+pub(crate) async fn run_piped(args: &[&str], env: &[(&'static str, String)]) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let env = env.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -32,7 +32,7 @@ async fn run_piped(args: &[&str], env: &[(&'static str, String)]) -> Output {
     .expect("process task")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
