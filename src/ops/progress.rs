@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio::task::JoinHandle;
 
 /// Plain lines come at every tenth of the work, and at least this often while it goes on.
@@ -15,7 +15,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 const STILL_RUNNING_EVERY: Duration = Duration::from_secs(10);
 
 const BAR_TEMPLATE: &str =
-    "{prefix}: [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg} ({per_sec}, ETA {eta})";
+    "{prefix}: [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg} ({rate}, ETA {eta})";
 const SPINNER_TEMPLATE: &str = "{prefix}: {spinner} {msg} [{elapsed_precise}]";
 
 fn stderr_is_terminal() -> bool {
@@ -170,7 +170,15 @@ pub fn per_second(done: u64, elapsed: Duration) -> f64 {
 fn bar_style(template: &str) -> ProgressStyle {
     // The templates are constants of this file, checked by a test; a bad one falls back to
     // indicatif's default rather than failing the command.
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        // indicatif's `{per_sec}` shows four decimals of submissions per second.
+        .with_key(
+            "rate",
+            |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0}/s", state.per_sec());
+            },
+        )
 }
 
 /// Progress of one step whose length nobody knows in advance, such as the single SQL
