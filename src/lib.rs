@@ -11,6 +11,7 @@ pub mod feed;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod publisher;
 pub mod rate_limit;
 pub mod redis;

@@ -1,15 +1,21 @@
-//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify,
-//! cache reset, schema.
+//! The `tax-budget` command line: serve, worker, migrate, rebuild-aggregates, verify, stats,
+//! seed, cache reset, schema.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
+use tax_budget::cache::SnapshotCache;
 use tax_budget::config::{BackendArgs, Config, DatabaseUrl, ServeArgs, WorkerArgs};
-use tax_budget::telemetry::{self, Telemetry};
+use tax_budget::ops::progress::Spinner;
+use tax_budget::ops::seed::{SeedArgs, SeedPlan, SeedReport};
+use tax_budget::ops::stats::Stats;
+use tax_budget::store::Store;
+use tax_budget::telemetry::{self, LogStream, Telemetry};
 use tax_budget::verify::Report;
 
 #[derive(Parser)]
@@ -58,6 +64,24 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
     },
+    /// Print how many submissions and voters are stored, the outbox's depth and age, the
+    /// summary and cache versions, and which tier a read would use now. Reads only.
+    Stats {
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// One JSON object instead of the table, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write realistic demo submissions (varied splits from a seeded random generator) in
+    /// large batches, then rebuild, cache and publish the summary so every server shows them.
+    /// Meanwhile readers use live SQL: seed an idle deployment.
+    Seed {
+        #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
+        seed: SeedArgs,
+    },
     /// Operate on the shared snapshot cache.
     Cache {
         #[command(subcommand)]
@@ -84,13 +108,24 @@ const VERIFY_NO_VERDICT: u8 = 2;
 
 /// The logger (and trace export) for the rest of the process; flushes traces when dropped.
 fn init_logging(backend: &BackendArgs) -> anyhow::Result<Telemetry> {
+    init_logging_to(backend, LogStream::Stdout)
+}
+
+/// The same for commands whose standard output is their result: their logs go to stderr.
+fn init_logging_to_stderr(backend: &BackendArgs) -> anyhow::Result<Telemetry> {
+    init_logging_to(backend, LogStream::Stderr)
+}
+
+fn init_logging_to(backend: &BackendArgs, stream: LogStream) -> anyhow::Result<Telemetry> {
     let endpoint = backend
         .otlp_endpoint
         .as_deref()
         .filter(|v| !v.trim().is_empty());
-    Ok(telemetry::init(backend.log_format, endpoint)?)
+    Ok(telemetry::init(backend.log_format, stream, endpoint)?)
 }
 
+/// For the commands whose stdout is their result (`stats --json`, `seed`'s and
+/// `rebuild-aggregates`' summaries): logs go to stderr, beside the progress.
 async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -113,9 +148,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Connects to the database (without migrating: a check must not change what it checks) and
-/// the shared cache, and compares them.
-async fn verify(config: &Config) -> anyhow::Result<Report> {
+/// Connects to the database without migrating (a check must not change what it checks) and
+/// to the shared cache, if there is one.
+async fn connect_to_look(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn SnapshotCache>>)> {
     // Connecting would create an empty SQLite file where the path is wrong.
     if let DatabaseUrl::Sqlite(path) = &config.database {
         anyhow::ensure!(path.exists(), "no SQLite database at {}", path.display());
@@ -123,7 +160,38 @@ async fn verify(config: &Config) -> anyhow::Result<Report> {
     let store =
         tax_budget::store::connect(&config.database, 1, config.sqlite_synchronous, None).await?;
     let cache = tax_budget::app::shared_cache(config).await?;
+    Ok((store, cache))
+}
+
+/// Compares the database and the shared cache.
+async fn verify(config: &Config) -> anyhow::Result<Report> {
+    let (store, cache) = connect_to_look(config).await?;
     Ok(tax_budget::verify::verify(store.as_ref(), cache.as_deref()).await?)
+}
+
+async fn stats(config: &Config) -> anyhow::Result<Stats> {
+    let (store, cache) = connect_to_look(config).await?;
+    Ok(tax_budget::ops::stats::collect(store.as_ref(), cache.as_deref()).await?)
+}
+
+/// Checks the flags before anything is touched (connecting may create a SQLite file, and
+/// starting migrates), then seeds.
+async fn seed(backend: &BackendArgs, args: &SeedArgs) -> anyhow::Result<SeedReport> {
+    let plan = SeedPlan::new(args).context("seed refused")?;
+    let app = App::start(Config::maintenance(backend)).await?;
+    let report = tax_budget::ops::seed::seed(
+        app.store.clone(),
+        &app.publisher,
+        &app.categories,
+        &plan,
+    )
+    .await
+    .context(
+        "seed stopped; what it wrote is counted by the next `tax-budget rebuild-aggregates` \
+         (or a starting worker: the summary is marked stale until then)",
+    );
+    app.shutdown.cancel();
+    report
 }
 
 /// Forgets the cached snapshot and says what it held.
@@ -191,12 +259,22 @@ async fn main() -> anyhow::Result<ExitCode> {
             );
         }
         Command::RebuildAggregates { backend } => {
-            let _telemetry = init_logging(&backend)?;
+            let _telemetry = init_logging_to_stderr(&backend)?;
             let app = App::start(Config::maintenance(&backend)).await?;
-            let snapshot = app.rebuild_aggregates().await?;
+            // The rebuild is one SQL statement, which reports nothing until it ends: a
+            // spinner with the elapsed time, no ETA.
+            let spinner = Spinner::start(
+                "rebuild-aggregates",
+                "recomputing the summary over every submission",
+            );
+            let rebuilt = app.rebuild_aggregates().await;
+            let took = spinner.finish();
+            let snapshot = rebuilt?;
             println!(
-                "summary rebuilt: version {}, {} submissions",
-                snapshot.version, snapshot.total_submissions
+                "summary rebuilt: version {}, {} submissions in {:.2} s",
+                snapshot.version,
+                snapshot.total_submissions,
+                took.as_secs_f64()
             );
             app.shutdown.cancel();
         }
@@ -216,6 +294,22 @@ async fn main() -> anyhow::Result<ExitCode> {
                     ExitCode::from(VERIFY_NO_VERDICT)
                 }
             });
+        }
+        Command::Stats { backend, json } => {
+            let _telemetry = init_logging_to_stderr(&backend)?;
+            let stats = stats(&Config::maintenance(&backend)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                print!("{stats}");
+            }
+        }
+        Command::Seed {
+            backend,
+            seed: args,
+        } => {
+            let _telemetry = init_logging_to_stderr(&backend)?;
+            println!("{}", seed(&backend, &args).await?);
         }
         Command::Cache {
             command: CacheCommand::Reset { backend },

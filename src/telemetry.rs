@@ -10,6 +10,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -49,13 +50,37 @@ fn traces_url(endpoint: &str) -> String {
     format!("{}/v1/traces", endpoint.trim_end_matches('/'))
 }
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    /// For commands whose standard output is their result (`stats`, `seed`, …).
+    Stderr,
+}
+
 /// Installs the global logger (and, with `otlp_endpoint`, the trace exporter). Levels come from
 /// `RUST_LOG` (default `info`) and apply to both.
-pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
+pub fn init(
+    format: LogFormat,
+    stream: LogStream,
+    otlp_endpoint: Option<&str>,
+) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes help a person at a terminal and litter a file or a log collector: only when
-    // the log's stream (stdout) is a terminal.
-    let fmt = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    // the log's stream is a terminal.
+    let (writer, terminal) = match stream {
+        LogStream::Stdout => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        ),
+        LogStream::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(terminal);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),

@@ -295,6 +295,56 @@ pub struct SummaryAudit {
     pub unfolded: i64,
 }
 
+/// Counts for `tax-budget stats`, read in one transaction, so they describe one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    pub submissions: i64,
+    pub voters: i64,
+    /// Outbox rows not yet folded.
+    pub outbox_depth: i64,
+    /// When the oldest outbox row was written; `None` with an empty outbox.
+    pub oldest_outbox_at: Option<DateTime<Utc>>,
+    /// The summary row as stored, also when marked stale; `None` before the first fold.
+    pub summary: Option<SummaryState>,
+}
+
+/// The summary row without its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryState {
+    pub generation: String,
+    pub version: i64,
+    pub total_submissions: i64,
+    pub updated_at: DateTime<Utc>,
+    /// A rebuild is running or died: readers do not trust the summary.
+    pub stale: bool,
+}
+
+/// Demo submissions for `tax-budget seed`, written by [`Store::insert_seeded`].
+#[derive(Debug, Clone, Default)]
+pub struct SeedBatch {
+    pub submissions: Vec<SeedSubmission>,
+    /// The categories of every submission's hundredths, in this order.
+    pub categories: Vec<CategoryId>,
+    /// `categories.len()` values per submission, in the order of `submissions`.
+    pub hundredths: Vec<i32>,
+}
+
+/// One demo submission; a voter is created with the submission that says so, and must be
+/// created by this batch or an earlier one before another submission names it.
+#[derive(Debug, Clone)]
+pub struct SeedSubmission {
+    pub id: Uuid,
+    pub voter_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub creates_voter: bool,
+}
+
+/// The token hash stored for a seeded voter: not a SHA-256 in hex, so no bearer token can
+/// ever match it and nobody can submit as a demo voter.
+fn seeded_token_hash(voter_id: Uuid) -> String {
+    format!("seed:{voter_id}")
+}
+
 /// What the store can do; `Arc<dyn Store>` is shared by every request and the worker.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -363,6 +413,16 @@ pub trait Store: Send + Sync + 'static {
     /// The summary with the sums it must hold, see [`SummaryAudit`]. Slow like
     /// [`Store::live_snapshot`]: it reads every allocation.
     async fn audit_summary(&self) -> Result<SummaryAudit, StoreError>;
+
+    /// Counts of the stored data and the summary's state (`tax-budget stats`); reads no
+    /// allocation, but counts every submission and voter.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Writes demo submissions (`tax-budget seed`) with their allocations and new voters, in
+    /// one transaction, as already folded: without outbox rows, so the summary counts them
+    /// only after [`Store::rebuild_summary`], which the caller runs when it has written them
+    /// all (a fold per batch would cost more than the writes).
+    async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError>;
 }
 
 /// Brings the schema of the database named by `url` up to date; returns how many migrations it

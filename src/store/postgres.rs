@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    Fold, FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    SummaryAudit,
+    Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
+    StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::domain::{Category, Snapshot};
 use crate::metrics::PoolUsage;
@@ -421,7 +421,10 @@ impl Store for PostgresStore {
 
     async fn outbox_oldest(&self) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
         let mut conn = self.conn().await?;
-        Ok(queries::outbox_oldest().first(&mut conn).await.optional()?)
+        Ok(queries::oldest_outbox_at()
+            .first(&mut conn)
+            .await
+            .optional()?)
     }
 
     fn pool_usage(&self) -> PoolUsage {
@@ -466,5 +469,97 @@ impl Store for PostgresStore {
                 ))
             })
             .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| {
+                Ok(StoreStats {
+                    submissions: queries::submission_count().get_result(conn).await?,
+                    voters: queries::voter_count().get_result(conn).await?,
+                    outbox_depth: queries::outbox_len().get_result(conn).await?,
+                    oldest_outbox_at: queries::oldest_outbox_at().first(conn).await.optional()?,
+                    summary: queries::summary::<Pg>()
+                        .first(conn)
+                        .await
+                        .optional()?
+                        .map(queries::summary_state),
+                })
+            })
+            .await
+    }
+
+    async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError> {
+        let columns = SeedColumns::of(&batch);
+        let mut conn = self.conn().await?;
+        // Raw SQL for the reason of `submit_batch`: one statement, one round trip and one
+        // commit per batch, with arrays as the only parameters however large the batch.
+        // Foreign keys are checked at the end of the statement, so the voters may follow
+        // the submissions that name them.
+        sql_query(
+            "WITH input AS (
+                SELECT * FROM unnest($1::UUID[], $2::UUID[], $3::TIMESTAMPTZ[], $4::BOOLEAN[])
+                    AS t(id, voter_id, created_at, created_voter)),
+             s AS (
+                INSERT INTO submissions (id, voter_id, created_at, created_voter)
+                SELECT id, voter_id, created_at, created_voter FROM input),
+             v AS (
+                INSERT INTO voters (id, token_hash, created_at)
+                SELECT voter_id, 'seed:' || voter_id::TEXT, created_at
+                FROM input WHERE created_voter)
+             INSERT INTO allocations (submission_id, category_id, hundredths)
+             SELECT * FROM unnest($5::UUID[], $6::INTEGER[], $7::INTEGER[])",
+        )
+        .bind::<Array<PgUuid>, _>(&columns.ids)
+        .bind::<Array<PgUuid>, _>(&columns.voter_ids)
+        .bind::<Array<PgTimestamptz>, _>(&columns.created_at)
+        .bind::<Array<Bool>, _>(&columns.creates_voter)
+        .bind::<Array<PgUuid>, _>(&columns.allocation_submissions)
+        .bind::<Array<Integer>, _>(&columns.allocation_categories)
+        .bind::<Array<Integer>, _>(&batch.hundredths)
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A seed batch as the columns its statement unnests, like [`BatchColumns`]. The voters' token
+/// hashes are made in SQL, the same as [`super::seeded_token_hash`] makes them.
+#[derive(Default)]
+struct SeedColumns {
+    ids: Vec<Uuid>,
+    voter_ids: Vec<Uuid>,
+    created_at: Vec<chrono::DateTime<Utc>>,
+    creates_voter: Vec<bool>,
+    allocation_submissions: Vec<Uuid>,
+    allocation_categories: Vec<i32>,
+}
+
+impl SeedColumns {
+    fn of(batch: &SeedBatch) -> Self {
+        let n = batch.submissions.len();
+        let per_submission = batch.categories.len();
+        let mut columns = SeedColumns {
+            ids: Vec::with_capacity(n),
+            voter_ids: Vec::with_capacity(n),
+            created_at: Vec::with_capacity(n),
+            creates_voter: Vec::with_capacity(n),
+            allocation_submissions: Vec::with_capacity(n * per_submission),
+            allocation_categories: Vec::with_capacity(n * per_submission),
+        };
+        for submission in &batch.submissions {
+            columns.ids.push(submission.id);
+            columns.voter_ids.push(submission.voter_id);
+            columns.created_at.push(submission.created_at);
+            columns.creates_voter.push(submission.creates_voter);
+            for category in &batch.categories {
+                columns.allocation_submissions.push(submission.id);
+                columns.allocation_categories.push(category.0);
+            }
+        }
+        columns
     }
 }

@@ -19,7 +19,8 @@ use super::schema::{
 };
 use super::sql_types::Bind;
 use super::{
-    NewSubmission, Replay, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit, VoterRef,
+    NewSubmission, Replay, SeedBatch, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
+    SummaryState, VoterRef,
 };
 use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
 
@@ -145,7 +146,7 @@ impl From<TotalRow> for CategoryTotal {
 
 #[derive(Insertable)]
 #[diesel(table_name = voters)]
-struct VoterInsert {
+pub(super) struct VoterInsert {
     #[diesel(serialize_as = Bind<Uuid>)]
     id: Uuid,
     token_hash: String,
@@ -155,7 +156,7 @@ struct VoterInsert {
 
 #[derive(Insertable)]
 #[diesel(table_name = submissions)]
-struct SubmissionInsert {
+pub(super) struct SubmissionInsert {
     #[diesel(serialize_as = Bind<Uuid>)]
     id: Uuid,
     #[diesel(serialize_as = Bind<Uuid>)]
@@ -330,9 +331,15 @@ pub(super) fn outbox_len() -> _ {
     aggregate_outbox::table.count()
 }
 
-/// When the oldest outbox row was written (ids grow with time).
 #[auto_type]
-pub(super) fn outbox_oldest() -> _ {
+pub(super) fn voter_count() -> _ {
+    voters::table.count()
+}
+
+/// When the oldest outbox row was written: ids grow with time, so the first by id (its
+/// index) is the oldest.
+#[auto_type]
+pub(super) fn oldest_outbox_at() -> _ {
     aggregate_outbox::table
         .order(aggregate_outbox::id)
         .select(aggregate_outbox::created_at)
@@ -405,6 +412,69 @@ pub(super) fn insert_outbox(new: &NewSubmission) -> impl Statement {
         submission_id: new.id,
         created_at: new.created_at,
     })
+}
+
+/// The voters a seed batch creates, for [`insert_voters`].
+pub(super) fn seeded_voter_rows(batch: &SeedBatch) -> Vec<VoterInsert> {
+    batch
+        .submissions
+        .iter()
+        .filter(|s| s.creates_voter)
+        .map(|s| VoterInsert {
+            id: s.voter_id,
+            token_hash: super::seeded_token_hash(s.voter_id),
+            created_at: s.created_at,
+        })
+        .collect()
+}
+
+/// The submissions of a seed batch, for [`insert_submissions`].
+pub(super) fn seeded_submission_rows(batch: &SeedBatch) -> Vec<SubmissionInsert> {
+    batch
+        .submissions
+        .iter()
+        .map(|s| SubmissionInsert {
+            id: s.id,
+            voter_id: s.voter_id,
+            created_at: s.created_at,
+            idempotency_key_hash: None,
+            payload_hash: None,
+            created_voter: s.creates_voter,
+            voter_token_sealed: None,
+        })
+        .collect()
+}
+
+/// The allocations of a seed batch, for [`insert_allocations`].
+pub(super) fn seeded_allocation_rows(batch: &SeedBatch) -> Vec<AllocationInsert> {
+    let per_submission = batch.categories.len().max(1);
+    batch
+        .submissions
+        .iter()
+        .zip(batch.hundredths.chunks(per_submission))
+        .flat_map(|(s, values)| {
+            batch
+                .categories
+                .iter()
+                .zip(values)
+                .map(|(category, &hundredths)| AllocationInsert {
+                    submission_id: s.id,
+                    category_id: category.0,
+                    hundredths,
+                })
+        })
+        .collect()
+}
+
+/// Multi-row inserts, like [`insert_allocations`].
+#[auto_type]
+pub(super) fn insert_voters(rows: Vec<VoterInsert>) -> _ {
+    diesel::dsl::insert_into(voters::table).values(rows)
+}
+
+#[auto_type]
+pub(super) fn insert_submissions(rows: Vec<SubmissionInsert>) -> _ {
+    diesel::dsl::insert_into(submissions::table).values(rows)
 }
 
 /// Creates the summary row, empty, unless it exists; `execute` counts 1 when it created it.
@@ -604,6 +674,16 @@ pub(super) fn attach_allocations(
         }
     }
     Ok(out)
+}
+
+pub(super) fn summary_state(row: SummaryRow) -> SummaryState {
+    SummaryState {
+        generation: row.generation,
+        version: row.version,
+        total_submissions: row.total_submissions,
+        updated_at: row.updated_at,
+        stale: row.stale,
+    }
 }
 
 pub(super) fn summary_snapshot(row: SummaryRow, totals: Vec<TotalRow>) -> Snapshot {

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    Fold, FoldBatch, KeyScope, NewSubmission, Store, StoreError, StoredSubmission, SubmitOutcome,
-    SummaryAudit,
+    Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
+    StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
 use crate::domain::{Category, Snapshot};
@@ -397,7 +397,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_oldest(&self) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
-        self.run(|c| Ok(queries::outbox_oldest().first(c).optional()?))
+        self.run(|c| Ok(queries::oldest_outbox_at().first(c).optional()?))
             .await
     }
 
@@ -442,6 +442,56 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.run(|c| {
+            c.transaction(|c| {
+                Ok(StoreStats {
+                    submissions: queries::submission_count().get_result(c)?,
+                    voters: queries::voter_count().get_result(c)?,
+                    outbox_depth: queries::outbox_len().get_result(c)?,
+                    oldest_outbox_at: queries::oldest_outbox_at().first(c).optional()?,
+                    summary: queries::summary::<Sqlite>()
+                        .first(c)
+                        .optional()?
+                        .map(queries::summary_state),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.immediate_transaction(|c| {
+                for rows in chunked(queries::seeded_voter_rows(&batch), 3) {
+                    queries::insert_voters(rows).execute(c)?;
+                }
+                for rows in chunked(queries::seeded_submission_rows(&batch), 7) {
+                    queries::insert_submissions(rows).execute(c)?;
+                }
+                for rows in chunked(queries::seeded_allocation_rows(&batch), 3) {
+                    queries::insert_allocations(rows).execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// SQLite binds at most this many parameters in one statement.
+const MAX_BINDS: usize = 32_766;
+
+/// `rows` in chunks that a multi-row insert of `columns` bound columns can take.
+fn chunked<T>(rows: Vec<T>, columns: usize) -> Vec<Vec<T>> {
+    let size = (MAX_BINDS / columns.max(1)).max(1);
+    let mut chunks = Vec::with_capacity(rows.len().div_ceil(size));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        chunks.push(rows.by_ref().take(size).collect());
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //! - `metrics`: `/metrics` after a known workload, parsed as Prometheus reads it, and the
 //!   metrics the Grafana dashboard and alerts in `deploy/` use;
 //! - `processes`: real `tax-budget` processes;
-//! - `operator`: the operator commands (`verify`, `cache reset`) and the repair of a stale
-//!   summary at start, as processes;
+//! - `operator`: the operator commands (`verify`, `cache reset`, `stats`) and the repair of a
+//!   stale summary at start, as processes;
+//! - `seed`: demo data by `tax-budget seed`, exact and varied, and its plain progress lines;
 //! - `web`: serving the web app;
 //! - `writes`: group commit of submissions (a burst shares transactions, answers stay one per
 //!   caller);
@@ -38,5 +39,6 @@ mod operator;
 mod processes;
 mod push;
 mod schema_drift;
+mod seed;
 mod web;
 mod writes;

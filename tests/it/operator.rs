@@ -1,19 +1,23 @@
 //! The operator commands as `tax-budget` processes against a running deployment: `verify`
 //! passes on a consistent database and shows the diff when the summary or the cache is wrong;
-//! `cache reset` empties the cache; a summary left stale by a dead rebuild is rebuilt when a
-//! process with a worker starts.
+//! `cache reset` empties the cache; `stats` counts what is stored and names the tier a read
+//! would use; a summary left stale by a dead rebuild is rebuilt when a process with a worker
+//! starts.
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tax_budget::domain::Snapshot;
 use tax_budget::store::FoldBatch;
 use tax_budget::verify::{self, Report};
 
 use crate::harness::gql::AggregateSource;
 use crate::harness::{
-    eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp, EVEN,
+    eventually, on_both_backends, spawn_app, spawn_app_with, Backend, Options, TestApp,
+    TestBackend, EVEN,
 };
 use crate::processes::Process;
+use crate::seed::{run_piped, text};
 
 /// Runs a `tax-budget` command to its end: its exit code, and the process to read its output.
 async fn run(args: &[&str], app: &TestApp) -> (Option<i32>, Process) {
@@ -259,4 +263,160 @@ on_both_backends!(a_stale_summary_is_rebuilt_when_a_worker_starts);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_summary_is_rebuilt_when_serve_starts_with_its_worker() {
     a_stale_summary_is_rebuilt_when(Backend::Sqlite, &["serve"]).await;
+}
+
+/// `tax-budget stats --json` on `backend`: the one line of stdout that is JSON (logs go to
+/// stderr, which the process's lines include too).
+pub(crate) async fn stats_json(backend: &TestBackend) -> Value {
+    let mut stats = Process::spawn(&["stats", "--json"], &backend.env());
+    let status = stats.wait_exit().await;
+    let line = stats.wait_for_line("{\"submissions\":").await;
+    assert_eq!(status.code(), Some(0), "{line}");
+    serde_json::from_str(&line).expect("stats --json prints JSON")
+}
+
+async fn stats_on_an_empty_database(backend: Backend) {
+    let Some(backend) = TestBackend::create(backend).await else {
+        return;
+    };
+    let mut migrate = Process::spawn(&["migrate"], &backend.env());
+    assert!(migrate.wait_exit().await.success());
+
+    let stats = stats_json(&backend).await;
+    assert_eq!(stats["submissions"], 0, "{stats}");
+    assert_eq!(stats["voters"], 0, "{stats}");
+    assert_eq!(stats["outbox"]["depth"], 0, "{stats}");
+    assert_eq!(stats["outbox"]["age_seconds"], Value::Null, "{stats}");
+    assert_eq!(stats["summary"], Value::Null, "{stats}");
+    let cache = if backend.redis.is_some() {
+        "empty"
+    } else {
+        "in_process"
+    };
+    assert_eq!(stats["cache"]["state"], cache, "{stats}");
+    assert_eq!(stats["read_tier"], "LIVE", "{stats}");
+
+    let mut table = Process::spawn(&["stats"], &backend.env());
+    let status = table.wait_exit().await;
+    let line = table.wait_for_line("read tier").await;
+    assert_eq!(status.code(), Some(0), "{line}");
+    assert!(line.starts_with("read tier     LIVE"), "{line}");
+    let line = table.wait_for_line("summary       ").await;
+    assert_eq!(line, "summary       none yet (created by the first fold)");
+}
+
+on_both_backends!(stats_on_an_empty_database);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_without_a_database_fails_and_creates_none() {
+    let missing = std::env::temp_dir().join(format!("tax-budget-missing-{}", uuid::Uuid::new_v4()));
+    let env = [(
+        "DATABASE_URL",
+        missing.join("db.sqlite3").display().to_string(),
+    )];
+    let mut stats = Process::spawn(&["stats"], &env);
+    let status = stats.wait_exit().await;
+    let line = stats.wait_for_line("no SQLite database at").await;
+    assert_eq!(status.code(), Some(1), "{line}");
+    assert!(!missing.exists(), "stats created nothing");
+}
+
+/// Submissions wait in the outbox (no worker), then a fold that publishes nothing, then a
+/// summary marked stale: the outbox, the versions and the read tier follow.
+async fn stats_follows_the_outbox_the_summary_and_the_cache(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
+        return;
+    };
+    let redis = app.backend.redis.is_some();
+    for _ in 0..3 {
+        app.submit(EVEN, None).await;
+    }
+    let stats = stats_json(&app.backend).await;
+    assert_eq!(stats["submissions"], 3, "{stats}");
+    // Each anonymous submission created its voter.
+    assert_eq!(stats["voters"], 3, "{stats}");
+    assert_eq!(stats["outbox"]["depth"], 3, "{stats}");
+    let age = stats["outbox"]["age_seconds"].as_f64().expect("an age");
+    assert!((0.0..60.0).contains(&age), "{stats}");
+    assert_eq!(stats["summary"], Value::Null, "{stats}");
+    // Before the first fold a server caches its live answers (version 0) and serves them.
+    let before_fold = if redis { "CACHE" } else { "LIVE" };
+    assert_eq!(stats["read_tier"], before_fold, "{stats}");
+
+    let folded = app
+        .app
+        .store
+        .fold_outbox(FoldBatch {
+            max_rows: 100,
+            pause_before_commit: Duration::ZERO,
+        })
+        .await
+        .expect("fold")
+        .expect("a batch")
+        .snapshot;
+    let stats = stats_json(&app.backend).await;
+    assert_eq!(stats["outbox"]["depth"], 0, "{stats}");
+    assert_eq!(stats["outbox"]["age_seconds"], Value::Null, "{stats}");
+    assert_eq!(stats["summary"]["version"], folded.version, "{stats}");
+    assert_eq!(stats["summary"]["total_submissions"], 3, "{stats}");
+    assert_eq!(stats["summary"]["stale"], false, "{stats}");
+    // The fold was not published: the cache still holds the version-0 answer, of no summary's
+    // generation, so readers go to the summary.
+    if redis {
+        assert_eq!(stats["cache"]["state"], "holds", "{stats}");
+        assert_eq!(stats["cache"]["version"], 0, "{stats}");
+        assert_eq!(stats["cache"]["same_generation"], false, "{stats}");
+    }
+    assert_eq!(stats["read_tier"], "SUMMARY", "{stats}");
+
+    // Published: the cache holds the summary's version, and answers.
+    app.app.cache.put_if_newer(&folded).await.expect("put");
+    if redis {
+        let stats = stats_json(&app.backend).await;
+        assert_eq!(stats["cache"]["version"], folded.version, "{stats}");
+        assert_eq!(stats["cache"]["same_generation"], true, "{stats}");
+        assert_eq!(stats["read_tier"], "CACHE", "{stats}");
+    }
+
+    app.app.store.mark_summary_stale().await.expect("stale");
+    app.app.cache.invalidate().await.expect("invalidate");
+    let stats = stats_json(&app.backend).await;
+    assert_eq!(stats["summary"]["stale"], true, "{stats}");
+    assert_eq!(stats["read_tier"], "LIVE", "{stats}");
+}
+
+on_both_backends!(stats_follows_the_outbox_the_summary_and_the_cache);
+
+/// A long command in a pipe says what it does, and when it is done, in plain lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_aggregates_in_a_pipe_prints_plain_progress_lines() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite");
+    app.submit(EVEN, None).await;
+    app.submit(EVEN, None).await;
+    app.wait_folded(2).await;
+
+    let rebuilt = run_piped(&["rebuild-aggregates"], &app.backend.env()).await;
+    let (stdout, stderr) = (text(&rebuilt.stdout), text(&rebuilt.stderr));
+    assert!(rebuilt.status.success(), "{stdout}\n{stderr}");
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains('\r') && !output.contains('\u{1b}'),
+            "{output:?}"
+        );
+    }
+    assert!(
+        stderr.contains("\nrebuild-aggregates: recomputing the summary over every submission\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\nrebuild-aggregates: done in "),
+        "{stderr}"
+    );
+    // Only the result on stdout, for scripts.
+    assert!(
+        stdout.starts_with("summary rebuilt: version ")
+            && stdout.contains(", 2 submissions in ")
+            && stdout.lines().count() == 1,
+        "{stdout}"
+    );
 }
