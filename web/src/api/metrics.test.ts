@@ -39,6 +39,9 @@ tax_budget_snapshot_version{tier="cache"} 5
 tax_budget_dependency_up{dependency="database"} 1
 tax_budget_dependency_up{dependency="redis"} 0
 tax_budget_subscriptions_active 3
+tax_budget_database_pool_connections{state="in_use"} 2
+tax_budget_database_pool_connections{state="idle"} 1
+tax_budget_database_pool_connections{state="max"} 16
 tax_budget_websocket_connections 2
 # EOF
 `;
@@ -111,6 +114,7 @@ describe('summarize', () => {
     expect(status.websocketConnections).toBe(0);
     expect(status.dependencies).toEqual({ database: true, redis: null });
     expect(status.versions).toEqual({ cache: 0, summary: 2, feed: null });
+    expect(status.pool).toBeNull();
   });
 
   it('rates from the deltas between two scrapes, fold latency from Δsum / Δcount', () => {
@@ -127,6 +131,7 @@ describe('summarize', () => {
     expect(status.websocketConnections).toBe(2);
     expect(status.dependencies).toEqual({ database: true, redis: false });
     expect(status.versions).toEqual({ cache: 5, summary: 5, feed: null });
+    expect(status.pool).toEqual({ inUse: 2, max: 16 });
   });
 
   it('no fold between scrapes: no latency; a restart (counters went down) counts from zero', () => {

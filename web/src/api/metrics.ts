@@ -143,6 +143,8 @@ export interface Status {
   /** null: the dependency is not reported (no Redis configured). */
   dependencies: { database: boolean | null; redis: boolean | null };
   versions: Record<VersionTier, number | null>;
+  /** Database pool connections in use and at most; null when not reported. */
+  pool: { inUse: number; max: number } | null;
 }
 
 const WRITES = [{ result: 'accepted' }, { result: 'replayed' }];
@@ -205,6 +207,12 @@ export function summarize(previous: Scrape | null, current: Scrape): Status {
     websocketConnections: current.sum('websocket_connections'),
     dependencies: { database: up(current, 'database'), redis: up(current, 'redis') },
     versions,
+    pool: current.has('database_pool_connections', { state: 'max' })
+      ? {
+          inUse: current.sum('database_pool_connections', { state: 'in_use' }),
+          max: current.sum('database_pool_connections', { state: 'max' }),
+        }
+      : null,
   };
 }
 
@@ -238,7 +246,10 @@ export async function fetchMetrics(
   fetcher: typeof fetch = fetch,
   now: () => number = () => performance.now(),
 ): Promise<MetricsResult> {
-  const response = await fetcher('/metrics', { headers: { accept: 'application/openmetrics-text, text/plain' } });
+  const response = await fetcher('/metrics', {
+    cache: 'no-store',
+    headers: { accept: 'application/openmetrics-text, text/plain' },
+  });
   const type = response.headers.get('content-type') ?? '';
   if (!response.ok || !/openmetrics-text|text\/plain/.test(type)) {
     return { served: false, reason: `HTTP ${response.status}` };

@@ -110,7 +110,7 @@ export const statusView: View = (root) => {
   );
   reads.section.insertBefore(legend, reads.note);
   const outbox = card('metric-outbox', 'Outbox depth', 'rows to fold');
-  const latency = card('metric-fold', 'Fold latency', 'ms per fold');
+  const latency = card('metric-fold', 'Fold latency', 'ms, last fold');
   const subscribers = card('metric-subscribers', 'Subscribers', 'subscriptions');
 
   const table = h('tbody', {});
@@ -168,7 +168,8 @@ export const statusView: View = (root) => {
     series.writes.push(status.writesPerSecond);
     TIERS.forEach((tier, i) => series.reads[i]?.push(status.readsPerSecond[tier]));
     series.outbox.push(status.outboxDepth);
-    series.latency.push(status.foldLatencyMs);
+    // Between folds the line holds the last fold's time; before the first fold there is none.
+    series.latency.push(status.foldLatencyMs ?? series.latency.latest());
     series.subscribers.push(status.subscribers);
 
     setValue(writes.value, status.writesPerSecond);
@@ -208,9 +209,11 @@ export const statusView: View = (root) => {
     setValue(latency.value, lastLatency, 1);
     replace(
       latency.note,
-      `${status.foldsTotal.toLocaleString()} folds since start`,
+      status.foldsTotal === 0 && lastLatency === null
+        ? 'No fold yet'
+        : `${status.foldsTotal.toLocaleString()} ${status.foldsTotal === 1 ? 'fold' : 'folds'} since start`,
       status.foldErrorsTotal > 0 ? `, ${status.foldErrorsTotal.toLocaleString()} failed` : '',
-      status.foldLatencyMs === null && lastLatency !== null ? '; none in the last 2 seconds' : '',
+      status.foldLatencyMs === null && lastLatency !== null ? '; the line holds the last fold’s time' : '',
     );
     latency.chart.update(
       [series.latency.values],
@@ -238,12 +241,18 @@ export const statusView: View = (root) => {
         String(status.dependencies.database),
       ),
       row('dependency-redis', 'Redis', upText(status.dependencies.redis), String(status.dependencies.redis)),
+      row(
+        'database-pool',
+        'Database connections',
+        status.pool ? `${status.pool.inUse.toLocaleString()} in use of ${status.pool.max.toLocaleString()}` : '–',
+        status.pool ? String(status.pool.inUse) : '',
+      ),
       ...VERSION_TIERS.map((tier) => {
         const version = status.versions[tier];
         return row(
           `version-${tier}`,
           `${VERSION_NAMES[tier]} snapshot version`,
-          version === null ? 'Not kept' : version.toLocaleString(),
+          version === null ? 'Not reported' : version.toLocaleString(),
           version === null ? '' : String(version),
         );
       }),
