@@ -3,14 +3,16 @@
 // screenshots; with `--status-page false` it is the 404 and its link is gone; with
 // `--metrics false` it says the metrics are not served here.
 
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, DEADLINE_MS, Server, launchBrowser } from './harness';
 
 const require = createRequire(import.meta.url);
+const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const poll = { timeout: DEADLINE_MS, interval: 50 };
 const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 800 }, isMobile: true, hasTouch: true };
 const LAPTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
@@ -222,6 +224,8 @@ describe('status page', () => {
   it('saves screenshots at 1280 × 800 and 375 × 800, light and dark', async () => {
     const dir = path.join(ARTIFACTS, 'gallery');
     await mkdir(dir, { recursive: true });
+    const docs = process.env.E2E_UPDATE_DOCS ? path.resolve(WEB, '..', 'docs', 'screenshots') : null;
+    if (docs) await mkdir(docs, { recursive: true });
     const saved: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const [size, viewport] of [
@@ -232,6 +236,7 @@ describe('status page', () => {
         await openStatus(page);
         const file = path.join(dir, `status-${size}-${colorScheme}.jpg`);
         await page.screenshot({ path: file, type: 'jpeg', quality: 70, fullPage: true });
+        if (docs) await copyFile(file, path.join(docs, path.basename(file)));
         saved.push(file);
         await context.close();
       }
