@@ -373,10 +373,12 @@ impl Server {
             run_worker,
             web_dir,
         } = options;
-        let web = WebApp::new(web_dir).with_previews(SharedResults::new(
-            app.submissions.clone(),
-            app.categories.clone(),
-        ));
+        let web = WebApp::new(web_dir)
+            .with_previews(SharedResults::new(
+                app.submissions.clone(),
+                app.categories.clone(),
+            ))
+            .with_status_page(app.config.status_page);
         web.log_status();
         let state = app.http_state();
         let metrics = app.config.metrics;

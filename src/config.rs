@@ -77,6 +77,8 @@ pub const DEFAULT_WRITE_BATCH_MAX: usize = 128;
 /// Two batches committing while the next gathers: the database's sync of one overlaps the
 /// round trip of the other.
 pub const DEFAULT_WRITE_BATCHES_IN_FLIGHT: usize = 2;
+/// The embedded default is a service on one's own machine: its status page is on.
+pub const DEFAULT_STATUS_PAGE: bool = true;
 
 /// How the embedded SQLite store syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -241,6 +243,11 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Serve the web app's status page at `/status` (live charts of `/metrics`, no login);
+    /// `false` makes `/status` a 404 and hides its link.
+    #[arg(long, env = "STATUS_PAGE", default_value_t = DEFAULT_STATUS_PAGE, action = clap::ArgAction::Set)]
+    pub status_page: bool,
+
     #[command(flatten)]
     pub websocket: WebSocketArgs,
 }
@@ -360,6 +367,8 @@ pub struct Config {
     /// How submissions are batched into transactions; only `serve` takes it from flags.
     pub write_batches: GroupCommitSettings,
     pub metrics: MetricsEndpoint,
+    /// The web app's `/status` page; only `serve` takes it from a flag.
+    pub status_page: bool,
 }
 
 /// How submissions are batched into transactions (see `submissions::group_commit`).
@@ -429,6 +438,7 @@ impl Config {
                 (true, None) => MetricsEndpoint::Api,
                 (true, Some(addr)) => MetricsEndpoint::Separate(addr),
             },
+            status_page: serve.status_page,
             ..Config::worker(backend, worker)
         }
     }
@@ -464,6 +474,7 @@ impl Config {
                 max_in_flight: DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             },
             metrics: MetricsEndpoint::Api,
+            status_page: DEFAULT_STATUS_PAGE,
         }
     }
 
@@ -529,6 +540,20 @@ mod tests {
         let set = Serve::try_parse_from(["serve", "--submit-rate-per-minute", "5"]).unwrap();
         let config = Config::serve(&backend, &worker, &set.serve);
         assert_eq!(config.submit_rate_per_minute, 5);
+    }
+
+    #[test]
+    fn the_status_page_is_on_unless_turned_off() {
+        use clap::Parser;
+        let backend = BackendArgs::default();
+        let worker = WorkerArgs::default();
+        assert!(Config::worker(&backend, &worker).status_page);
+        if std::env::var_os("STATUS_PAGE").is_none() {
+            let default = Serve::try_parse_from(["serve"]).unwrap();
+            assert!(Config::serve(&backend, &worker, &default.serve).status_page);
+        }
+        let off = Serve::try_parse_from(["serve", "--status-page", "false"]).unwrap();
+        assert!(!Config::serve(&backend, &worker, &off.serve).status_page);
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The web app: the single-page app Vite builds into the web directory (`web/dist` by default).
 //!
-//! - The app routes (`/`, `/s/{id}`, `/history`, `/live`) answer with its `index.html`, so deep
-//!   links and reloads work; the app routes itself in the browser. The file is read on every
-//!   request: it is small, and a developer can rebuild the app while the server runs. A result
-//!   page carries link-preview tags for its submission (see `share`).
+//! - The app routes (`/`, `/s/{id}`, `/history`, `/live`, `/status`) answer with its
+//!   `index.html`, so deep links and reloads work; the app routes itself in the browser. The
+//!   file is read on every request: it is small, and a developer can rebuild the app while the
+//!   server runs. A result page carries link-preview tags for its submission (see `share`).
+//! - `/status` (live charts of `/metrics`) is an app route unless the status page is turned off
+//!   (`--status-page false`): then it is the 404 like any unknown path, and every page of the
+//!   app carries `<meta name="tb-status-page" content="off">`, from which the app hides its link
+//!   and shows its not-found view at `/status`.
 //! - `/assets/…` are Vite's content-hashed files: cached for a year, immutable.
 //! - Other files in the directory (favicon, robots.txt) are served with a short cache.
 //! - Anything else is 404. Outside `/assets` the 404 carries the app's page, whose router shows
@@ -43,6 +47,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// the file service with a cache that would outlive a rebuild. `/s/{id}` is one as well, with
 /// its own handler (link previews).
 const APP_ROUTES: [&str; 4] = ["/", "/index.html", "/history", "/live"];
+/// The status page: an app route while it is on.
+const STATUS_ROUTE: &str = "/status";
+/// Tells the app that the status page is off; put in the head of every app page then.
+const STATUS_PAGE_OFF: &str = "<meta name=\"tb-status-page\" content=\"off\" />";
 /// Where Vite puts the hashed assets: a miss there is a bare 404, never the app's page.
 const ASSETS_PREFIX: &str = "/assets";
 
@@ -71,6 +79,8 @@ struct Inner {
     not_built: String,
     /// Where result pages find their submission for link previews; none: default tags.
     previews: Option<SharedResults>,
+    /// Whether `/status` is an app route.
+    status_page: bool,
 }
 
 /// An HTML page of the build, as bytes (to edit) and as a body (to send as it is).
@@ -118,6 +128,7 @@ impl WebApp {
             files,
             not_built,
             previews: None,
+            status_page: true,
         }))
     }
 
@@ -129,6 +140,19 @@ impl WebApp {
             files: inner.files.clone(),
             not_built: inner.not_built.clone(),
             previews: Some(previews),
+            status_page: inner.status_page,
+        }))
+    }
+
+    /// `false`: `/status` is a 404 and the app's pages say so (see the module's notes).
+    pub fn with_status_page(self, on: bool) -> Self {
+        let inner = &self.0;
+        WebApp(Arc::new(Inner {
+            dir: inner.dir.clone(),
+            files: inner.files.clone(),
+            not_built: inner.not_built.clone(),
+            previews: inner.previews.clone(),
+            status_page: on,
         }))
     }
 
@@ -152,6 +176,18 @@ impl WebApp {
             Err(source) if means_absent(&source) => Ok(None),
             Err(source) => Err(WebError::Read { path, source }),
         }
+    }
+
+    /// The app's own page (`index.html`), telling the app when the status page is off.
+    async fn app_index(&self) -> Result<Option<Page>, WebError> {
+        let page = self.page(INDEX).await?;
+        Ok(match page {
+            Some(page) if !self.0.status_page => {
+                let text = String::from_utf8_lossy(&page.bytes);
+                Some(Page::new(in_head(&text, STATUS_PAGE_OFF).into_bytes()))
+            }
+            page => page,
+        })
     }
 
     /// Says once, at start, where the app will come from (the routes decide per request).
@@ -186,6 +222,10 @@ impl WebApp {
         for route in APP_ROUTES {
             router = router.route(route, get(app_page));
         }
+        // Off, `/status` is left to the fallback: the 404 any unknown path gets.
+        if self.0.status_page {
+            router = router.route(STATUS_ROUTE, get(app_page));
+        }
         router
             .route("/s/{id}", get(result_page))
             .route("/graphiql", get(graphiql_page))
@@ -196,7 +236,7 @@ impl WebApp {
 }
 
 async fn app_page(State(web): State<WebApp>) -> Result<Response, WebError> {
-    let body = match web.page(INDEX).await? {
+    let body = match web.app_index().await? {
         Some(page) => page.body,
         None => Body::from(web.0.not_built.clone()),
     };
@@ -208,7 +248,7 @@ async fn result_page(
     State(web): State<WebApp>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, WebError> {
-    let Some(page) = web.page(INDEX).await? else {
+    let Some(page) = web.app_index().await? else {
         return Ok(html_page(Body::from(web.0.not_built.clone())));
     };
     let preview = match &web.0.previews {
@@ -235,7 +275,7 @@ async fn graphiql_page(State(web): State<WebApp>) -> Result<Response, WebError> 
 /// The app's page with status 404: its router shows the not-found view in the app's frame.
 /// Without a built app (or when it cannot be read), a bare 404.
 async fn not_found_page(web: &WebApp) -> Response {
-    match web.page(INDEX).await {
+    match web.app_index().await {
         Ok(Some(page)) => {
             let mut response = Response::new(page.body);
             *response.status_mut() = StatusCode::NOT_FOUND;
@@ -341,6 +381,14 @@ pub(super) fn escape_html(text: &str) -> String {
         }
     }
     out
+}
+
+/// The page with `tag` at the end of its head; a page without `</head>` is left as it is.
+fn in_head(page: &str, tag: &str) -> String {
+    match page.find("</head>") {
+        Some(head) => format!("{}{tag}{}", &page[..head], &page[head..]),
+        None => page.to_owned(),
+    }
 }
 
 /// A self-contained page (no script, one inline style, which the CSP allows): the web app is
@@ -452,6 +500,19 @@ mod tests {
             assert!(page.contains(&format!("href=\"{link}\"")), "{link}");
         }
         assert!(!page.contains("<script"), "the CSP allows no inline script");
+    }
+
+    #[test]
+    fn the_status_page_flag_goes_at_the_end_of_the_head() {
+        assert_eq!(
+            in_head(
+                "<html><head><title>t</title></head><body></body></html>",
+                STATUS_PAGE_OFF
+            ),
+            "<html><head><title>t</title><meta name=\"tb-status-page\" content=\"off\" /></head>\
+             <body></body></html>"
+        );
+        assert_eq!(in_head("no head", STATUS_PAGE_OFF), "no head");
     }
 
     #[test]

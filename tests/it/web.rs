@@ -20,12 +20,15 @@ const FAVICON: &str = r#"<svg xmlns="http://www.w3.org/2000/svg"/>"#;
 /// Lives next to the web directory, never inside it: no request may read it.
 const SECRET: &str = "outside-the-web-dir-c41d";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-const APP_PATHS: [&str; 4] = [
+const APP_PATHS: [&str; 5] = [
     "/",
     "/s/0b8e5c1e-6f5a-4c1a-9d59-1d2f3c4b5a69",
     "/history",
     "/live",
+    "/status",
 ];
+/// What the server puts in the app's head when the status page is off.
+const STATUS_PAGE_OFF: &str = r#"<meta name="tb-status-page" content="off" />"#;
 
 /// A temporary directory holding `web/` (the web dir) and `secret.txt` beside it.
 struct Site {
@@ -149,6 +152,49 @@ async fn every_app_route_answers_with_the_apps_page() {
         .await
         .expect("body");
     assert!(body.contains("rebuilt-9c2e"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_is_an_app_route_unless_turned_off() {
+    let site = Site::new(true);
+    let app = serve(&site.web()).await;
+    let body = get_app_page(&app, "/status")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains(MARKER), "{body}");
+    assert!(!body.contains("tb-status-page"), "{body}");
+
+    let off = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            web_dir: Some(site.web()),
+            tweak: |config| config.status_page = false,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("sqlite app");
+    // The app's 404, as for any unknown path, and every page tells the app to hide its link.
+    let response = reqwest::get(off.url("/status")).await.expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&response, CONTENT_TYPE), "text/html; charset=utf-8");
+    assert!(response.headers().get(CACHE_CONTROL).is_none());
+    let body = response.text().await.expect("body");
+    assert!(body.contains(MARKER), "{body}");
+    assert!(
+        body.contains(&format!("{STATUS_PAGE_OFF}</head>")),
+        "{body}"
+    );
+    for path in ["/", "/live", "/s/0b8e5c1e-6f5a-4c1a-9d59-1d2f3c4b5a69"] {
+        let body = get_app_page(&off, path).await.text().await.expect("body");
+        assert!(body.contains(MARKER), "{path}: {body}");
+        assert!(body.contains(STATUS_PAGE_OFF), "{path}: {body}");
+    }
+    // The metrics the page would read are another matter: still served.
+    let metrics = reqwest::get(off.url("/metrics")).await.expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

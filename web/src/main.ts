@@ -1,7 +1,7 @@
 // Boots the single-page app: routes, the consent banner, and page switching without reloads.
 
 import './styles/index.css';
-import { parseRoute, type Route, suggestion } from './router';
+import { featuresOf, parseRoute, type Route, suggestion } from './router';
 import { mountConsentBanner } from './views/consent';
 import { allocateView } from './views/allocate';
 import { historyView } from './views/history';
@@ -11,9 +11,11 @@ import type { AppContext, View } from './views/view';
 import { h, replace } from './dom';
 import { Voter, browserStorage } from './voter';
 
+const features = featuresOf(document);
+
 // The server answers unknown paths with this page and status 404; this is what it shows.
 const notFoundView: View = (root) => {
-  const meant = suggestion(window.location.pathname);
+  const meant = suggestion(window.location.pathname, features);
   replace(
     root,
     h(
@@ -46,7 +48,27 @@ const TITLES: Record<Route['page'], string> = {
   result: 'Result',
   history: 'History',
   live: 'Live',
+  status: 'Status',
   'not-found': 'Not found',
+};
+
+// The status page's code (its charts, the metrics parser) loads when it is visited, never
+// with `/`.
+const statusView: View = (root, context) => {
+  let left = false;
+  let leave: (() => void) | void;
+  replace(root, h('p', { class: 'loading' }, 'Loading…'));
+  import('./views/status')
+    .then((module) => {
+      if (!left) leave = module.statusView(root, context);
+    })
+    .catch(() => {
+      if (!left) replace(root, h('p', { class: 'error-text' }, 'The status page could not load; reload to try again.'));
+    });
+  return () => {
+    left = true;
+    leave?.();
+  };
 };
 
 function viewFor(route: Route): View {
@@ -59,6 +81,8 @@ function viewFor(route: Route): View {
       return historyView;
     case 'live':
       return liveView;
+    case 'status':
+      return statusView;
     case 'not-found':
       return notFoundView;
   }
@@ -68,13 +92,15 @@ function start(): void {
   const main = document.getElementById('main');
   const consentRoot = document.getElementById('consent-root');
   if (!main || !consentRoot) return;
+  // With the status page off, its link goes too (styles hide it before this runs).
+  if (!features.statusPage) for (const link of document.querySelectorAll('[data-status-link]')) link.remove();
   const voter = new Voter(browserStorage());
   let leave: (() => void) | void;
   let first = true;
 
   const show = () => {
     leave?.();
-    const route = parseRoute(window.location.pathname);
+    const route = parseRoute(window.location.pathname, features);
     document.title = `${TITLES[route.page]} · Tax Budget Allocator`;
     for (const link of document.querySelectorAll<HTMLAnchorElement>('[data-nav]')) {
       if (link.dataset.nav === route.page) link.setAttribute('aria-current', 'page');
