@@ -153,6 +153,13 @@ async fn over_http(
     let body = json!({ "query": SUBMIT, "variables": { "i": { "allocations": allocations } } })
         .to_string();
 
+    // What an earlier run left in the outbox (the by-hand run has no worker) is folded first,
+    // so that the depth measured is this run's.
+    let drained = Instant::now() + Duration::from_secs(120);
+    while app.store.outbox_len().await.expect("outbox") > 0 {
+        assert!(Instant::now() < drained, "the outbox does not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let deepest = Arc::new(AtomicI64::new(0));
     let writing = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -185,6 +192,25 @@ async fn over_http(
     .await;
     writing.store(false, Ordering::Relaxed);
     sampler.await.expect("sampler");
+    let exposition = app.metrics.encode();
+    let value = |name: &str| {
+        exposition
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    let folds = value("tax_budget_folds_total");
+    eprintln!(
+        "  folds while writing: {folds}, {:.0} rows each, {:.1} ms each; write batches: {:.1} submissions each",
+        value("tax_budget_fold_batch_size_sum") / folds,
+        1000.0 * value("tax_budget_fold_duration_seconds_sum") / folds,
+        value("tax_budget_write_batch_size_sum") / value("tax_budget_write_batch_size_count"),
+    );
     server.shutdown(Duration::from_secs(5)).await;
     Run {
         rate,
