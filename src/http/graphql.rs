@@ -339,16 +339,33 @@ async fn prepare(
         read_cache::document_hash(&request.query)
     };
     let operation_name = request.operation_name.clone();
-    // Unparseable queries are neither mutations nor cacheable: execution reports them.
-    let (is_mutation, snapshot_only) = match request.parsed_query() {
-        Ok(document) => match read_cache::selected_operation(document, operation_name.as_deref()) {
-            Some(operation) => (
-                operation.ty == OperationType::Mutation,
-                read_cache::snapshot_only(document, operation),
-            ),
-            None => (false, false),
+    let known = state
+        .memo
+        .as_ref()
+        .and_then(|memo| memo.kinds.get(&document_hash, operation_name.as_deref()));
+    // Unparseable queries are neither mutations nor cacheable: execution reports them. A
+    // document whose kind is known is not parsed here (a prepared answer needs no parse).
+    let (is_mutation, snapshot_only) = match known {
+        Some(kind) => (kind.is_mutation, kind.snapshot_only),
+        None => match request.parsed_query() {
+            Ok(document) => {
+                match read_cache::selected_operation(document, operation_name.as_deref()) {
+                    Some(operation) => {
+                        let kind = read_cache::Kind {
+                            is_mutation: operation.ty == OperationType::Mutation,
+                            snapshot_only: read_cache::snapshot_only(document, operation),
+                        };
+                        if let Some(memo) = &state.memo {
+                            memo.kinds
+                                .put(&document_hash, operation_name.as_deref(), kind);
+                        }
+                        (kind.is_mutation, kind.snapshot_only)
+                    }
+                    None => (false, false),
+                }
+            }
+            Err(_) => (false, false),
         },
-        Err(_) => (false, false),
     };
     let snapshot_read = (snapshot_only && !registers)
         .then(|| read_cache::request_hash(&document_hash, &request, media.name()));

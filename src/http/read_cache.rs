@@ -163,6 +163,8 @@ pub struct Prepared {
 /// Prepared answers to reads of the snapshot, written as they are without running the schema.
 pub struct Memo {
     entries: Mutex<LruCache<MemoKey, Prepared>>,
+    /// The kinds of the documents asked, so that a prepared answer needs no parse.
+    pub kinds: Kinds,
 }
 
 impl Default for Memo {
@@ -171,6 +173,7 @@ impl Default for Memo {
             entries: Mutex::new(LruCache::new(
                 NonZeroUsize::new(MEMO_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             )),
+            kinds: Kinds::default(),
         }
     }
 }
@@ -210,6 +213,54 @@ impl Memo {
             at: Instant::now(),
         };
         self.entries().put(key, prepared);
+    }
+}
+
+/// How many documents' kinds are remembered (see [`Kinds`]).
+const KINDS: usize = 512;
+
+/// What a document's selected operation is: a mutation, and whether it reads the snapshot
+/// alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub is_mutation: bool,
+    pub snapshot_only: bool,
+}
+
+/// The [`Kind`] of documents seen before, by document hash and operation name, so that a
+/// prepared answer is found without parsing its document again (parsing is most of what a
+/// prepared answer would otherwise cost).
+pub struct Kinds {
+    entries: Mutex<LruCache<(String, Option<String>), Kind>>,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Kinds {
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(KINDS).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
+
+impl Kinds {
+    fn entries(&self) -> MutexGuard<'_, LruCache<(String, Option<String>), Kind>> {
+        // Entries are replaced whole; a panic cannot leave one half-written.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, document_hash: &str, operation: Option<&str>) -> Option<Kind> {
+        self.entries()
+            .get(&(document_hash.to_owned(), operation.map(str::to_owned)))
+            .copied()
+    }
+
+    pub fn put(&self, document_hash: &str, operation: Option<&str>, kind: Kind) {
+        self.entries().put(
+            (document_hash.to_owned(), operation.map(str::to_owned)),
+            kind,
+        );
     }
 }
 
