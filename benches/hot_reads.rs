@@ -7,8 +7,6 @@
 //! `BENCH_SECONDS` (default 3) per server, `BENCH_CONCURRENCY` (default 32) clients, SQLite
 //! with the in-process cache. The query is the dashboard's, by POST.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -29,19 +27,31 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// POSTs the dashboard query to `url` from `concurrency` clients for `duration`; requests/s.
-async fn rate(url: &str, concurrency: usize, duration: Duration, expect: &Bytes) -> f64 {
+/// What one server did: requests per second, and the latencies' p50 and p99.
+struct Figures {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// POSTs the dashboard query to `url` from `concurrency` clients for `duration`.
+async fn rate(url: &str, concurrency: usize, duration: Duration, expect: &Bytes) -> Figures {
     let http = reqwest::Client::new();
     let body = json!({ "query": DASHBOARD, "operationName": "Dashboard" }).to_string();
-    let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, url, body, done) =
-                (http.clone(), url.to_owned(), body.clone(), done.clone());
+            let (http, url, body) = (http.clone(), url.to_owned(), body.clone());
             let expect = expect.clone();
             tokio::spawn(async move {
+                let mut latencies = Vec::new();
                 while started.elapsed() < duration {
+                    let at = Instant::now();
                     let reply = http
                         .post(&url)
                         .header(header::CONTENT_TYPE, "application/json")
@@ -52,16 +62,24 @@ async fn rate(url: &str, concurrency: usize, duration: Duration, expect: &Bytes)
                         .bytes()
                         .await
                         .expect("body");
+                    latencies.push(at.elapsed());
                     assert_eq!(reply.len(), expect.len(), "another answer");
-                    done.fetch_add(1, Ordering::Relaxed);
                 }
+                latencies
             })
         })
         .collect();
+    let mut latencies = Vec::new();
     for task in tasks {
-        task.await.expect("client");
+        latencies.extend(task.await.expect("client"));
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    Figures {
+        rate,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    }
 }
 
 #[tokio::main]
@@ -134,8 +152,18 @@ async fn main() {
         "{concurrency} clients, {seconds} s each, {} bytes per answer",
         prepared.len()
     );
-    println!("prepared dashboard query (POST /graphql): {hot:.0} requests/s");
-    println!("minimal axum handler, same bytes:        {ceiling:.0} requests/s");
-    println!("ratio: {:.0} %", 100.0 * hot / ceiling);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (name, figures) in [
+        ("prepared dashboard query (POST /graphql)", &hot),
+        ("minimal axum handler, same bytes", &ceiling),
+    ] {
+        println!(
+            "{name:<42} {:>7.0} requests/s  p50 {:.2} ms  p99 {:.2} ms",
+            figures.rate,
+            ms(figures.p50),
+            ms(figures.p99)
+        );
+    }
+    println!("ratio: {:.0} %", 100.0 * hot.rate / ceiling.rate);
     let _ = std::fs::remove_dir_all(dir);
 }
