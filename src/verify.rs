@@ -38,6 +38,22 @@ pub enum CacheView {
     Holds(Snapshot),
 }
 
+impl CacheView {
+    /// What `cache` holds (`None`: there is no shared one). A value that does not decode is
+    /// a finding, not a failure; a cache that cannot be read is.
+    pub async fn read(cache: Option<&dyn SnapshotCache>) -> Result<CacheView, CacheError> {
+        let Some(cache) = cache else {
+            return Ok(CacheView::InProcess);
+        };
+        match cache.get().await {
+            Ok(Some(snapshot)) => Ok(CacheView::Holds(snapshot)),
+            Ok(None) => Ok(CacheView::Empty),
+            Err(CacheError::Decode(_)) => Ok(CacheView::Unreadable),
+            Err(error) => Err(error),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("cannot read the summary: {0}")]
@@ -88,15 +104,7 @@ pub async fn verify(
 ) -> Result<Report, VerifyError> {
     // The cache first: a fold that commits between the two reads then leaves the cache behind
     // the summary, which is harmless, instead of ahead of it, which would be a false alarm.
-    let cache = match cache {
-        None => CacheView::InProcess,
-        Some(cache) => match cache.get().await {
-            Ok(Some(snapshot)) => CacheView::Holds(snapshot),
-            Ok(None) => CacheView::Empty,
-            Err(CacheError::Decode(_)) => CacheView::Unreadable,
-            Err(error) => return Err(VerifyError::Cache(error)),
-        },
-    };
+    let cache = CacheView::read(cache).await.map_err(VerifyError::Cache)?;
     let audit = store.audit_summary().await?;
     Ok(compare(&audit, &cache))
 }

@@ -92,15 +92,7 @@ pub async fn collect(
 ) -> Result<Stats, StatsError> {
     // The cache first, as `verify` does: a fold between the two reads leaves the cache looking
     // behind the summary, which it then is, rather than ahead of it.
-    let cache = match cache {
-        None => CacheView::InProcess,
-        Some(cache) => match cache.get().await {
-            Ok(Some(snapshot)) => CacheView::Holds(snapshot),
-            Ok(None) => CacheView::Empty,
-            Err(CacheError::Decode(_)) => CacheView::Unreadable,
-            Err(error) => return Err(StatsError::Cache(error)),
-        },
-    };
+    let cache = CacheView::read(cache).await.map_err(StatsError::Cache)?;
     let stored = store.stats().await?;
     Ok(assemble(stored, &cache, Utc::now()))
 }
