@@ -11,6 +11,8 @@
 //! the fold behind them. On SQLite the same writes then run on two fresh files, once with
 //! `SQLITE_SYNCHRONOUS=normal` and once with the default `full`, to show what durability costs.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +24,8 @@ use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl, SqliteSync};
 
+use common::{env_number, percentile, BenchDatabase};
+
 const AGGREGATES: &str =
     "{ aggregates { version totalSubmissions source categories { averagePercentage } } }";
 
@@ -29,18 +33,6 @@ struct Bench {
     app: Arc<App>,
     url: String,
     http: reqwest::Client,
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn ms(d: Duration) -> String {
@@ -272,25 +264,8 @@ async fn main() {
     let submissions = env_number("BENCH_SUBMISSIONS", 1_000_000);
     let writes = env_number("BENCH_WRITES", 5_000);
     let redis = std::env::var("BENCH_REDIS_URL").ok();
-    let (database, cleanup) = match std::env::var("BENCH_DATABASE_URL").ok() {
-        Some(admin) => {
-            let name = format!("tb_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
-            conn.batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create");
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (
-                DatabaseUrl::Postgres(format!("{base}/{name}")),
-                Some((admin, name)),
-            )
-        }
-        None => {
-            let dir =
-                std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-            (DatabaseUrl::Sqlite(dir.join("bench.sqlite3")), None)
-        }
-    };
+    let bench_database = BenchDatabase::create().await;
+    let database = bench_database.url.clone();
     let mut config = Config::for_database(database.clone());
     config.redis_url = redis.clone();
     config.redis_key_prefix = format!("tb-bench-{}:", uuid::Uuid::new_v4().simple());
@@ -337,19 +312,5 @@ async fn main() {
         sqlite_durability(writes).await;
     }
 
-    match cleanup {
-        Some((admin, name)) => {
-            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
-            let _ = conn
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-        }
-        None => {
-            if let DatabaseUrl::Sqlite(path) = &database {
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-        }
-    }
+    bench_database.remove().await;
 }

@@ -7,6 +7,8 @@
 //! `BENCH_SECONDS` (default 3) per server, `BENCH_CONCURRENCY` (default 32) clients, SQLite
 //! with the in-process cache. The query is the dashboard's, by POST.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -17,26 +19,16 @@ use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 
+use common::{env_number, percentile};
+
 const DASHBOARD: &str = "query Dashboard { aggregates { version totalSubmissions updatedAt source \
      categories { category { id slug name color displayOrder } averagePercentage } } }";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What one server did: requests per second, and the latencies' p50 and p99.
 struct Figures {
     rate: f64,
     p50: Duration,
     p99: Duration,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
 
 /// POSTs the dashboard query to `url` from `concurrency` clients for `duration`.

@@ -21,6 +21,8 @@
 //! The subscribers run in this process, on the same two cores as the server: the times
 //! include reading every frame on the client side.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use common::env_number;
+
 const DASHBOARD: &str = "subscription Dashboard { aggregatesUpdated { version totalSubmissions \
      updatedAt source categories { category { id slug name color displayOrder } \
      averagePercentage } } }";
@@ -45,13 +49,6 @@ const SUBMIT: &str = "mutation Submit($input: SubmitAllocationInput!) { \
 const CONNECTING: usize = 128;
 /// For every wait, and on top of it a millisecond per subscriber (connecting them all).
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {

@@ -11,35 +11,23 @@
 //! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
 //! up (it should stay below two fold batches).
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
-use tax_budget::config::{Config, DatabaseUrl, GroupCommitSettings};
+use tax_budget::config::{Config, GroupCommitSettings};
 use tax_budget::domain::{validate_allocation, RawAllocation};
 use tax_budget::store::{NewSubmission, VoterRef};
 use tax_budget::voter_token::VoterToken;
 
+use common::{env_number, percentile, BenchDatabase};
+
 const SUBMIT: &str =
     "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { submission { id } } }";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 /// One run's figures.
 struct Run {
@@ -228,25 +216,8 @@ async fn main() {
     }
     let duration = Duration::from_secs(env_number("BENCH_SECONDS", 5) as u64);
     let concurrency = env_number("BENCH_CONCURRENCY", 32);
-    let (database, admin) = match std::env::var("BENCH_DATABASE_URL").ok() {
-        Some(admin) => {
-            let name = format!("tb_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
-            conn.batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create");
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (
-                DatabaseUrl::Postgres(format!("{base}/{name}")),
-                Some((admin, name)),
-            )
-        }
-        None => {
-            let dir =
-                std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-            (DatabaseUrl::Sqlite(dir.join("bench.sqlite3")), None)
-        }
-    };
+    let bench_database = BenchDatabase::create().await;
+    let database = bench_database.url.clone();
     let config = Config::for_database(database.clone());
     let defaults = config.write_batches;
     let one_per_commit = GroupCommitSettings {
@@ -288,19 +259,5 @@ async fn main() {
     single.print("submitAllocation, one commit per request", hand.rate);
     println!("(ratio: against the by-hand rate; outbox: deepest seen while writing)");
 
-    match admin {
-        Some((admin, name)) => {
-            let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
-            let _ = conn
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-        }
-        None => {
-            if let DatabaseUrl::Sqlite(path) = &database {
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-        }
-    }
+    bench_database.remove().await;
 }

@@ -1,0 +1,79 @@
+//! What the benches share: their settings from the environment, percentiles, and a database of
+//! their own (a fresh PostgreSQL database under `BENCH_DATABASE_URL`, else a SQLite file in a
+//! temporary directory), removed afterwards.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use tax_budget::config::DatabaseUrl;
+
+/// `name` from the environment as a number, `default` when unset or not a number.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0..=1) of sorted latencies; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = (sorted.len().saturating_sub(1) as f64 * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// A bench's own database.
+pub struct BenchDatabase {
+    pub url: DatabaseUrl,
+    /// The admin URL and the database's name, on PostgreSQL.
+    admin: Option<(String, String)>,
+}
+
+impl BenchDatabase {
+    /// A new database on the PostgreSQL of `BENCH_DATABASE_URL` (an admin URL), else a SQLite
+    /// file in a new temporary directory.
+    pub async fn create() -> Self {
+        match std::env::var("BENCH_DATABASE_URL").ok() {
+            Some(admin) => {
+                let name = format!("tb_bench_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                BenchDatabase {
+                    url: DatabaseUrl::Postgres(format!("{base}/{name}")),
+                    admin: Some((admin, name)),
+                }
+            }
+            None => {
+                let dir =
+                    std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+                BenchDatabase {
+                    url: DatabaseUrl::Sqlite(dir.join("bench.sqlite3")),
+                    admin: None,
+                }
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database, or removes the SQLite file's directory.
+    pub async fn remove(self) {
+        match (self.admin, &self.url) {
+            (Some((admin, name)), _) => {
+                let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
+                let _ = conn
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+            (None, DatabaseUrl::Sqlite(path)) => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            (None, DatabaseUrl::Postgres(_)) => {}
+        }
+    }
+}
