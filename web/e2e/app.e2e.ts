@@ -3,7 +3,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { DEADLINE_MS, Server, launchBrowser, screenshot } from './harness';
+import { DEADLINE_MS, launchBrowser, POLL, screenshot, Server, SPLIT } from './harness';
 
 const require = createRequire(import.meta.url);
 
@@ -14,21 +14,6 @@ interface AxeRunner {
     options: { runOnly: string[] },
   ): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }>;
 }
-
-const SPLIT: Record<string, string> = {
-  healthcare: '25',
-  education: '20',
-  defense: '5',
-  infrastructure: '10',
-  'social-security': '15',
-  environment: '10',
-  science: '5',
-  'public-safety': '4.5',
-  housing: '3.25',
-  other: '2.25',
-};
-
-const poll = { timeout: DEADLINE_MS, interval: 50 };
 
 let browser: Browser;
 let server: Server;
@@ -80,7 +65,7 @@ async function submitThroughApi(percentages: number[]): Promise<string> {
 /** The submission count the live page shows once its first snapshot has arrived. */
 async function firstTotal(page: Page): Promise<number> {
   const locator = page.locator('#total-submissions');
-  await expect.poll(() => locator.getAttribute('data-value'), poll).toMatch(/^\d+$/);
+  await expect.poll(() => locator.getAttribute('data-value'), POLL).toMatch(/^\d+$/);
   return Number(await locator.getAttribute('data-value'));
 }
 
@@ -106,10 +91,10 @@ describe('allocate → result → history', () => {
     const page = await newPage(context);
     await openAllocate(page);
     await page.locator('#consent-accept').click();
-    await expect.poll(() => page.locator('#consent-banner').count(), poll).toBe(0);
+    await expect.poll(() => page.locator('#consent-banner').count(), POLL).toBe(0);
 
     await fill(page, SPLIT);
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('100.00 %');
     expect(await page.locator('#submit').isEnabled()).toBe(true);
     await screenshot(page, 'allocate');
 
@@ -123,7 +108,7 @@ describe('allocate → result → history', () => {
       expect(await cell(page, slug, 'mine')).toBe(`${Number(value).toFixed(2)} %`);
     }
     // The only submission is the national average once the worker has folded it.
-    await expect.poll(() => cell(page, 'public-safety', 'national'), poll).toBe('4.50 %');
+    await expect.poll(() => cell(page, 'public-safety', 'national'), POLL).toBe('4.50 %');
     expect(await cell(page, 'healthcare', 'national')).toBe('25.00 %');
     expect(await cell(page, 'healthcare', 'difference')).toBe('0.00');
     expect(await page.locator('#result-table caption').textContent()).toContain('1 submission');
@@ -186,7 +171,7 @@ describe('consent', () => {
     await page.locator('#privacy-choice').click();
     await page.locator('#consent-decline').click();
     expect(await storedToken()).toBeNull();
-    await expect.poll(() => page.locator('main').textContent(), poll).toContain('chose not to keep a voter token');
+    await expect.poll(() => page.locator('main').textContent(), POLL).toContain('chose not to keep a voter token');
     await page.context().close();
   });
 });
@@ -197,17 +182,17 @@ describe('allocate form', () => {
     const page = await newPage();
     await openAllocate(page);
     await page.locator('#split-evenly').click();
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('100.00 %');
     expect(await page.locator('#submit').isEnabled()).toBe(true);
 
     await page.locator('#pct-other').fill('9.99');
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('99.99 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('99.99 %');
     expect(await page.locator('#submit').isDisabled()).toBe(true);
     expect(await page.locator('#remaining').textContent()).toBe('0.01 % left to allocate');
     expect(await page.locator('#submit-hint').textContent()).toBe('Allocate 0.01 % more to submit.');
 
     await page.locator('#pct-other').fill('10.01');
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.01 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('100.01 %');
     expect(await page.locator('#submit').isDisabled()).toBe(true);
 
     await page.locator('#pct-other').fill('10.001');
@@ -216,11 +201,11 @@ describe('allocate form', () => {
     expect(await page.locator('#submit').isDisabled()).toBe(true);
 
     await page.locator('#pct-other').fill('10');
-    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    await expect.poll(() => page.locator('#submit').isEnabled(), POLL).toBe(true);
     expect(await page.locator('#err-other').isHidden()).toBe(true);
 
     await page.locator('#reset').click();
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('0.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('0.00 %');
     expect(await page.locator('#pct-healthcare').inputValue()).toBe('0.00');
     expect(await page.locator('#submit').isDisabled()).toBe(true);
     await page.context().close();
@@ -233,7 +218,7 @@ describe('allocate form', () => {
     expect(await page.locator('#range-education').inputValue()).toBe('42.5');
     await page.locator('#range-science').fill('12.25');
     expect(await page.locator('#pct-science').inputValue()).toBe('12.25');
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('54.75 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('54.75 %');
     await page.context().close();
   });
 
@@ -264,16 +249,16 @@ describe('allocate form', () => {
     expect(await page.locator('#desc-healthcare').isVisible()).toBe(false);
     await focusNext('info-healthcare');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(true);
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), POLL).toBe(true);
     expect(await page.locator('#info-healthcare').getAttribute('aria-expanded')).toBe('true');
     expect(await page.locator('#desc-healthcare').textContent()).toContain('Hospitals');
     await page.keyboard.press('Escape');
-    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(false);
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), POLL).toBe(false);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('info-healthcare');
 
     await focusNext('split-evenly');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('100.00 %');
     await focusNext('submit');
     await page.keyboard.press('Enter');
     await page.waitForURL(/\/s\/[^/]+$/);
@@ -285,7 +270,7 @@ describe('allocate form', () => {
   it('says so when a result link leads nowhere', async () => {
     const page = await newPage();
     await page.goto(`${server.url}/s/00000000-0000-4000-8000-000000000000`);
-    await expect.poll(() => page.locator('h1').textContent(), poll).toBe('Result not found');
+    await expect.poll(() => page.locator('h1').textContent(), POLL).toBe('Result not found');
     await page.context().close();
   });
 
@@ -325,7 +310,7 @@ describe('live page', () => {
   it('updates in place when another client submits through the API', async () => {
     const page = await newPage();
     await page.goto(`${server.url}/live`);
-    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+    await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Live');
     const before = await firstTotal(page);
     await page.evaluate(() => {
       (window as unknown as { notReloaded: boolean }).notReloaded = true;
@@ -334,9 +319,9 @@ describe('live page', () => {
     await submitThroughApi([100]);
 
     await expect
-      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
+      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), POLL)
       .toBe(before + 1);
-    await expect.poll(() => page.locator('#total-submissions').textContent(), poll).toBe(String(before + 1));
+    await expect.poll(() => page.locator('#total-submissions').textContent(), POLL).toBe(String(before + 1));
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.locator('#last-update').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
     await screenshot(page, 'live');
@@ -352,11 +337,11 @@ describe('when the server goes away', () => {
     await openAllocate(page);
     await page.locator('#consent-decline').click();
     await fill(page, SPLIT);
-    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    await expect.poll(() => page.locator('#submit').isEnabled(), POLL).toBe(true);
 
     await server.stop();
     await page.locator('#submit').click();
-    await expect.poll(() => page.locator('#form-errors').textContent(), poll).toContain('Could not reach the server');
+    await expect.poll(() => page.locator('#form-errors').textContent(), POLL).toContain('Could not reach the server');
     expect(await page.locator('#pct-housing').inputValue()).toBe('3.25');
     expect(await page.locator('#total').textContent()).toBe('100.00 %');
     expect(new URL(page.url()).pathname).toBe('/');
@@ -368,24 +353,24 @@ describe('when the server goes away', () => {
     expect(await cell(page, 'housing', 'mine')).toBe('3.25 %');
     // Declined: nothing kept, so History has nothing to list.
     await page.getByRole('link', { name: 'History', exact: true }).click();
-    await expect.poll(() => page.locator('main').textContent(), poll).toContain('chose not to keep a voter token');
+    await expect.poll(() => page.locator('main').textContent(), POLL).toContain('chose not to keep a voter token');
     await page.context().close();
   });
 
   it('live page reconnects by itself after a restart', async () => {
     const page = await newPage();
     await page.goto(`${server.url}/live`);
-    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+    await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Live');
     const before = await firstTotal(page);
 
     await server.stop();
-    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Reconnecting…');
+    await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Reconnecting…');
     await server.launch();
-    await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+    await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Live');
 
     await submitThroughApi([50, 50]);
     await expect
-      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), poll)
+      .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), POLL)
       .toBe(before + 1);
     await page.context().close();
   });
@@ -447,11 +432,11 @@ describe('GraphiQL', () => {
 
     await page.goto(`${server.url}/graphiql`);
     // The editor loads its default query asynchronously; run it only once it is there.
-    await expect.poll(() => page.locator('.graphiql-query-editor').textContent(), poll).toContain('totalSubmissions');
+    await expect.poll(() => page.locator('.graphiql-query-editor').textContent(), POLL).toContain('totalSubmissions');
     await page.locator('.graphiql-execute-button').click();
     // The editor draws spaces as no-break spaces.
     const result = async () => (await page.locator('.result-window').textContent())?.replace(/\s+/g, ' ');
-    await expect.poll(result, poll).toContain('"totalSubmissions": 0');
+    await expect.poll(result, POLL).toContain('"totalSubmissions": 0');
     expect(foreign).toEqual([]);
     expect(failures).toEqual([]);
     await screenshot(page, 'graphiql');
@@ -475,7 +460,7 @@ describe('rate limit', () => {
     await openAllocate(page);
     await fill(page, SPLIT);
     await page.locator('#submit').click();
-    await expect.poll(() => page.locator('#form-errors').textContent(), poll).toMatch(/^Too many submissions/);
+    await expect.poll(() => page.locator('#form-errors').textContent(), POLL).toMatch(/^Too many submissions/);
     expect(await page.locator('#form-errors').textContent()).toContain('Your numbers are kept');
     expect(await page.locator('#pct-public-safety').inputValue()).toBe('4.50');
     expect(await page.locator('#total').textContent()).toBe('100.00 %');
@@ -491,12 +476,12 @@ describe('rate limit', () => {
 
     await page.clock.runFor(2_000);
     await expect
-      .poll(async () => Number(await page.locator('#countdown').getAttribute('data-seconds')), poll)
+      .poll(async () => Number(await page.locator('#countdown').getAttribute('data-seconds')), POLL)
       .toBeLessThan(seconds);
     expect(await page.locator('#submit').isDisabled()).toBe(true);
 
     await page.clock.runFor(seconds * 1000);
-    await expect.poll(() => page.locator('#submit').isEnabled(), poll).toBe(true);
+    await expect.poll(() => page.locator('#submit').isEnabled(), POLL).toBe(true);
     expect(await page.locator('#submit-hint').textContent()).toBe('Ready: your split adds up to 100.00 %.');
     expect(await page.locator('#form-errors').textContent()).toBe('');
     expect(await page.locator('#countdown').count()).toBe(0);

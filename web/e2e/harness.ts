@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(WEB, '..');
@@ -15,6 +15,26 @@ export const ARTIFACTS = process.env.E2E_ARTIFACTS ?? path.join(WEB, 'test-resul
 
 /** How long a condition may take before a test gives up. */
 export const DEADLINE_MS = 20_000;
+
+/** Polling of `expect.poll`: up to the deadline, every 50 ms. */
+export const POLL = { timeout: DEADLINE_MS, interval: 50 };
+
+export const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 800 }, isMobile: true, hasTouch: true };
+export const LAPTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
+
+/** A valid split (adds up to exactly 100), by category slug. */
+export const SPLIT: Record<string, string> = {
+  healthcare: '25',
+  education: '20',
+  defense: '5',
+  infrastructure: '10',
+  'social-security': '15',
+  environment: '10',
+  science: '5',
+  'public-safety': '4.5',
+  housing: '3.25',
+  other: '2.25',
+};
 
 function serverBinary(): string {
   const binary =

@@ -11,26 +11,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, DEADLINE_MS, Server, launchBrowser } from './harness';
+import { ARTIFACTS, DEADLINE_MS, LAPTOP, launchBrowser, PHONE, POLL, Server, SPLIT } from './harness';
 
 const require = createRequire(import.meta.url);
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const poll = { timeout: DEADLINE_MS, interval: 50 };
-const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 800 }, isMobile: true, hasTouch: true };
-const LAPTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
-
-const SPLIT: Record<string, string> = {
-  healthcare: '25',
-  education: '20',
-  defense: '5',
-  infrastructure: '10',
-  'social-security': '15',
-  environment: '10',
-  science: '5',
-  'public-safety': '4.5',
-  housing: '3.25',
-  other: '2.25',
-};
 
 let browser: Browser;
 let server: Server;
@@ -108,7 +92,7 @@ describe('allocate on a phone (375 × 800), first visit', () => {
 
     // The notice can be put away without deciding; the form stays where it is.
     await page.locator('#consent-dismiss').click();
-    await expect.poll(() => page.locator('#consent-banner').count(), poll).toBe(0);
+    await expect.poll(() => page.locator('#consent-banner').count(), POLL).toBe(0);
     expect(await page.evaluate(() => window.localStorage.getItem('tax-budget.consent'))).toBeNull();
     await context.close();
   });
@@ -129,7 +113,7 @@ describe('allocate on a phone (375 × 800), first visit', () => {
     });
     const before = await positions();
     await page.locator('#info-education').tap();
-    await expect.poll(() => page.locator('#desc-education').isVisible(), poll).toBe(true);
+    await expect.poll(() => page.locator('#desc-education').isVisible(), POLL).toBe(true);
     expect(await page.locator('#desc-education').textContent()).toContain('Schools');
     await settled(page);
     expect(await positions()).toEqual(before);
@@ -137,14 +121,14 @@ describe('allocate on a phone (375 × 800), first visit', () => {
 
     // A tap on it (it covers the row below) or elsewhere closes it; one open at a time.
     await page.locator('#desc-education').tap();
-    await expect.poll(() => page.locator('#desc-education').isVisible(), poll).toBe(false);
+    await expect.poll(() => page.locator('#desc-education').isVisible(), POLL).toBe(false);
     await page.locator('#info-defense').tap();
-    await expect.poll(() => page.locator('#desc-defense').isVisible(), poll).toBe(true);
+    await expect.poll(() => page.locator('#desc-defense').isVisible(), POLL).toBe(true);
     await page.locator('#info-healthcare').tap();
-    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(true);
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), POLL).toBe(true);
     expect(await page.locator('#desc-defense').isVisible()).toBe(false);
     await page.locator('h1').tap();
-    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), poll).toBe(false);
+    await expect.poll(() => page.locator('#desc-healthcare').isVisible(), POLL).toBe(false);
     await context.close();
   });
 });
@@ -185,19 +169,19 @@ describe('allocate form', () => {
     const { context, page } = await open();
     await openAllocate(page);
     await page.locator('#pct-education').fill('150');
-    await expect.poll(() => page.locator('#err-education').textContent(), poll).toBe('Enter a value between 0 and 100');
+    await expect.poll(() => page.locator('#err-education').textContent(), POLL).toBe('Enter a value between 0 and 100');
     expect(await page.locator('#range-education').inputValue()).toBe('0');
     expect(await page.locator('#range-education').getAttribute('aria-invalid')).toBe('true');
     expect(await page.locator('#total').textContent()).toBe('0.00 %');
 
     await page.locator('#pct-education').fill('5%');
-    await expect.poll(() => page.locator('#err-education').isHidden(), poll).toBe(true);
+    await expect.poll(() => page.locator('#err-education').isHidden(), POLL).toBe(true);
     expect(await page.locator('#range-education').inputValue()).toBe('5');
     expect(await page.locator('#range-education').getAttribute('aria-invalid')).toBe('false');
     expect(await page.locator('#total').textContent()).toBe('5.00 %');
 
     await page.locator('#pct-education').fill('2,5');
-    await expect.poll(() => page.locator('#range-education').inputValue(), poll).toBe('2.5');
+    await expect.poll(() => page.locator('#range-education').inputValue(), POLL).toBe('2.5');
     await page.locator('#range-education').fill('42.25');
     expect(await page.locator('#pct-education').inputValue()).toBe('42.25');
     expect(await page.locator('#total').textContent()).toBe('42.25 %');
@@ -210,16 +194,16 @@ describe('allocate form', () => {
     await page.locator('#pct-healthcare').fill('40');
     await page.locator('#lock-healthcare').click();
     expect(await page.locator('#lock-healthcare').getAttribute('aria-pressed')).toBe('true');
-    await expect.poll(() => page.locator('#split-evenly').textContent(), poll).toBe('Spread the rest');
+    await expect.poll(() => page.locator('#split-evenly').textContent(), POLL).toBe('Spread the rest');
     await page.locator('#split-evenly').click();
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('100.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('100.00 %');
     expect(await page.locator('#pct-healthcare').inputValue()).toBe('40.00');
     // 60.00 over nine: 6.67 six times, then 6.66.
     expect(await page.locator('#pct-education').inputValue()).toBe('6.67');
     expect(await page.locator('#pct-other').inputValue()).toBe('6.66');
     expect(await page.locator('#submit').isEnabled()).toBe(true);
     await page.locator('#reset').click();
-    await expect.poll(() => page.locator('#total').textContent(), poll).toBe('40.00 %');
+    await expect.poll(() => page.locator('#total').textContent(), POLL).toBe('40.00 %');
     await context.close();
   });
 });
@@ -265,7 +249,7 @@ describe('result', () => {
     const id = decodeURIComponent(new URL(page.url()).pathname.slice('/s/'.length));
     // Average of both once folded: healthcare 62.5 (mine 25), education 10 (mine 20).
     await expect
-      .poll(() => page.locator('#headline').textContent(), poll)
+      .poll(() => page.locator('#headline').textContent(), POLL)
       .toBe('You gave Healthcare 37.50 points less than the average, and Education 10.00 points more.');
     const healthcare = page.locator('#result-table tr[data-category="healthcare"] td[data-column="difference"]');
     const education = page.locator('#result-table tr[data-category="education"] td[data-column="difference"]');
@@ -282,7 +266,7 @@ describe('result', () => {
     const shareLabel = await page.locator('#share').textContent();
     if (shareLabel === 'Copy link') {
       await page.locator('#share').click();
-      await expect.poll(() => page.locator('#share-status').textContent(), poll).toBe('Link copied.');
+      await expect.poll(() => page.locator('#share-status').textContent(), POLL).toBe('Link copied.');
       expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(page.url());
     }
     await context.close();
@@ -297,11 +281,11 @@ describe('result', () => {
       });
     });
     await phone.page.goto(`${server.url}/s/${id}`);
-    await expect.poll(() => phone.page.locator('#headline').textContent(), poll).toContain('Healthcare');
+    await expect.poll(() => phone.page.locator('#headline').textContent(), POLL).toContain('Healthcare');
     expect(await phone.page.locator('#share').textContent()).toBe('Share');
     await phone.page.locator('#share').click();
     await expect
-      .poll(() => phone.page.evaluate(() => (window as unknown as { shared?: { url: string } }).shared?.url), poll)
+      .poll(() => phone.page.evaluate(() => (window as unknown as { shared?: { url: string } }).shared?.url), POLL)
       .toBe(`${server.url}/s/${id}`);
     await phone.context.close();
 
@@ -331,7 +315,7 @@ describe('live dashboard', () => {
       }).observe(document, { subtree: true, childList: true, characterData: true });
     });
     await page.goto(`${server.url}/live`);
-    await expect.poll(() => page.locator('#total-submissions').getAttribute('data-value'), poll).toMatch(/^\d+$/);
+    await expect.poll(() => page.locator('#total-submissions').getAttribute('data-value'), POLL).toMatch(/^\d+$/);
     const total = await page.locator('#total-submissions').getAttribute('data-value');
     expect(await page.evaluate(() => (window as unknown as { seenCounts: string[] }).seenCounts)).toEqual(['–', total]);
 
@@ -349,7 +333,7 @@ describe('live dashboard', () => {
     for (const bar of bySize) expect(bar.label).toBe(`${bar.value.toFixed(2)} %`);
     await page.locator('#order-fixed').click();
     await expect
-      .poll(async () => (await bars()).map((b) => b.slug).slice(0, 3), poll)
+      .poll(async () => (await bars()).map((b) => b.slug).slice(0, 3), POLL)
       .toEqual(['healthcare', 'education', 'defense']);
     expect(await page.locator('#live-values').count()).toBe(0);
     expect(await page.locator('canvas').count()).toBe(0);
@@ -478,14 +462,14 @@ describe('screenshots', () => {
         await page.waitForURL(/\/s\/[^/]+$/);
         await page.goto(`${server.url}/s/${id}`);
         await page.locator('#headline').waitFor();
-        await expect.poll(() => page.locator('#headline').textContent(), poll).toMatch(/^You gave|matches/);
+        await expect.poll(() => page.locator('#headline').textContent(), POLL).toMatch(/^You gave|matches/);
         await shoot('result');
         await page.goto(`${server.url}/history`);
         await page.locator('#history-list').waitFor();
         await shoot('history');
         await page.goto(`${server.url}/live`);
         await page.locator('#live-bars li').first().waitFor();
-        await expect.poll(() => page.locator('#connection-state').textContent(), poll).toBe('Live');
+        await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Live');
         await shoot('live');
         await page.goto(`${server.url}/live/`);
         await page.locator('#not-found').waitFor();

@@ -9,13 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, DEADLINE_MS, Server, launchBrowser } from './harness';
+import { ARTIFACTS, DEADLINE_MS, LAPTOP, launchBrowser, PHONE, POLL, Server } from './harness';
 
 const require = createRequire(import.meta.url);
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const poll = { timeout: DEADLINE_MS, interval: 50 };
-const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 800 }, isMobile: true, hasTouch: true };
-const LAPTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
 /** Each fold waits this long before it commits, so a scrape (every 2 s) sees the outbox full. */
 const FOLD_PAUSE_MS = 3000;
 const CHARTS = ['metric-writes', 'metric-reads', 'metric-outbox', 'metric-fold', 'metric-subscribers'];
@@ -55,11 +52,11 @@ async function submitThroughApi(target: Server, percentages: number[]): Promise<
  * fold latency's too once the server has folded). */
 async function openStatus(page: Page, target: Server = server): Promise<void> {
   await page.goto(`${target.url}/status`);
-  await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), poll).toBe('live');
+  await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), POLL).toBe('live');
   const folded = (await page.locator('#metric-fold-value').getAttribute('data-value')) !== '';
   for (const id of folded ? CHARTS : ALWAYS_DRAWN) {
     await expect
-      .poll(() => page.locator(`#${id} svg.spark`).getAttribute('data-points'), poll)
+      .poll(() => page.locator(`#${id} svg.spark`).getAttribute('data-points'), POLL)
       .toMatch(/^([2-9]|\d\d+)$/);
   }
 }
@@ -136,19 +133,19 @@ describe('status page', () => {
 
     await submitThroughApi(server, [40, 30, 20, 10]);
 
-    await expect.poll(() => value(page, '#writes-total'), poll).toBe(writesBefore + 1);
+    await expect.poll(() => value(page, '#writes-total'), POLL).toBe(writesBefore + 1);
     // One submission in a two-second window: a rate above zero, shown at least once.
-    await expect.poll(async () => Math.max(0, ...(await recorded(page, 'writes'))), poll).toBeGreaterThan(0);
+    await expect.poll(async () => Math.max(0, ...(await recorded(page, 'writes'))), POLL).toBeGreaterThan(0);
     // The fold holds it for three seconds: the outbox shows it, then empties.
-    await expect.poll(async () => Math.max(0, ...(await recorded(page, 'outbox'))), poll).toBe(1);
-    await expect.poll(() => value(page, '#version-feed'), poll).toBeGreaterThan(feedBefore);
-    await expect.poll(() => value(page, '#metric-outbox-value'), poll).toBe(0);
+    await expect.poll(async () => Math.max(0, ...(await recorded(page, 'outbox'))), POLL).toBe(1);
+    await expect.poll(() => value(page, '#version-feed'), POLL).toBeGreaterThan(feedBefore);
+    await expect.poll(() => value(page, '#metric-outbox-value'), POLL).toBe(0);
     expect(await value(page, '#version-cache')).toBeGreaterThan(cacheBefore);
     // The fold's own duration, from Δsum / Δcount of fold_duration_seconds.
-    await expect.poll(() => value(page, '#metric-fold-value'), poll).toBeGreaterThanOrEqual(FOLD_PAUSE_MS);
+    await expect.poll(() => value(page, '#metric-fold-value'), POLL).toBeGreaterThanOrEqual(FOLD_PAUSE_MS);
     expect(await page.locator('#metric-fold-value').textContent()).toMatch(/^\d{1,3}(,\d{3})*$/);
     // From then on the fold chart holds the last fold's time.
-    await expect.poll(() => page.locator('#metric-fold svg.spark').getAttribute('data-points'), poll).not.toBe('1');
+    await expect.poll(() => page.locator('#metric-fold svg.spark').getAttribute('data-points'), POLL).not.toBe('1');
     expect(await page.locator('#metric-fold path.spark-line').getAttribute('d')).toMatch(/^M[\d.]+ [\d.]+L/);
     expect(await page.locator('#metric-fold-note').textContent()).toMatch(/^1 fold since start/);
     await context.close();
@@ -167,14 +164,14 @@ describe('status page', () => {
         document.dispatchEvent(new Event('visibilitychange'));
       }, state);
     await setVisibility('hidden');
-    await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), poll).toBe('paused');
+    await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), POLL).toBe('paused');
     const whileHidden = scrapes;
     // Absence takes time to show: two and a half polling intervals without a request.
     await page.waitForTimeout(5000);
     expect(scrapes - whileHidden).toBeLessThanOrEqual(1);
     await setVisibility('visible');
-    await expect.poll(() => scrapes, poll).toBeGreaterThan(whileHidden + 1);
-    await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), poll).toBe('live');
+    await expect.poll(() => scrapes, POLL).toBeGreaterThan(whileHidden + 1);
+    await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), POLL).toBe('live');
     await context.close();
   });
 
@@ -271,7 +268,7 @@ describe('status page switched off or without metrics', () => {
     try {
       const { context, page } = await open(PHONE);
       await page.goto(`${off.url}/status`);
-      await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), poll).toBe('not-served');
+      await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), POLL).toBe('not-served');
       expect(await page.locator('#status-state').textContent()).toBe('The metrics are not served here');
       expect(await page.locator('#metrics-not-served').textContent()).toContain('--metrics-bind');
       expect(await page.locator('svg.spark').count()).toBe(0);
