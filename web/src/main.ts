@@ -48,28 +48,36 @@ const TITLES: Record<Route['page'], string> = {
   result: 'Result',
   history: 'History',
   live: 'Live',
+  trends: 'Trends',
   status: 'Status',
   'not-found': 'Not found',
 };
 
-// The status page's code (its charts, the metrics parser) loads when it is visited, never
-// with `/`.
-const statusView: View = (root, context) => {
-  let left = false;
-  let leave: (() => void) | void;
-  replace(root, h('p', { class: 'loading' }, 'Loading…'));
-  import('./views/status')
-    .then((module) => {
-      if (!left) leave = module.statusView(root, context);
-    })
-    .catch(() => {
-      if (!left) replace(root, h('p', { class: 'error-text' }, 'The status page could not load; reload to try again.'));
-    });
-  return () => {
-    left = true;
-    leave?.();
+/**
+ * A page whose code loads when it is visited, never with `/`: the status page (its charts, the
+ * metrics parser) and the trends page (Chart.js's line chart).
+ */
+function lazyView(load: () => Promise<View>, name: string): View {
+  return (root, context) => {
+    let left = false;
+    let leave: (() => void) | void;
+    replace(root, h('p', { class: 'loading' }, 'Loading…'));
+    load()
+      .then((view) => {
+        if (!left) leave = view(root, context);
+      })
+      .catch(() => {
+        if (!left) replace(root, h('p', { class: 'error-text' }, `The ${name} could not load; reload to try again.`));
+      });
+    return () => {
+      left = true;
+      leave?.();
+    };
   };
-};
+}
+
+const statusView = lazyView(() => import('./views/status').then((module) => module.statusView), 'status page');
+const trendsView = lazyView(() => import('./views/trends').then((module) => module.trendsView), 'trends page');
 
 function viewFor(route: Route): View {
   switch (route.page) {
@@ -81,6 +89,8 @@ function viewFor(route: Route): View {
       return historyView;
     case 'live':
       return liveView;
+    case 'trends':
+      return trendsView;
     case 'status':
       return statusView;
     case 'not-found':

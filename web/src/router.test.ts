@@ -10,6 +10,8 @@ describe('parseRoute', () => {
     ['/live/', { page: 'not-found' }],
     ['/allocate', { page: 'not-found' }],
     ['/live', { page: 'live' }],
+    ['/trends', { page: 'trends' }],
+    ['/trends/', { page: 'not-found' }],
     ['/status', { page: 'status' }],
     ['/status/', { page: 'not-found' }],
     ['/s/0b6f1c2e-1d7a-4b1e-9f7e-3c1f2a4b5c6d', { page: 'result', id: '0b6f1c2e-1d7a-4b1e-9f7e-3c1f2a4b5c6d' }],
@@ -38,6 +40,8 @@ describe('suggestion', () => {
     ['/allocate', '/'],
     ['/graphiql/', '/graphiql'],
     ['/Status/', '/status'],
+    ['/Trends/', '/trends'],
+    ['/trend', '/trends'],
   ])('%s → %s', (path, meant) => {
     expect(suggestion(path)?.path).toBe(meant);
   });

@@ -6,6 +6,7 @@ export type Route =
   | { page: 'result'; id: string }
   | { page: 'history' }
   | { page: 'live' }
+  | { page: 'trends' }
   | { page: 'status' }
   | { page: 'not-found' };
 
@@ -30,6 +31,7 @@ export function parseRoute(pathname: string, features: Features = ALL): Route {
   if (path === '/' || path === '') return { page: 'allocate' };
   if (path === '/history') return { page: 'history' };
   if (path === '/live') return { page: 'live' };
+  if (path === '/trends') return { page: 'trends' };
   if (path === '/status' && features.statusPage) return { page: 'status' };
   const result = /^\/s\/([^/]+)$/.exec(path);
   if (result?.[1]) {
@@ -52,6 +54,8 @@ const NEAR: Record<string, { path: string; name: string; app: boolean }> = {
   '/allocate': { path: '/', name: 'Allocate', app: true },
   '/history': { path: '/history', name: 'History', app: true },
   '/live': { path: '/live', name: 'Live', app: true },
+  '/trends': { path: '/trends', name: 'Trends', app: true },
+  '/trend': { path: '/trends', name: 'Trends', app: true },
   '/status': { path: '/status', name: 'Service status', app: true },
   '/graphiql': { path: '/graphiql', name: 'GraphiQL', app: false },
 };

@@ -52,8 +52,10 @@ describe('operations against schema.graphql', () => {
       expect.arrayContaining([
         'mutation Submit',
         'query Categories',
+        'query Distribution',
         'query History',
         'query Result',
+        'query Trend',
         'subscription Live',
       ]),
     );

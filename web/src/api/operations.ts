@@ -11,6 +11,8 @@ import type {
   CategoriesQuery,
   CategoriesQueryVariables,
   CategoryFieldsFragment,
+  DistributionQuery,
+  DistributionQueryVariables,
   HistoryQuery,
   HistoryQueryVariables,
   LiveSubscription,
@@ -20,6 +22,8 @@ import type {
   SubmissionFieldsFragment,
   SubmitMutation,
   SubmitMutationVariables,
+  TrendQuery,
+  TrendQueryVariables,
 } from './generated/operations';
 
 declare const types: unique symbol;
@@ -30,6 +34,9 @@ export type Operation<TData, TVariables> = string & { readonly [types]?: { data:
 export type Category = CategoryFieldsFragment;
 export type Submission = SubmissionFieldsFragment;
 export type AggregateSnapshot = AggregateSnapshotFieldsFragment;
+export type Distribution = DistributionQuery;
+export type Trend = TrendQuery['aggregatesTrend'];
+export type TrendPoint = Trend['points'][number];
 
 const CATEGORY_FIELDS = /* GraphQL */ `
   fragment CategoryFields on Category {
@@ -122,5 +129,73 @@ export const AGGREGATES_UPDATED: Operation<LiveSubscription, LiveSubscriptionVar
     }
   }
   ${SNAPSHOT_FIELDS}
+  ${CATEGORY_FIELDS}
+`;
+
+// The result page's distributions: a query of its own rather than more fields in RESULT, so
+// the comparison shows even when this part fails, and so it can be read again when the
+// average moves without reading the submission's categories again. Not in the subscription:
+// every live viewer would receive histograms they do not show.
+export const DISTRIBUTION: Operation<DistributionQuery, DistributionQueryVariables> = /* GraphQL */ `
+  query Distribution($id: ID!, $buckets: Int!) {
+    submission(id: $id) {
+      id
+      allocations {
+        category {
+          id
+        }
+        percentage
+        percentileRank
+      }
+    }
+    aggregates {
+      version
+      totalSubmissions
+      categories {
+        category {
+          id
+        }
+        median
+        quartiles {
+          q1
+          q3
+        }
+        zeroShare
+        histogram(buckets: $buckets) {
+          from
+          to
+          count
+        }
+      }
+    }
+  }
+`;
+
+// Points name their categories by id only: up to 1500 points would otherwise repeat every
+// category's name, description and colour.
+export const TREND: Operation<TrendQuery, TrendQueryVariables> = /* GraphQL */ `
+  query Trend($bucket: TrendBucket!, $from: DateTime) {
+    categories {
+      ...CategoryFields
+    }
+    aggregatesTrend(bucket: $bucket, from: $from) {
+      version
+      bucket
+      from
+      to
+      points {
+        start
+        end
+        submissions
+        totalSubmissions
+        categories {
+          category {
+            id
+          }
+          averagePercentage
+        }
+      }
+    }
+  }
   ${CATEGORY_FIELDS}
 `;

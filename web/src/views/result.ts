@@ -1,7 +1,9 @@
 // The result page, as a story: a headline naming the largest differences from the national
 // average, a share button, then the chart and a table with the difference per category (above
-// and below in colour, with an arrow and words). The national column follows the live average, so a result
-// opened right after submitting soon includes that submission.
+// and below in colour, with an arrow and words), then where the visitor stands in each
+// category's national distribution (views/distributions.ts). The national column and the
+// distributions follow the live average, so a result opened right after submitting soon
+// includes that submission.
 
 import { formatDifference, formatHundredths, fromPercentage, headline } from '../allocation';
 import { ApiError, request } from '../api/graphql';
@@ -9,6 +11,7 @@ import { watchAggregates } from '../api/live';
 import { type AggregateSnapshot, RESULT, type Submission } from '../api/operations';
 import { Comparison } from '../charts';
 import { type Child, formatDateTime, h, replace } from '../dom';
+import { type Distributions, distributions } from './distributions';
 import type { View } from './view';
 
 /** National average per category id, in hundredths. */
@@ -32,6 +35,7 @@ export const resultView =
   (root) => {
     const controller = new AbortController();
     let chart: Comparison | null = null;
+    let spread: Distributions | null = null;
     let stopLive: (() => void) | null = null;
 
     replace(root, h('h1', {}, 'Result'), h('p', { class: 'loading', role: 'status' }, 'Loading…'));
@@ -130,6 +134,10 @@ export const resultView =
       });
       linkField.addEventListener('focus', () => linkField.select());
 
+      spread = distributions(
+        submission.id,
+        submission.allocations.map((allocation) => ({ category: allocation.category, mine: allocation.percentage })),
+      );
       const canvas = h('canvas', {
         id: 'comparison-chart',
         role: 'img',
@@ -178,12 +186,15 @@ export const resultView =
             body,
           ),
         ),
+        spread.element,
         h(
           'p',
           {},
           h('a', { href: '/', 'data-link': true }, 'Make another allocation'),
           ' · ',
           h('a', { href: '/live', 'data-link': true }, 'Watch the live average'),
+          ' · ',
+          h('a', { href: '/trends', 'data-link': true }, 'See how it changed'),
         ),
       );
       chart = new Comparison(
@@ -199,6 +210,7 @@ export const resultView =
           if (next.version <= shown) return;
           shown = next.version;
           showNational(next);
+          spread?.refresh(next.version);
         },
       });
     };
@@ -230,5 +242,6 @@ export const resultView =
       controller.abort();
       stopLive?.();
       chart?.destroy();
+      spread?.destroy();
     };
   };

@@ -12,6 +12,8 @@ export type SubmitAllocationInput = {
   idempotencyKey?: string | null | undefined;
 };
 
+export type TrendBucket = 'DAY' | 'HOUR' | 'MINUTE';
+
 export type CategoryFieldsFragment = {
   id: string;
   slug: string;
@@ -108,6 +110,58 @@ export type LiveSubscription = {
     categories: Array<{
       averagePercentage: number;
       category: { id: string; slug: string; name: string; description: string; color: string; displayOrder: number };
+    }>;
+  };
+};
+
+export type DistributionQueryVariables = Exact<{
+  id: string | number;
+  buckets: number;
+}>;
+
+export type DistributionQuery = {
+  submission: {
+    id: string;
+    allocations: Array<{ percentage: number; percentileRank: number | null; category: { id: string } }>;
+  } | null;
+  aggregates: {
+    version: number;
+    totalSubmissions: number;
+    categories: Array<{
+      median: number | null;
+      zeroShare: number | null;
+      category: { id: string };
+      quartiles: { q1: number; q3: number } | null;
+      histogram: Array<{ from: number; to: number; count: number }>;
+    }>;
+  };
+};
+
+export type TrendQueryVariables = Exact<{
+  bucket: TrendBucket;
+  from?: string | null | undefined;
+}>;
+
+export type TrendQuery = {
+  categories: Array<{
+    id: string;
+    slug: string;
+    name: string;
+    description: string;
+    color: string;
+    displayOrder: number;
+  }>;
+  aggregatesTrend: {
+    version: number;
+    bucket: TrendBucket;
+    from: string;
+    to: string;
+    points: Array<{
+      start: string;
+      end: string;
+      submissions: number;
+      totalSubmissions: number;
+      categories: Array<{ averagePercentage: number; category: { id: string } }>;
     }>;
   };
 };
