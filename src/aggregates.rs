@@ -1,9 +1,14 @@
 //! The read path: cache → summary → live SQL, each answer also offered to the feed.
+//!
+//! Distributions (see [`DetailedSnapshot`]) take another path: they are up to 10,001 counts
+//! per category, too much to copy through the cache on every fold, so each process reads them
+//! from the summary (live SQL as the last resort) with the snapshot they belong to, at most
+//! once per version, and every read of that version shares the copy.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cache::SnapshotCache;
-use crate::domain::{Snapshot, SnapshotSource};
+use crate::domain::{DetailedSnapshot, Snapshot, SnapshotSource};
 use crate::feed::SnapshotFeed;
 use crate::store::{Store, StoreError};
 
@@ -13,11 +18,84 @@ pub struct Aggregates {
     store: Arc<dyn Store>,
     cache: Arc<dyn SnapshotCache>,
     feed: SnapshotFeed,
+    details: Arc<Details>,
+}
+
+/// The newest detailed snapshot this process has read, and the turn to read a newer one, so
+/// that the readers who all find it old at once wait for one read instead of each making one.
+#[derive(Default)]
+struct Details {
+    newest: Mutex<Option<Arc<DetailedSnapshot>>>,
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl Details {
+    /// The kept snapshot, when it is at least as new as `wanted`.
+    fn at_least(&self, wanted: &Snapshot) -> Option<Arc<DetailedSnapshot>> {
+        let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        newest
+            .as_ref()
+            .filter(|kept| {
+                let kept = &kept.snapshot;
+                wanted.version < 0
+                    || (kept.generation == wanted.generation && kept.version >= wanted.version)
+            })
+            .cloned()
+    }
+
+    fn keep(&self, read: &Arc<DetailedSnapshot>) {
+        let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        if newest
+            .as_ref()
+            .is_none_or(|kept| read.snapshot.supersedes(&kept.snapshot))
+        {
+            *newest = Some(read.clone());
+        }
+    }
 }
 
 impl Aggregates {
     pub fn new(store: Arc<dyn Store>, cache: Arc<dyn SnapshotCache>, feed: SnapshotFeed) -> Self {
-        Aggregates { store, cache, feed }
+        Aggregates {
+            store,
+            cache,
+            feed,
+            details: Arc::default(),
+        }
+    }
+
+    /// The snapshot with every category's distribution, all of one version, at least as new as
+    /// `wanted` (a snapshot the caller already holds) when the database has it.
+    ///
+    /// Read from the summary, or by live SQL when there is none (or it is stale); a version
+    /// read once is shared by every later caller until a newer one is wanted.
+    pub async fn read_detailed(
+        &self,
+        wanted: &Snapshot,
+    ) -> Result<Arc<DetailedSnapshot>, StoreError> {
+        if let Some(kept) = self.details.at_least(wanted) {
+            return Ok(kept);
+        }
+        let _turn = self.details.reading.lock().await;
+        // Whoever held the turn may have read what is wanted.
+        if let Some(kept) = self.details.at_least(wanted) {
+            return Ok(kept);
+        }
+        let detailed = match self.store.summary_details().await? {
+            Some(summary) => summary,
+            None => self.store.live_details().await?,
+        };
+        let detailed = Arc::new(detailed);
+        if shareable(&detailed.snapshot) {
+            self.details.keep(&detailed);
+            self.feed.offer_from_database(detailed.snapshot.clone());
+        }
+        Ok(detailed)
+    }
+
+    /// The store, for reads that have no cheaper tier (the trend).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Where every snapshot this process reads or hears of is offered to subscribers.

@@ -6,13 +6,19 @@
 
 pub mod allocation;
 pub mod category;
+pub mod distribution;
 pub mod hundredths;
 pub mod snapshot;
+pub mod trend;
 
 pub use allocation::{
     validate_allocation, AllocationError, AllocationProblem, InputLocation, RawAllocation,
     ValidAllocation,
 };
 pub use category::{Category, CategoryId};
+pub use distribution::{
+    DetailedSnapshot, Distribution, DistributionError, HistogramBucket, ValueCount,
+};
 pub use hundredths::{Hundredths, PercentError};
 pub use snapshot::{CategoryTotal, Snapshot, SnapshotSource};
+pub use trend::{BucketSums, Resolution, TrendError, TrendPoint, TrendRange, TrendRows};

@@ -108,7 +108,8 @@ impl Snapshot {
         }
     }
 
-    fn sum_of(&self, id: CategoryId) -> i64 {
+    /// The exact sum of one category's hundredths over every counted submission.
+    pub fn sum_of(&self, id: CategoryId) -> i64 {
         self.totals
             .iter()
             .filter(|t| t.category_id == id)

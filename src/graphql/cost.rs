@@ -24,6 +24,24 @@ pub fn list(len: usize, child: usize) -> usize {
     len.saturating_mul(child).saturating_add(1)
 }
 
+/// How many ranges `histogram(buckets:)` returns; out of range it is refused when the field
+/// runs, and counted as the nearest bound here.
+pub fn histogram_len(buckets: i32) -> usize {
+    usize::try_from(buckets.clamp(1, 100)).unwrap_or(1)
+}
+
+/// How many points a trend may return: one per bucket between `from` and `to` when both are
+/// given (at most [`crate::domain::trend::MAX_TREND_BUCKETS`]); without `from`, the points of
+/// a typical range. Only buckets that received submissions are returned, so this is an
+/// estimate of the answer's size, not a bound.
+pub fn trend_len(buckets_between: Option<i64>) -> usize {
+    const TYPICAL_POINTS: i64 = 100;
+    let len = buckets_between
+        .unwrap_or(TYPICAL_POINTS)
+        .clamp(1, crate::domain::trend::MAX_TREND_BUCKETS);
+    usize::try_from(len).unwrap_or(1)
+}
+
 /// A page of stored submissions: one read, then `first` items. `first` outside 1..=MAX_PAGE is
 /// refused when the field runs; it is counted as the nearest bound here.
 pub fn page(first: i32, child: usize) -> usize {

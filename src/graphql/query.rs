@@ -1,10 +1,17 @@
+use std::sync::Arc;
+
 use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::cost::{self, MAX_PAGE};
 use super::error::{ApiError, OrGraphqlError};
 use super::loaders::Loaders;
-use super::types::{AggregateSnapshotView, CategoryView, SubmissionView};
+use super::types::{
+    AggregateSnapshotView, AggregatesTrendView, CategoryView, SubmissionView, TrendBucket,
+    DETAIL_FIELDS,
+};
+use crate::domain::{DetailedSnapshot, Resolution, TrendError, TrendRange};
 
 pub struct QueryRoot;
 
@@ -28,12 +35,77 @@ impl QueryRoot {
         // Usually a cache hit, but the database answers when the cache cannot.
         let permit = services.reads.acquire().await.or_gql()?;
         let snapshot = services.aggregates.read().await.or_gql()?;
+        let detailed = if selects_details(ctx) {
+            Some(
+                services
+                    .aggregates
+                    .read_detailed(&snapshot)
+                    .await
+                    .or_gql()?,
+            )
+        } else {
+            None
+        };
         drop(permit);
+        // A detailed read answers with the snapshot its distributions belong to.
+        let snapshot = detailed.as_ref().map_or(&snapshot, |d| &d.snapshot);
         services.metrics.aggregate_read(snapshot.source.name());
         if let Some(reads) = ctx.data_opt::<super::SnapshotReads>() {
-            reads.record(&snapshot);
+            reads.record(snapshot);
         }
-        Ok(AggregateSnapshotView::new(&snapshot, &services.categories))
+        Ok(match &detailed {
+            Some(detailed) => AggregateSnapshotView::detailed(detailed, &services.categories),
+            None => AggregateSnapshotView::new(snapshot, &services.categories),
+        })
+    }
+
+    /// The national average over time, per bucket, from the summary's time buckets.
+    #[graphql(
+        complexity = "cost::read(cost::list(cost::trend_len(buckets_between(bucket, from, to)), child_complexity))"
+    )]
+    async fn aggregates_trend(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "TrendBucket::Hour",
+            desc = "How long each point's bucket is."
+        )]
+        bucket: TrendBucket,
+        #[graphql(
+            desc = "The first bucket holds this time; by default the first bucket with submissions."
+        )]
+        from: Option<DateTime<Utc>>,
+        #[graphql(desc = "The last bucket holds this time; by default now.")] to: Option<
+            DateTime<Utc>,
+        >,
+    ) -> Result<AggregatesTrendView> {
+        let services = super::services(ctx);
+        let resolution = Resolution::from(bucket);
+        let to = to.unwrap_or_else(Utc::now);
+        let permit = services.reads.acquire().await.or_gql()?;
+        let first = match from {
+            Some(_) => None,
+            None => services
+                .aggregates
+                .store()
+                .trend_first(resolution)
+                .await
+                .or_gql()?,
+        };
+        let range = TrendRange::new(resolution, from, to, first)
+            .map_err(|e: TrendError| ApiError::bad_input("from", e.to_string()))
+            .or_gql()?;
+        let rows = services.aggregates.store().trend(range).await.or_gql()?;
+        drop(permit);
+        let points = rows.points(&services.categories);
+        Ok(AggregatesTrendView::new(
+            rows.version,
+            bucket,
+            range.from,
+            range.until,
+            points,
+            &services.categories,
+        ))
     }
 
     /// One submission by id (anyone with the id may look: ids are unguessable).
@@ -74,6 +146,37 @@ impl QueryRoot {
             .map(|s| SubmissionView::new(s, &services.categories))
             .collect())
     }
+}
+
+/// Whether the `aggregates` field being resolved selects a field that needs the distributions.
+pub(super) fn selects_details(ctx: &Context<'_>) -> bool {
+    let categories = ctx.look_ahead().field("categories");
+    DETAIL_FIELDS
+        .iter()
+        .any(|field| categories.field(field).exists())
+}
+
+/// Buckets between `from` and `to` (now when absent), for the cost of a trend; `None` without
+/// `from`.
+fn buckets_between(
+    bucket: TrendBucket,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Option<i64> {
+    let resolution = Resolution::from(bucket);
+    let step = resolution.step().num_seconds().max(1);
+    let to = to.unwrap_or_else(Utc::now);
+    from.map(|from| (to - from).num_seconds().abs() / step + 1)
+}
+
+/// The newest snapshot with its distributions: at least as new as any this process has
+/// served, read through the read permits when it is not already at hand.
+pub(super) async fn newest_details(ctx: &Context<'_>) -> Result<Arc<DetailedSnapshot>> {
+    let services = super::services(ctx);
+    let aggregates = &services.aggregates;
+    let _permit = services.reads.acquire().await.or_gql()?;
+    let wanted = aggregates.feed().current();
+    aggregates.read_detailed(&wanted).await.or_gql()
 }
 
 /// The request's loaders, which `build_schema` always provides.

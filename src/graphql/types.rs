@@ -1,13 +1,17 @@
 //! GraphQL output and input types: thin views over the domain, built eagerly.
 
 use async_graphql::{
-    Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
-    ID,
+    ComplexObject, Context, Enum, ErrorExtensions, InputObject, InputValueError, InputValueResult,
+    Result, Scalar, ScalarType, SimpleObject, Value, ID,
 };
 use chrono::{DateTime, Utc};
 
 use super::cost;
-use crate::domain::{Category, CategoryId, Hundredths, Snapshot, SnapshotSource};
+use super::error::{ApiError, OrGraphqlError};
+use crate::domain::{
+    Category, CategoryId, DetailedSnapshot, Distribution, DistributionError, Hundredths,
+    Resolution, Snapshot, SnapshotSource, TrendPoint,
+};
 use crate::store::StoredSubmission;
 
 /// A budget category citizens allocate their taxes to.
@@ -58,11 +62,31 @@ fn category_view(categories: &[Category], id: CategoryId) -> CategoryView {
 
 /// One category's share of a submission.
 #[derive(SimpleObject)]
-#[graphql(name = "Allocation")]
+#[graphql(name = "Allocation", complex)]
 pub struct AllocationView {
     pub category: CategoryView,
     /// Percentage with at most two decimals.
     pub percentage: f64,
+    #[graphql(skip)]
+    category_id: CategoryId,
+    #[graphql(skip)]
+    value: Hundredths,
+}
+
+#[ComplexObject]
+impl AllocationView {
+    /// Share of all counted citizens, in percent, who gave this category less than this
+    /// allocation does ("more than 82 % of citizens"): PostgreSQL's `percent_rank(percentage)
+    /// WITHIN GROUP (ORDER BY percentage)` over every counted submission, rounded to hundredths.
+    /// Read from the newest aggregates; null while nobody is counted.
+    #[graphql(complexity = "cost::read(0)")]
+    async fn percentile_rank(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        let detailed = super::query::newest_details(ctx).await?;
+        Ok(detailed
+            .distribution(self.category_id)
+            .percent_rank(self.value)
+            .map(Hundredths::as_percent))
+    }
 }
 
 /// One citizen's split of their taxes.
@@ -85,6 +109,8 @@ impl SubmissionView {
             .map(|&(id, value)| AllocationView {
                 category: category_view(categories, id),
                 percentage: value.as_percent(),
+                category_id: id,
+                value,
             })
             .collect();
         allocations.sort_by_key(|a| a.category.display_order);
@@ -119,12 +145,140 @@ impl From<SnapshotSource> for AggregateSource {
 
 /// The average of one category over all submissions.
 #[derive(SimpleObject)]
-#[graphql(name = "CategoryAggregate")]
+#[graphql(name = "CategoryAggregate", complex)]
 pub struct CategoryAggregateView {
     pub category: CategoryView,
     /// Rounded to hundredths so that the averages of a snapshot add up to exactly 100
     /// (largest-remainder rounding); 0 for every category while nobody has submitted.
     pub average_percentage: f64,
+    /// The exact sum of this category's percentages over every counted submission, in
+    /// hundredths of a percent: `sumHundredths / totalSubmissions / 100` is the unrounded
+    /// average.
+    pub sum_hundredths: Int64,
+    /// Read with the snapshot when the query selects any field that needs it (see
+    /// [`DETAIL_FIELDS`]).
+    #[graphql(skip)]
+    distribution: Option<Distribution>,
+}
+
+/// The fields of `CategoryAggregate` that need the distribution: a read that selects one of
+/// them reads the snapshot with every distribution, all of one version.
+pub const DETAIL_FIELDS: [&str; 7] = [
+    "sumSquares",
+    "median",
+    "quartiles",
+    "quantile",
+    "standardDeviation",
+    "zeroShare",
+    "histogram",
+];
+
+/// The lower and upper quartile of one category's percentages.
+#[derive(SimpleObject)]
+#[graphql(name = "Quartiles")]
+pub struct QuartilesView {
+    pub q1: f64,
+    pub q3: f64,
+}
+
+/// How many citizens gave a percentage in one range.
+#[derive(SimpleObject)]
+#[graphql(name = "HistogramBucket")]
+pub struct HistogramBucketView {
+    /// The lowest percentage of the range.
+    pub from: f64,
+    /// The range holds percentages below this one; the last range also holds 100.
+    pub to: f64,
+    pub count: Int64,
+}
+
+impl CategoryAggregateView {
+    fn distribution(&self) -> Result<&Distribution> {
+        self.distribution.as_ref().ok_or_else(|| {
+            tracing::error!("a distribution field resolved without the distribution read");
+            ApiError::Internal.extend()
+        })
+    }
+
+    fn quantile_of(&self, p: f64) -> Result<Option<f64>> {
+        Ok(self
+            .distribution()?
+            .quantile(p)
+            .map_err(|e| ApiError::bad_input("p", e.to_string()))
+            .or_gql()?
+            .map(Hundredths::as_percent))
+    }
+}
+
+#[ComplexObject]
+impl CategoryAggregateView {
+    /// The exact sum of the squares of those hundredths, for clients that compute the variance
+    /// themselves.
+    async fn sum_squares(&self) -> Result<Int64> {
+        Ok(Int64(self.distribution()?.sum_squares()))
+    }
+
+    /// The median percentage, as PostgreSQL's `percentile_disc(0.5)`: the lowest value that at
+    /// least half of the citizens gave or less. Null while nobody has submitted.
+    async fn median(&self) -> Result<Option<f64>> {
+        self.quantile_of(0.5)
+    }
+
+    /// The lower and upper quartile (`percentile_disc(0.25)` and `percentile_disc(0.75)`). Null
+    /// while nobody has submitted.
+    async fn quartiles(&self) -> Result<Option<QuartilesView>> {
+        Ok(match (self.quantile_of(0.25)?, self.quantile_of(0.75)?) {
+            (Some(q1), Some(q3)) => Some(QuartilesView { q1, q3 }),
+            _ => None,
+        })
+    }
+
+    /// The lowest percentage that at least a share `p` of the citizens gave or less, as
+    /// PostgreSQL's `percentile_disc(p)`. Null while nobody has submitted.
+    async fn quantile(&self, #[graphql(desc = "Between 0 and 1.")] p: f64) -> Result<Option<f64>> {
+        self.quantile_of(p)
+    }
+
+    /// The population standard deviation of the percentages, in percentage points, rounded to
+    /// hundredths (PostgreSQL's `stddev_pop`). Null while nobody has submitted.
+    async fn standard_deviation(&self) -> Result<Option<f64>> {
+        Ok(self
+            .distribution()?
+            .standard_deviation()
+            .map(Hundredths::as_percent))
+    }
+
+    /// Percentage of citizens who gave this category nothing, rounded to hundredths. Null while
+    /// nobody has submitted.
+    async fn zero_share(&self) -> Result<Option<f64>> {
+        Ok(self
+            .distribution()?
+            .zero_share()
+            .map(Hundredths::as_percent))
+    }
+
+    /// How many citizens gave a percentage in each of `buckets` equal ranges from 0 to 100; the
+    /// counts add up to `totalSubmissions`.
+    #[graphql(complexity = "cost::list(cost::histogram_len(buckets), child_complexity)")]
+    async fn histogram(
+        &self,
+        #[graphql(default = 20, desc = "How many ranges, 1 to 100.")] buckets: i32,
+    ) -> Result<Vec<HistogramBucketView>> {
+        let buckets = u32::try_from(buckets).unwrap_or(0);
+        let histogram = self
+            .distribution()?
+            .histogram(buckets)
+            .map_err(|e: DistributionError| ApiError::bad_input("buckets", e.to_string()))
+            .or_gql()?;
+        Ok(histogram
+            .into_iter()
+            .map(|b| HistogramBucketView {
+                from: b.from.as_percent(),
+                to: b.to.as_percent(),
+                count: Int64(b.submissions),
+            })
+            .collect())
+    }
 }
 
 /// The average allocation of all citizens at one version.
@@ -167,6 +321,19 @@ impl ScalarType for Int64 {
 
 impl AggregateSnapshotView {
     pub fn new(snapshot: &Snapshot, categories: &[Category]) -> Self {
+        Self::build(snapshot, None, categories)
+    }
+
+    /// The view of a snapshot read with its distributions.
+    pub fn detailed(detailed: &DetailedSnapshot, categories: &[Category]) -> Self {
+        Self::build(&detailed.snapshot, Some(detailed), categories)
+    }
+
+    fn build(
+        snapshot: &Snapshot,
+        detailed: Option<&DetailedSnapshot>,
+        categories: &[Category],
+    ) -> Self {
         AggregateSnapshotView {
             version: Int64(snapshot.version),
             total_submissions: Int64(snapshot.total_submissions),
@@ -179,8 +346,105 @@ impl AggregateSnapshotView {
                     |(id, average): (CategoryId, Hundredths)| CategoryAggregateView {
                         category: category_view(categories, id),
                         average_percentage: average.as_percent(),
+                        sum_hundredths: Int64(snapshot.sum_of(id)),
+                        distribution: detailed.map(|d| d.distribution(id)),
                     },
                 )
+                .collect(),
+        }
+    }
+}
+
+/// How long a trend bucket is (UTC).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "TrendBucket")]
+pub enum TrendBucket {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl From<TrendBucket> for Resolution {
+    fn from(bucket: TrendBucket) -> Self {
+        match bucket {
+            TrendBucket::Minute => Resolution::Minute,
+            TrendBucket::Hour => Resolution::Hour,
+            TrendBucket::Day => Resolution::Day,
+        }
+    }
+}
+
+/// One category's running average at the end of a trend bucket.
+#[derive(SimpleObject)]
+#[graphql(name = "TrendCategory")]
+pub struct TrendCategoryView {
+    pub category: CategoryView,
+    /// Over every submission up to the bucket's end, rounded as `averagePercentage` is.
+    pub average_percentage: f64,
+}
+
+/// The national average at the end of one time bucket.
+#[derive(SimpleObject)]
+#[graphql(name = "TrendPoint")]
+pub struct TrendPointView {
+    /// Start of the bucket.
+    pub start: DateTime<Utc>,
+    /// End of the bucket (the next one's start).
+    pub end: DateTime<Utc>,
+    /// Submissions made in this bucket.
+    pub submissions: Int64,
+    /// Submissions made up to the bucket's end.
+    pub total_submissions: Int64,
+    /// Every active category, in display order.
+    #[graphql(complexity = "cost::list(cost::CATEGORIES, child_complexity)")]
+    pub categories: Vec<TrendCategoryView>,
+}
+
+/// The national average over time: one point per bucket that received submissions.
+#[derive(SimpleObject)]
+#[graphql(name = "AggregatesTrend")]
+pub struct AggregatesTrendView {
+    /// The summary version the trend was read at, as `AggregateSnapshot.version`.
+    pub version: Int64,
+    pub bucket: TrendBucket,
+    /// Start of the first bucket asked for.
+    pub from: DateTime<Utc>,
+    /// End of the last bucket asked for.
+    pub to: DateTime<Utc>,
+    /// Buckets with submissions, oldest first; at most 1500 buckets are asked for at once.
+    pub points: Vec<TrendPointView>,
+}
+
+impl AggregatesTrendView {
+    pub fn new(
+        version: i64,
+        bucket: TrendBucket,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        points: Vec<TrendPoint>,
+        categories: &[Category],
+    ) -> Self {
+        AggregatesTrendView {
+            version: Int64(version),
+            bucket,
+            from,
+            to,
+            points: points
+                .into_iter()
+                .map(|p| TrendPointView {
+                    start: p.start,
+                    end: p.end,
+                    submissions: Int64(p.submissions),
+                    total_submissions: Int64(p.total_submissions),
+                    categories: p
+                        .averages
+                        .into_iter()
+                        .map(|(id, average)| TrendCategoryView {
+                            category: category_view(categories, id),
+                            average_percentage: average.as_percent(),
+                        })
+                        .collect(),
+                })
                 .collect(),
         }
     }

@@ -46,7 +46,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// The paths the app answers itself. `/index.html` is one too, so the page is never served by
 /// the file service with a cache that would outlive a rebuild. `/s/{id}` is one as well, with
 /// its own handler (link previews).
-const APP_ROUTES: [&str; 4] = ["/", "/index.html", "/history", "/live"];
+const APP_ROUTES: [&str; 5] = ["/", "/index.html", "/history", "/live", "/trends"];
 /// The status page: an app route while it is on.
 const STATUS_ROUTE: &str = "/status";
 /// Tells the app that the status page is off; put in the head of every app page then.

@@ -19,7 +19,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::config::{DatabaseUrl, SqliteSync};
-use crate::domain::{Category, CategoryId, Hundredths, Snapshot, ValidAllocation};
+use crate::domain::{
+    Category, CategoryId, DetailedSnapshot, Hundredths, Resolution, Snapshot, TrendRange,
+    TrendRows, ValidAllocation,
+};
 use crate::metrics::PoolUsage;
 
 pub use postgres::PostgresStore;
@@ -390,6 +393,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sums over every stored allocation, ignoring the summary. Slow; the last resort.
     async fn live_snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// The summary's snapshot with every category's distribution, read in one transaction;
+    /// `None` when it has no rows yet or is marked stale.
+    async fn summary_details(&self) -> Result<Option<DetailedSnapshot>, StoreError>;
+
+    /// [`Store::live_snapshot`] with every category's distribution, computed over every stored
+    /// allocation. Slow; the last resort.
+    async fn live_details(&self) -> Result<DetailedSnapshot, StoreError>;
+
+    /// The start of the first trend bucket at `resolution` that has submissions.
+    async fn trend_first(
+        &self,
+        resolution: Resolution,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// The trend buckets of `range` and the sums before it, read in one transaction with the
+    /// summary's version. Reads the range's buckets and, before it, whole days, then the hours
+    /// and minutes of the range's first day and hour: never more rows than that, whatever the
+    /// number of submissions. The buckets are folded with the sums, so during a rebuild they
+    /// still describe the summary being rebuilt.
+    async fn trend(&self, range: TrendRange) -> Result<TrendRows, StoreError>;
 
     /// Folds up to `batch.max_rows` outbox rows into the summary in one transaction and returns
     /// the new snapshot with what was folded, or `None` when the outbox was empty.

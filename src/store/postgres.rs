@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use diesel::pg::Pg;
 use diesel::sql_types::{
-    Array, Bool, Integer, Nullable, Text, Timestamptz as PgTimestamptz, Uuid as PgUuid,
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz as PgTimestamptz, Uuid as PgUuid,
 };
 use diesel::{sql_query, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
@@ -26,7 +26,7 @@ use super::{
     Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
     StoredSubmission, SubmitOutcome, SummaryAudit,
 };
-use crate::domain::{Category, Snapshot};
+use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
 use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -176,11 +176,75 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
 async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
     queries::clear_totals().execute(conn).await?;
     queries::insert_folded_totals().execute(conn).await?;
+    queries::clear_distribution().execute(conn).await?;
+    queries::insert_folded_distribution().execute(conn).await?;
+    queries::clear_trend().execute(conn).await?;
+    queries::clear_trend_totals().execute(conn).await?;
+    for statement in queries::trend_inserts(TREND_BUCKET, queries::ALL_FOLDED) {
+        sql_query(statement).execute(conn).await?;
+    }
     let total = queries::folded_submission_count().get_result(conn).await?;
     queries::set_summary(total, Utc::now())
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// PostgreSQL's start of the bucket of `s.created_at` (see [`queries::trend_inserts`]): UTC,
+/// whatever the session's time zone.
+const TREND_BUCKET: &str = "date_trunc(r.resolution, s.created_at, 'UTC')";
+
+/// Adds the submissions of the given outbox rows to the trend buckets.
+async fn fold_into_trend(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    for statement in queries::trend_inserts(TREND_BUCKET, "o.id = ANY($1)") {
+        sql_query(statement)
+            .bind::<Array<BigInt>, _>(ids)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The snapshot with the squares and value counts of the summary, read in the transaction that
+/// read `snapshot`.
+async fn details_of(
+    conn: &mut AsyncPgConnection,
+    snapshot: Snapshot,
+) -> Result<DetailedSnapshot, StoreError> {
+    let squares = queries::summary_squares().load(conn).await?;
+    let counts = queries::summary_distribution().load(conn).await?;
+    Ok(queries::detailed(snapshot, squares, counts))
+}
+
+/// The trend's rows, read in one transaction with the summary's version.
+async fn trend_of(
+    conn: &mut AsyncPgConnection,
+    range: TrendRange,
+) -> Result<TrendRows, StoreError> {
+    let version = queries::summary_version().first(conn).await.optional()?;
+    let mut before = (Vec::new(), Vec::new());
+    for (resolution, from, until) in range.before() {
+        let from = Bind(from.unwrap_or_else(queries::trend_epoch));
+        let counts = queries::trend_counts(resolution.name(), from, Bind(until))
+            .load::<(chrono::DateTime<Utc>, i64)>(conn)
+            .await?;
+        before.0.extend(counts.into_iter().map(|(_, n)| n));
+        let sums = queries::trend_sums(resolution.name(), from, Bind(until))
+            .load::<(chrono::DateTime<Utc>, i32, i64)>(conn)
+            .await?;
+        before.1.extend(sums.into_iter().map(|(_, c, s)| (c, s)));
+    }
+    let name = range.resolution.name();
+    let (from, until) = (Bind(range.from), Bind(range.until));
+    let counts = queries::trend_counts(name, from, until).load(conn).await?;
+    let sums = queries::trend_sums(name, from, until).load(conn).await?;
+    Ok(queries::trend_rows(
+        range,
+        version.unwrap_or(0),
+        before,
+        counts,
+        sums,
+    ))
 }
 
 async fn snapshot_of(
@@ -387,6 +451,59 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn summary_details(&self) -> Result<Option<DetailedSnapshot>, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| {
+                match queries::summary::<Pg>().first(conn).await.optional()? {
+                    Some(row) if !row.is_stale() => {
+                        let snapshot = snapshot_of(conn, row).await?;
+                        details_of(conn, snapshot).await.map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn live_details(&self) -> Result<DetailedSnapshot, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| {
+                let totals = queries::live_totals().load(conn).await?;
+                let count = queries::submission_count().get_result(conn).await?;
+                let identity = queries::summary_identity().first(conn).await.optional()?;
+                let squares = queries::live_squares().load(conn).await?;
+                let counts = queries::live_distribution().load(conn).await?;
+                let snapshot = queries::live_snapshot(identity, count, totals);
+                Ok(queries::detailed(snapshot, squares, counts))
+            })
+            .await
+    }
+
+    async fn trend_first(
+        &self,
+        resolution: Resolution,
+    ) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(queries::trend_first(resolution.name())
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    async fn trend(&self, range: TrendRange) -> Result<TrendRows, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run::<_, StoreError, _>(async |conn| trend_of(conn, range).await)
+            .await
+    }
+
     async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Fold>, StoreError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
@@ -401,6 +518,10 @@ impl Store for PostgresStore {
             }
             lock_summary(conn).await?;
             queries::fold_into_totals(ids.clone()).execute(conn).await?;
+            queries::fold_into_distribution(ids.clone())
+                .execute(conn)
+                .await?;
+            fold_into_trend(conn, &ids).await?;
             let folded = queries::delete_outbox(ids.clone()).execute(conn).await?;
             queries::advance_summary(folded, Utc::now())
                 .execute(conn)

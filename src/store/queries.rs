@@ -14,15 +14,18 @@ use diesel::upsert::excluded;
 use uuid::Uuid;
 
 use super::schema::{
-    aggregate_outbox, aggregate_summary, aggregate_totals, allocations, categories, submissions,
-    voters,
+    aggregate_distribution, aggregate_outbox, aggregate_summary, aggregate_totals, aggregate_trend,
+    aggregate_trend_totals, allocations, categories, submissions, voters,
 };
 use super::sql_types::Bind;
 use super::{
     NewSubmission, Replay, SeedBatch, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
     SummaryState, VoterRef,
 };
-use crate::domain::{Category, CategoryId, CategoryTotal, Hundredths, Snapshot, SnapshotSource};
+use crate::domain::{
+    BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, Hundredths, Snapshot,
+    SnapshotSource, TrendRange, TrendRows, ValueCount,
+};
 
 /// The summary table holds one row, with this id (the migrations enforce it).
 const SUMMARY_ID: i16 = 1;
@@ -312,6 +315,154 @@ pub(super) fn summary_totals<DB: diesel::backend::Backend>() -> _ {
         .select(row)
 }
 
+#[auto_type]
+pub(super) fn summary_squares() -> _ {
+    aggregate_totals::table
+        .order(aggregate_totals::category_id)
+        .select((aggregate_totals::category_id, aggregate_totals::sum_squares))
+}
+
+#[auto_type]
+pub(super) fn summary_distribution() -> _ {
+    aggregate_distribution::table.select((
+        aggregate_distribution::category_id,
+        aggregate_distribution::hundredths,
+        aggregate_distribution::submissions,
+    ))
+}
+
+/// Sums of squares over every stored allocation, ignoring the summary.
+#[auto_type]
+pub(super) fn live_squares() -> _ {
+    allocations::table
+        .group_by(allocations::category_id)
+        .select((allocations::category_id, squares_sum()))
+}
+
+/// Counts per non-zero value over every stored allocation, ignoring the summary.
+#[auto_type]
+pub(super) fn live_distribution() -> _ {
+    allocations::table
+        .filter(allocations::hundredths.gt(0_i32))
+        .group_by((allocations::category_id, allocations::hundredths))
+        .select(value_counts())
+}
+
+/// The start of the first bucket with submissions at `resolution`.
+#[auto_type]
+pub(super) fn trend_first(resolution: &'static str) -> _ {
+    let first: helper_types::min<aggregate_trend::bucket_start> =
+        diesel::dsl::min(aggregate_trend::bucket_start);
+    aggregate_trend::table
+        .filter(aggregate_trend::resolution.eq(resolution))
+        .select(first)
+}
+
+/// Submissions per bucket at `resolution` from `from` up to (without) `until`.
+#[auto_type]
+pub(super) fn trend_counts(
+    resolution: &'static str,
+    from: Bind<DateTime<Utc>>,
+    until: Bind<DateTime<Utc>>,
+) -> _ {
+    aggregate_trend::table
+        .filter(aggregate_trend::resolution.eq(resolution))
+        .filter(aggregate_trend::bucket_start.ge(from))
+        .filter(aggregate_trend::bucket_start.lt(until))
+        .order(aggregate_trend::bucket_start)
+        .select((aggregate_trend::bucket_start, aggregate_trend::submissions))
+}
+
+/// Sums per bucket and category at `resolution` from `from` up to (without) `until`.
+#[auto_type]
+pub(super) fn trend_sums(
+    resolution: &'static str,
+    from: Bind<DateTime<Utc>>,
+    until: Bind<DateTime<Utc>>,
+) -> _ {
+    aggregate_trend_totals::table
+        .filter(aggregate_trend_totals::resolution.eq(resolution))
+        .filter(aggregate_trend_totals::bucket_start.ge(from))
+        .filter(aggregate_trend_totals::bucket_start.lt(until))
+        .select((
+            aggregate_trend_totals::bucket_start,
+            aggregate_trend_totals::category_id,
+            aggregate_trend_totals::sum_hundredths,
+        ))
+}
+
+/// Where the reads of [`TrendRows`] start: no submission is older than the Unix epoch.
+pub(super) fn trend_epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// Puts a trend's rows together: `before` holds the counts and sums of the buckets before the
+/// range (any resolutions, each bucket once), `counts` and `sums` those of the range.
+pub(super) fn trend_rows(
+    range: TrendRange,
+    version: i64,
+    before: (Vec<i64>, Vec<(i32, i64)>),
+    counts: Vec<(DateTime<Utc>, i64)>,
+    sums: Vec<(DateTime<Utc>, i32, i64)>,
+) -> TrendRows {
+    let mut prefix = BucketSums {
+        submissions: before.0.iter().sum(),
+        ..BucketSums::default()
+    };
+    for (category, sum) in before.1 {
+        prefix.add(CategoryId(category), sum);
+    }
+    let mut buckets: Vec<(DateTime<Utc>, BucketSums)> = counts
+        .into_iter()
+        .map(|(start, submissions)| {
+            (
+                start,
+                BucketSums {
+                    submissions,
+                    ..BucketSums::default()
+                },
+            )
+        })
+        .collect();
+    for (start, category, sum) in sums {
+        if let Ok(i) = buckets.binary_search_by_key(&start, |(s, _)| *s) {
+            buckets[i].1.add(CategoryId(category), sum);
+        }
+    }
+    TrendRows {
+        range,
+        version,
+        source: SnapshotSource::Summary,
+        before: prefix,
+        buckets,
+    }
+}
+
+/// A snapshot with the squares and value counts read with it.
+pub(super) fn detailed(
+    snapshot: Snapshot,
+    squares: Vec<(i32, i64)>,
+    counts: Vec<(i32, i32, i64)>,
+) -> DetailedSnapshot {
+    let squares: Vec<(CategoryId, i64)> = squares
+        .into_iter()
+        .map(|(id, s)| (CategoryId(id), s))
+        .collect();
+    let counts = counts
+        .into_iter()
+        .filter_map(|(id, value, submissions)| {
+            Some((
+                CategoryId(id),
+                ValueCount {
+                    hundredths: Hundredths::from_raw(i64::from(value))?,
+                    submissions,
+                },
+            ))
+        })
+        .collect();
+    DetailedSnapshot::new(snapshot, &squares, counts)
+}
+
 /// Sums over every stored allocation, ignoring the summary.
 #[auto_type]
 pub(super) fn live_totals() -> _ {
@@ -503,10 +654,24 @@ fn hundredths_sum() -> _ {
     total.assume_not_null()
 }
 
+/// The sum of the squares of a group of allocations (each square fits 32 bits: at most 10⁸).
+#[auto_type]
+fn squares_sum() -> _ {
+    let squares: helper_types::sum<
+        helper_types::Mul<allocations::hundredths, allocations::hundredths>,
+    > = sum(allocations::hundredths * allocations::hundredths);
+    squares.assume_not_null()
+}
+
 /// A row of `aggregate_totals` computed from a group of allocations.
 #[auto_type]
 fn allocation_sums() -> _ {
-    (allocations::category_id, hundredths_sum(), count_star())
+    (
+        allocations::category_id,
+        hundredths_sum(),
+        count_star(),
+        squares_sum(),
+    )
 }
 
 /// The columns [`allocation_sums`] fills.
@@ -516,6 +681,27 @@ fn total_columns() -> _ {
         aggregate_totals::category_id,
         aggregate_totals::sum_hundredths,
         aggregate_totals::allocations,
+        aggregate_totals::sum_squares,
+    )
+}
+
+/// A row of `aggregate_distribution` computed from a group of allocations of one value.
+#[auto_type]
+fn value_counts() -> _ {
+    (
+        allocations::category_id,
+        allocations::hundredths,
+        count_star(),
+    )
+}
+
+/// The columns [`value_counts`] fills.
+#[auto_type]
+fn distribution_columns() -> _ {
+    (
+        aggregate_distribution::category_id,
+        aggregate_distribution::hundredths,
+        aggregate_distribution::submissions,
     )
 }
 
@@ -538,6 +724,30 @@ pub(super) fn insert_folded_totals() -> impl Statement {
     diesel::insert_into(aggregate_totals::table)
         .values(folded)
         .into_columns(total_columns())
+}
+
+/// Fills the (cleared) distribution from every allocation whose submission has left the
+/// outbox; zeros are not kept (see the migration).
+pub(super) fn insert_folded_distribution() -> impl Statement {
+    let folded = folded_allocations()
+        .filter(allocations::hundredths.gt(0_i32))
+        .group_by((allocations::category_id, allocations::hundredths))
+        .select(value_counts());
+    diesel::insert_into(aggregate_distribution::table)
+        .values(folded)
+        .into_columns(distribution_columns())
+}
+
+pub(super) fn clear_distribution() -> impl Statement {
+    diesel::delete(aggregate_distribution::table)
+}
+
+pub(super) fn clear_trend() -> impl Statement {
+    diesel::delete(aggregate_trend::table)
+}
+
+pub(super) fn clear_trend_totals() -> impl Statement {
+    diesel::delete(aggregate_trend_totals::table)
 }
 
 /// The sums [`insert_folded_totals`] would write, read instead of written, for an audit.
@@ -590,8 +800,71 @@ pub(super) fn fold_into_totals(outbox_ids: Vec<i64>) -> impl Statement {
                 .eq(aggregate_totals::sum_hundredths + excluded(aggregate_totals::sum_hundredths)),
             aggregate_totals::allocations
                 .eq(aggregate_totals::allocations + excluded(aggregate_totals::allocations)),
+            aggregate_totals::sum_squares
+                .eq(aggregate_totals::sum_squares + excluded(aggregate_totals::sum_squares)),
         ))
 }
+
+/// Adds the allocations of the given outbox rows to the distribution.
+pub(super) fn fold_into_distribution(outbox_ids: Vec<i64>) -> impl Statement {
+    let batch = aggregate_outbox::table
+        .inner_join(
+            allocations::table.on(allocations::submission_id.eq(aggregate_outbox::submission_id)),
+        )
+        .filter(aggregate_outbox::id.eq_any(outbox_ids))
+        .filter(allocations::hundredths.gt(0_i32))
+        .group_by((allocations::category_id, allocations::hundredths))
+        .select(value_counts());
+    diesel::insert_into(aggregate_distribution::table)
+        .values(batch)
+        .into_columns(distribution_columns())
+        .on_conflict((
+            aggregate_distribution::category_id,
+            aggregate_distribution::hundredths,
+        ))
+        .do_update()
+        .set(
+            aggregate_distribution::submissions
+                .eq(aggregate_distribution::submissions
+                    + excluded(aggregate_distribution::submissions)),
+        )
+}
+
+/// The two statements that add submissions to the trend buckets: their count per bucket, and
+/// their sums per bucket and category. `bucket` is the backend's SQL for the start of the
+/// bucket of `s.created_at` at resolution `r.resolution`; `which` the condition on `s` and
+/// its outbox row `o` that picks the submissions (a fold's batch, or all folded ones).
+///
+/// Raw SQL: truncating a time is written differently by each backend, and the DSL has no
+/// `CROSS JOIN` of a constant table.
+pub(super) fn trend_inserts(bucket: &str, which: &str) -> [String; 2] {
+    let resolutions = "(SELECT 'minute' AS resolution UNION ALL SELECT 'hour' \
+                       UNION ALL SELECT 'day') r";
+    [
+        format!(
+            "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
+             SELECT r.resolution, {bucket}, count(*) \
+             FROM submissions s LEFT JOIN aggregate_outbox o ON o.submission_id = s.id \
+             CROSS JOIN {resolutions} \
+             WHERE {which} GROUP BY 1, 2 \
+             ON CONFLICT (resolution, bucket_start) DO UPDATE \
+             SET submissions = aggregate_trend.submissions + excluded.submissions"
+        ),
+        format!(
+            "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
+             SELECT r.resolution, {bucket}, a.category_id, sum(a.hundredths) \
+             FROM submissions s JOIN allocations a ON a.submission_id = s.id \
+             LEFT JOIN aggregate_outbox o ON o.submission_id = s.id \
+             CROSS JOIN {resolutions} \
+             WHERE {which} GROUP BY 1, 2, 3 \
+             ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE \
+             SET sum_hundredths = aggregate_trend_totals.sum_hundredths + excluded.sum_hundredths"
+        ),
+    ]
+}
+
+/// The condition of [`trend_inserts`] that picks every folded submission (for a rebuild).
+pub(super) const ALL_FOLDED: &str = "o.id IS NULL";
 
 pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {
     diesel::delete(aggregate_outbox::table.filter(aggregate_outbox::id.eq_any(outbox_ids)))

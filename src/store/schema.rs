@@ -4,6 +4,17 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::store::sql_types::{Timestamptz, Uuid};
 
+    aggregate_distribution (category_id, hundredths) {
+        category_id -> Int4,
+        hundredths -> Int4,
+        submissions -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{Timestamptz, Uuid};
+
     aggregate_outbox (id) {
         id -> Int8,
         submission_id -> Uuid,
@@ -33,6 +44,30 @@ diesel::table! {
         category_id -> Int4,
         sum_hundredths -> Int8,
         allocations -> Int8,
+        sum_squares -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{Timestamptz, Uuid};
+
+    aggregate_trend (resolution, bucket_start) {
+        resolution -> Text,
+        bucket_start -> Timestamptz,
+        submissions -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::store::sql_types::{Timestamptz, Uuid};
+
+    aggregate_trend_totals (resolution, bucket_start, category_id) {
+        resolution -> Text,
+        bucket_start -> Timestamptz,
+        category_id -> Int4,
+        sum_hundredths -> Int8,
     }
 }
 
@@ -88,16 +123,21 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(aggregate_distribution -> categories (category_id));
 diesel::joinable!(aggregate_outbox -> submissions (submission_id));
 diesel::joinable!(aggregate_totals -> categories (category_id));
+diesel::joinable!(aggregate_trend_totals -> categories (category_id));
 diesel::joinable!(allocations -> categories (category_id));
 diesel::joinable!(allocations -> submissions (submission_id));
 diesel::joinable!(submissions -> voters (voter_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    aggregate_distribution,
     aggregate_outbox,
     aggregate_summary,
     aggregate_totals,
+    aggregate_trend,
+    aggregate_trend_totals,
     allocations,
     categories,
     submissions,

@@ -43,6 +43,10 @@ impl diesel::sql_types::ops::Sub for Timestamptz {
     type Output = Timestamptz;
 }
 
+// Times compare the same on both: natively, and as fixed-width text (see above). The trend's
+// first bucket is read with `min`.
+impl diesel::sql_types::SqlOrd for Timestamptz {}
+
 fn sqlite_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

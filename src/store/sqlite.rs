@@ -24,7 +24,7 @@ use super::{
     StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
-use crate::domain::{Category, Snapshot};
+use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
 use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -233,9 +233,76 @@ fn ensure_summary(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     exec(conn, queries::clear_totals())?;
     exec(conn, queries::insert_folded_totals())?;
+    exec(conn, queries::clear_distribution())?;
+    exec(conn, queries::insert_folded_distribution())?;
+    exec(conn, queries::clear_trend())?;
+    exec(conn, queries::clear_trend_totals())?;
+    for statement in queries::trend_inserts(TREND_BUCKET, queries::ALL_FOLDED) {
+        diesel::sql_query(statement).execute(conn)?;
+    }
     let total = queries::folded_submission_count().get_result(conn)?;
     exec(conn, queries::set_summary(total, Utc::now()))?;
     Ok(())
+}
+
+/// SQLite's start of the bucket of `s.created_at` (see [`queries::trend_inserts`]): times are
+/// stored as fixed-width RFC 3339 text in UTC, so the start of a minute, hour or day is a
+/// prefix of it completed with zeros, in the same format.
+const TREND_BUCKET: &str = "CASE r.resolution \
+    WHEN 'minute' THEN substr(s.created_at, 1, 16) || ':00.000000Z' \
+    WHEN 'hour' THEN substr(s.created_at, 1, 13) || ':00:00.000000Z' \
+    ELSE substr(s.created_at, 1, 10) || 'T00:00:00.000000Z' END";
+
+/// Adds the submissions of the given outbox rows to the trend buckets. The ids go in as one
+/// JSON array, so the statement is the same whatever the batch's size.
+fn fold_into_trend(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for statement in
+        queries::trend_inserts(TREND_BUCKET, "o.id IN (SELECT value FROM json_each(?))")
+    {
+        diesel::sql_query(statement)
+            .bind::<diesel::sql_types::Text, _>(&ids)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn details_of(
+    conn: &mut SqliteConnection,
+    snapshot: Snapshot,
+) -> Result<DetailedSnapshot, StoreError> {
+    let squares = queries::summary_squares().load(conn)?;
+    let counts = queries::summary_distribution().load(conn)?;
+    Ok(queries::detailed(snapshot, squares, counts))
+}
+
+/// The trend's rows, read in one transaction with the summary's version.
+fn trend_of(conn: &mut SqliteConnection, range: TrendRange) -> Result<TrendRows, StoreError> {
+    let version = queries::summary_version().first(conn).optional()?;
+    let mut before = (Vec::new(), Vec::new());
+    for (resolution, from, until) in range.before() {
+        let from = Bind(from.unwrap_or_else(queries::trend_epoch));
+        let counts = queries::trend_counts(resolution.name(), from, Bind(until))
+            .load::<(chrono::DateTime<Utc>, i64)>(conn)?;
+        before.0.extend(counts.into_iter().map(|(_, n)| n));
+        let sums = queries::trend_sums(resolution.name(), from, Bind(until)).load::<(
+            chrono::DateTime<Utc>,
+            i32,
+            i64,
+        )>(conn)?;
+        before.1.extend(sums.into_iter().map(|(_, c, s)| (c, s)));
+    }
+    let name = range.resolution.name();
+    let (from, until) = (Bind(range.from), Bind(range.until));
+    let counts = queries::trend_counts(name, from, until).load(conn)?;
+    let sums = queries::trend_sums(name, from, until).load(conn)?;
+    Ok(queries::trend_rows(
+        range,
+        version.unwrap_or(0),
+        before,
+        counts,
+        sums,
+    ))
 }
 
 /// Why a submission transaction rolled back.
@@ -368,6 +435,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn summary_details(&self) -> Result<Option<DetailedSnapshot>, StoreError> {
+        self.run(|c| {
+            c.transaction(
+                |c| match queries::summary::<Sqlite>().first(c).optional()? {
+                    Some(row) if !row.is_stale() => {
+                        let snapshot = snapshot_of(c, row)?;
+                        details_of(c, snapshot).map(Some)
+                    }
+                    _ => Ok(None),
+                },
+            )
+        })
+        .await
+    }
+
+    async fn live_details(&self) -> Result<DetailedSnapshot, StoreError> {
+        self.run(|c| {
+            c.transaction(|c| {
+                let totals = queries::live_totals().load(c)?;
+                let count = queries::submission_count().get_result(c)?;
+                let identity = queries::summary_identity().first(c).optional()?;
+                let squares = queries::live_squares().load(c)?;
+                let counts = queries::live_distribution().load(c)?;
+                let snapshot = queries::live_snapshot(identity, count, totals);
+                Ok(queries::detailed(snapshot, squares, counts))
+            })
+        })
+        .await
+    }
+
+    async fn trend_first(
+        &self,
+        resolution: Resolution,
+    ) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
+        self.run(move |c| Ok(queries::trend_first(resolution.name()).get_result(c)?))
+            .await
+    }
+
+    async fn trend(&self, range: TrendRange) -> Result<TrendRows, StoreError> {
+        self.run(move |c| c.transaction(|c| trend_of(c, range)))
+            .await
+    }
+
     async fn fold_outbox(&self, batch: FoldBatch) -> Result<Option<Fold>, StoreError> {
         self.write(move |c| {
             c.immediate_transaction(|c| {
@@ -380,6 +490,8 @@ impl Store for SqliteStore {
                 }
                 ensure_summary(c)?;
                 exec(c, queries::fold_into_totals(ids.clone()))?;
+                exec(c, queries::fold_into_distribution(ids.clone()))?;
+                fold_into_trend(c, &ids)?;
                 let folded = exec(c, queries::delete_outbox(ids.clone()))?;
                 exec(c, queries::advance_summary(folded, Utc::now()))?;
                 if let Some(pause) = batch.pause(folded) {

@@ -55,7 +55,7 @@ const TITLES: Record<Route['page'], string> = {
 
 /**
  * A page whose code loads when it is visited, never with `/`: the status page (its charts, the
- * metrics parser) and the trends page (Chart.js's line chart).
+ * metrics parser) and the trends page (its chart and arithmetic).
  */
 function lazyView(load: () => Promise<View>, name: string): View {
   return (root, context) => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { TrendPoint } from './api/operations';
 import {
   bucketStart,
+  dotRadius,
   mergeSnapshot,
   movements,
   pointTime,
@@ -152,6 +153,12 @@ describe('tickLabel', () => {
     expect(tickLabel(new Date(2025, 5, 4).getTime(), 6 * HOUR, 'en-GB')).toBe('4 Jun');
     expect(tickLabel(new Date(2025, 5, 9).getTime(), 7 * 24 * HOUR, 'en-GB')).toBe('9 Jun');
     expect(tickLabel(new Date(2025, 6, 1).getTime(), 91 * 24 * HOUR, 'en-GB')).toBe('Jul 2025');
+  });
+});
+
+describe('dotRadius', () => {
+  it('dots few points, smaller as they crowd, none past 40', () => {
+    expect([1, 12, 13, 40, 41].map(dotRadius)).toEqual([3, 3, 2, 2, 0]);
   });
 });
 

@@ -167,7 +167,7 @@ export function tickLabel(ms: number, step: number, locale?: string): string {
   const midnight = date.getHours() === 0 && date.getMinutes() === 0;
   if (step >= 30 * DAY) return date.toLocaleDateString(locale, { month: 'short', year: 'numeric' });
   if (step >= DAY || midnight) return date.toLocaleDateString(locale, { day: 'numeric', month: 'short' });
-  return date.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
+  return date.toLocaleTimeString(locale, { timeStyle: 'short' });
 }
 
 /** One category's first and latest average in the shown points, in hundredths. */
@@ -224,4 +224,10 @@ export function trendSummary(
         ? ` Moved most: ${nameOf(most.id)}, ${formatDifference(most.latest - most.first)} points.`
         : ' No category’s average moved.';
   return `${span}; ${totals}.${moved}`;
+}
+
+/** Dots on the lines while there are few points (a lone point has no line to show it),
+ * smaller as they crowd, none past 40. */
+export function dotRadius(points: number): number {
+  return points <= 12 ? 3 : points <= 40 ? 2 : 0;
 }

@@ -3,7 +3,7 @@
 // follows `aggregatesUpdated` as the live page does, updating or adding the newest point in
 // place. Below the chart, the same in words (one line) and a table of each category's first
 // and latest average in the range, so nothing is in the canvas alone. Loaded only when
-// visited (see main.ts): Chart.js's line chart costs `/` nothing.
+// visited (see main.ts).
 
 import { formatDifference } from '../allocation';
 import { ApiError, request } from '../api/graphql';
