@@ -105,7 +105,8 @@ export interface Standing {
  * counted the rank can reach 100, which is "every citizen counted".
  */
 export function rankSentence({ name, mine, rank, zeroShare, median }: Standing): string {
-  if (rank === null) return `Nobody has been counted yet, so there is no one to compare your ${name} share with.`;
+  // The section's introduction says that nobody is counted; each card need not repeat it at length.
+  if (rank === null) return 'No one to compare with yet.';
   if (mine === 0) {
     if (zeroShare === null || zeroShare === 0) return `You gave ${name} nothing; every citizen counted gave it more.`;
     if (zeroShare >= 100) return `You gave ${name} nothing, like every citizen counted.`;
@@ -117,9 +118,9 @@ export function rankSentence({ name, mine, rank, zeroShare, median }: Standing):
   return `You gave ${name} more than ${moreThanShare(rank)} of citizens${atMedian}.`;
 }
 
-/** "Median 10.00 % · middle half 5.00–15.00 %". */
+/** "Median 10.00 % · middle half 5.00–15.00 %"; nothing while nobody is counted. */
 export function statsLine(median: number | null, quartiles: { q1: number; q3: number } | null): string {
-  if (median === null) return 'No median yet: nobody has been counted.';
+  if (median === null) return '';
   const middle = quartiles
     ? quartiles.q1 === quartiles.q3
       ? ` · middle half all at ${percent(quartiles.q1)}`

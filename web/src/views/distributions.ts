@@ -125,7 +125,9 @@ export function distributions(id: string, rows: readonly { category: Category; m
         }),
       );
       card.rank.dataset.rank = rank === null ? '' : String(rank);
-      replace(card.stats, statsLine(spread?.median ?? null, spread?.quartiles ?? null));
+      const stats = statsLine(spread?.median ?? null, spread?.quartiles ?? null);
+      replace(card.stats, stats);
+      card.stats.hidden = stats === '';
       card.chart.update({
         buckets: spread?.histogram ?? [],
         total,
