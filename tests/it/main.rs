@@ -4,6 +4,7 @@
 //! - `api`: the behaviour suite, each test on SQLite and on PostgreSQL + Redis;
 //! - `http`: GraphQL over HTTP, GraphiQL, health, the published schema;
 //! - `caching`: Automatic Persisted Queries and HTTP caching of snapshot reads;
+//! - `distributions`: quantiles, ranks, histograms and trends against SQL over the raw rows;
 //! - `limits`: query cost and depth, the read budget, load shedding, introspection, the
 //!   statement timeout;
 //! - `metrics`: `/metrics` after a known workload, parsed as Prometheus reads it, and the
@@ -29,6 +30,7 @@
 mod api;
 mod architecture;
 mod caching;
+mod distributions;
 mod edge;
 mod faults;
 mod harness;

@@ -506,7 +506,67 @@ impl TestApp {
         assert_eq!(summary.total_submissions, n);
         assert_eq!(live.total_submissions, n);
         assert_eq!(summary.totals, live.totals);
+        self.assert_distributions_and_trend_exact(&summary).await;
         summary
+    }
+
+    /// Checks that the summary's distributions equal those live SQL computes over every
+    /// allocation, and that the trend buckets of every resolution add up to the summary's
+    /// count and sums: each folded submission counted once, in every kind of bucket.
+    pub async fn assert_distributions_and_trend_exact(
+        &self,
+        summary: &tax_budget::domain::Snapshot,
+    ) {
+        use tax_budget::domain::{CategoryId, Resolution, TrendRange};
+        let store = &self.app.store;
+        let details = store
+            .summary_details()
+            .await
+            .expect("details read")
+            .expect("a fresh summary");
+        assert_eq!(details.snapshot.version, summary.version);
+        let live = store.live_details().await.expect("live details read");
+        for id in 1..=10 {
+            let id = CategoryId(id);
+            assert_eq!(
+                details.distribution(id),
+                live.distribution(id),
+                "distribution of category {id}"
+            );
+        }
+        let now = chrono::Utc::now();
+        for resolution in Resolution::ALL {
+            let first = store.trend_first(resolution).await.expect("first bucket");
+            // A range longer than one read covers is checked at the coarser resolutions.
+            let Ok(range) = TrendRange::new(resolution, first, now, None) else {
+                continue;
+            };
+            let rows = store.trend(range).await.expect("trend read");
+            let mut sums = rows.before.clone();
+            for (_, bucket) in &rows.buckets {
+                sums.submissions += bucket.submissions;
+                for total in &bucket.totals {
+                    sums.add(total.category_id, total.sum_hundredths);
+                }
+            }
+            assert_eq!(
+                sums.submissions, summary.total_submissions,
+                "{resolution:?} buckets count every submission once"
+            );
+            for total in &summary.totals {
+                let bucketed: i64 = sums
+                    .totals
+                    .iter()
+                    .filter(|t| t.category_id == total.category_id)
+                    .map(|t| t.sum_hundredths)
+                    .sum();
+                assert_eq!(
+                    bucketed, total.sum_hundredths,
+                    "{resolution:?} buckets of category {}",
+                    total.category_id
+                );
+            }
+        }
     }
 
     /// How many submissions the database holds, counted by live SQL (not through any tier).
