@@ -222,7 +222,7 @@ describe('not found', () => {
       expect(response?.status(), pathname).toBe(404);
       await page.locator('#not-found').waitFor();
       expect(await page.locator('h1').textContent()).toBe('Page not found');
-      expect(await page.locator('nav[aria-label="Main"] a').count()).toBe(3);
+      expect(await page.locator('nav[aria-label="Main"] a').count()).toBe(4);
       if (meant) expect(await page.locator('#did-you-mean a').getAttribute('href')).toBe(meant);
       else expect(await page.locator('#did-you-mean').count()).toBe(0);
     }

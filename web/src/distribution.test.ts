@@ -111,9 +111,15 @@ describe('statsLine', () => {
 });
 
 describe('describeHistogram', () => {
-  it('names the scale, the fullest range and the visitor’s mark', () => {
+  it('says where the shares lie, the fullest range and the visitor’s mark', () => {
     expect(describeHistogram('Defense', buckets([1, 0, 3, 1]), 5, 12.5)).toBe(
-      'Defense shares of 5 citizens in ranges of 5 points: the most, 3 citizens, gave 10 to 15 %; your 12.50 % is marked.',
+      'Defense: 5 citizens gave 0 to 20 %, counted in ranges of 5 points; the fullest, 10 to 15 %, holds 3 citizens; your 12.50 % is marked.',
+    );
+  });
+
+  it('says how many ranges tie for the most, and when nobody is counted', () => {
+    expect(describeHistogram('Defense', buckets([0, 1, 0, 1]), 2, 0)).toBe(
+      'Defense: 2 citizens gave 5 to 20 %, counted in ranges of 5 points; 2 ranges tie for the most, 1 citizen each; your 0.00 % is marked.',
     );
     expect(describeHistogram('Defense', buckets([]), 0, 0)).toBe('Defense: nobody counted yet; your 0.00 % is marked.');
   });

@@ -133,17 +133,28 @@ function citizens(count: number): string {
   return count === 1 ? '1 citizen' : `${count.toLocaleString()} citizens`;
 }
 
-/** The chart's text alternative in one line: its scale, the fullest range, the visitor's mark. */
+function points(n: number): string {
+  return String(Number(n.toFixed(2)));
+}
+
+/**
+ * The chart's text alternative in one line: where the citizens' shares lie, the fullest range
+ * (or how many tie for it), and the visitor's mark.
+ */
 export function describeHistogram(name: string, buckets: readonly Bucket[], total: number, mine: number): string {
   const you = `your ${percent(mine)} is marked`;
-  if (total === 0) return `${name}: nobody counted yet; ${you}.`;
-  const step = buckets[0] ? buckets[0].to - buckets[0].from : 0;
-  let fullest: Bucket | undefined;
-  for (const bucket of buckets) if (!fullest || bucket.count > fullest.count) fullest = bucket;
-  const most = fullest
-    ? `the most, ${citizens(fullest.count)}, gave ${Number(fullest.from.toFixed(2))} to ${Number(fullest.to.toFixed(2))} %`
-    : '';
-  return `${name} shares of ${citizens(total)} in ranges of ${Number(step.toFixed(2))} points: ${most}; ${you}.`;
+  const filled = buckets.filter((b) => b.count > 0);
+  const first = filled[0];
+  const last = filled[filled.length - 1];
+  if (total === 0 || !first || !last) return `${name}: nobody counted yet; ${you}.`;
+  const step = points(first.to - first.from);
+  const most = Math.max(...filled.map((b) => b.count));
+  const fullest = filled.filter((b) => b.count === most);
+  const top =
+    fullest.length === 1 && fullest[0]
+      ? `the fullest, ${points(fullest[0].from)} to ${points(fullest[0].to)} %, holds ${citizens(most)}`
+      : `${fullest.length} ranges tie for the most, ${citizens(most)} each`;
+  return `${name}: ${citizens(total)} gave ${points(first.from)} to ${points(last.to)} %, counted in ranges of ${step} points; ${top}; ${you}.`;
 }
 
 export interface Spread {
