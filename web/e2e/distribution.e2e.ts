@@ -325,8 +325,23 @@ describe('accessibility and phones', () => {
   });
 });
 
+/** A varied split in display order, the same for the same `k`, adding up to exactly 100. */
+function variedSplit(k: number): number[] {
+  const weights = [25, 15, 8, 12, 14, 8, 6, 5, 4, 3].map(
+    (w, i) => ((k * 7 + i * 13) % 11 === 0 ? 0 : w) * (1 + ((k * (i + 3)) % 5)),
+  );
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const hundredths = weights.map((w) => Math.floor((w / sum) * 10_000));
+  hundredths[0] = (hundredths[0] ?? 0) + 10_000 - hundredths.reduce((a, b) => a + b, 0);
+  return hundredths.map((h) => h / 100);
+}
+
 describe('screenshots', () => {
   it('saves the distributions and /trends at 1280 × 800 and 375 × 800, light and dark', async () => {
+    // Histograms of a few dozen different citizens, not only of the splits above.
+    const before = await counted();
+    for (let k = 0; k < 30; k++) await submitThroughApi(variedSplit(k));
+    await folded(before + 30);
     const dir = path.join(ARTIFACTS, 'gallery');
     await mkdir(dir, { recursive: true });
     const docs = process.env.E2E_UPDATE_DOCS ? path.resolve(WEB, '..', 'docs', 'screenshots') : null;

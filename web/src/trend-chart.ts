@@ -49,6 +49,8 @@ export class TrendChart {
       pointRadius: 0,
       pointHoverRadius: 4,
       tension: 0,
+      // The newest point sits at the right edge (now): drawn whole, not cut at the axis.
+      clip: false,
     }));
     this.chart = new Chart(canvas, {
       type: 'line',
@@ -56,6 +58,7 @@ export class TrendChart {
       options: {
         animation: prefersReducedMotion() ? false : { duration: 250 },
         maintainAspectRatio: false,
+        layout: { padding: { right: 6 } },
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         color: text,
         scales: {

@@ -163,7 +163,12 @@ export const trendsView: View = (root) => {
 
     const firstTime = formatDateTime(new Date(pointTime(first, now)).toISOString());
     const lastTime = formatDateTime(new Date(pointTime(last, now)).toISOString());
-    replace(caption, `National average at ${firstTime} (first point shown) and at ${lastTime} (latest), in percent.`);
+    replace(
+      caption,
+      points.length === 1
+        ? `National average at ${lastTime}, the only point in this range, in percent.`
+        : `National average at ${firstTime} (first point shown) and at ${lastTime} (latest), in percent.`,
+    );
     replace(firstHeader, 'First', h('span', { class: 'header-unit' }, ' (%)'));
     const byId = new Map(categories.map((c) => [c.id, c]));
     replace(
