@@ -11,6 +11,7 @@
 //! `stddev_pop`, each rounded half away from zero to hundredths where it is a percentage.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::category::CategoryId;
 use super::hundredths::{Hundredths, FULL};
@@ -227,11 +228,12 @@ impl Distribution {
     }
 }
 
-/// A snapshot with the distribution of every category, all of one version.
+/// A snapshot with the distribution of every category, all of one version. Shared by every
+/// read of that version, so a distribution (up to 10,001 counts) is handed out, never copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailedSnapshot {
     pub snapshot: Snapshot,
-    distributions: Vec<Distribution>,
+    distributions: Vec<Arc<Distribution>>,
 }
 
 impl DetailedSnapshot {
@@ -270,7 +272,13 @@ impl DetailedSnapshot {
                     .map(|(_, s)| s)
                     .sum();
                 let counts = by_category.remove(&id).unwrap_or_default();
-                Distribution::new(id, snapshot.total_submissions, sum, squares, counts)
+                Arc::new(Distribution::new(
+                    id,
+                    snapshot.total_submissions,
+                    sum,
+                    squares,
+                    counts,
+                ))
             })
             .collect();
         DetailedSnapshot {
@@ -281,13 +289,19 @@ impl DetailedSnapshot {
 
     /// The category's distribution; a category nobody has given anything to yet has every
     /// submission at 0.
-    pub fn distribution(&self, id: CategoryId) -> Distribution {
+    pub fn distribution(&self, id: CategoryId) -> Arc<Distribution> {
         self.distributions
             .iter()
             .find(|d| d.category_id == id)
             .cloned()
             .unwrap_or_else(|| {
-                Distribution::new(id, self.snapshot.total_submissions, 0, 0, Vec::new())
+                Arc::new(Distribution::new(
+                    id,
+                    self.snapshot.total_submissions,
+                    0,
+                    0,
+                    Vec::new(),
+                ))
             })
     }
 }

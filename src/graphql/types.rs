@@ -1,5 +1,7 @@
 //! GraphQL output and input types: thin views over the domain, built eagerly.
 
+use std::sync::Arc;
+
 use async_graphql::{
     ComplexObject, Context, Enum, ErrorExtensions, InputObject, InputValueError, InputValueResult,
     Result, Scalar, ScalarType, SimpleObject, Value, ID,
@@ -158,7 +160,7 @@ pub struct CategoryAggregateView {
     /// Read with the snapshot when the query selects any field that needs it (see
     /// [`DETAIL_FIELDS`]).
     #[graphql(skip)]
-    distribution: Option<Distribution>,
+    distribution: Option<Arc<Distribution>>,
 }
 
 /// The fields of `CategoryAggregate` that need the distribution: a read that selects one of
@@ -194,7 +196,7 @@ pub struct HistogramBucketView {
 
 impl CategoryAggregateView {
     fn distribution(&self) -> Result<&Distribution> {
-        self.distribution.as_ref().ok_or_else(|| {
+        self.distribution.as_deref().ok_or_else(|| {
             tracing::error!("a distribution field resolved without the distribution read");
             ApiError::Internal.extend()
         })
