@@ -38,12 +38,48 @@ export function distributions(id: string, rows: readonly { category: Category; m
   const cards: Card[] = rows.map(({ category, mine }) => ({
     category,
     mine,
-    rank: h('p', { class: 'spread-rank', id: `rank-${category.slug}` }, 'Loading…'),
+    rank: h('p', { class: 'spread-rank', id: `rank-${category.slug}` }),
     stats: h('p', { class: 'spread-stats', id: `stats-${category.slug}` }),
     chart: new DistributionChart(category.name),
   }));
   const lede = h('p', { class: 'hint', id: 'spread-lede' }, 'Loading how all citizens split their taxes…');
   const problem = h('p', { class: 'error-text', role: 'alert', id: 'spread-error', hidden: true });
+  const list = h(
+    'ul',
+    { class: 'spreads', id: 'spreads', hidden: true },
+    ...cards.map((card) =>
+      h(
+        'li',
+        { class: 'spread card', 'data-category': card.category.slug },
+        h(
+          'h3',
+          {},
+          h('span', { class: 'swatch', style: `--swatch: ${card.category.color}`, 'aria-hidden': 'true' }),
+          card.category.name,
+          h(
+            'span',
+            { class: 'spread-own' },
+            h('span', { class: 'visually-hidden' }, ', '),
+            `you ${formatHundredths(fromPercentage(card.mine))} %`,
+          ),
+        ),
+        card.rank,
+        h(
+          'div',
+          { class: 'spread-figure' },
+          card.chart.element,
+          h(
+            'div',
+            { class: 'spread-axis', 'aria-hidden': 'true' },
+            h('span', {}, '0 %'),
+            h('span', {}, '50 %'),
+            h('span', {}, '100 %'),
+          ),
+        ),
+        card.stats,
+      ),
+    ),
+  );
   const element = h(
     'section',
     { class: 'spreads-section', id: 'distributions', 'aria-labelledby': 'distributions-title' },
@@ -57,42 +93,7 @@ export function distributions(id: string, rows: readonly { category: Category; m
       h('li', {}, h('span', { class: 'key key-mine', 'aria-hidden': 'true' }), 'Your share'),
     ),
     problem,
-    h(
-      'ul',
-      { class: 'spreads', id: 'spreads' },
-      ...cards.map((card) =>
-        h(
-          'li',
-          { class: 'spread card', 'data-category': card.category.slug },
-          h(
-            'h3',
-            {},
-            h('span', { class: 'swatch', style: `--swatch: ${card.category.color}`, 'aria-hidden': 'true' }),
-            card.category.name,
-            h(
-              'span',
-              { class: 'spread-own' },
-              h('span', { class: 'visually-hidden' }, ', '),
-              `you ${formatHundredths(fromPercentage(card.mine))} %`,
-            ),
-          ),
-          card.rank,
-          h(
-            'div',
-            { class: 'spread-figure' },
-            card.chart.element,
-            h(
-              'div',
-              { class: 'spread-axis', 'aria-hidden': 'true' },
-              h('span', {}, '0 %'),
-              h('span', {}, '50 %'),
-              h('span', {}, '100 %'),
-            ),
-          ),
-          card.stats,
-        ),
-      ),
-    ),
+    list,
   );
 
   let shown = -1;
@@ -102,6 +103,9 @@ export function distributions(id: string, rows: readonly { category: Category; m
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   const show = (data: Distribution) => {
+    // The cards show from the first answer on, so that before it (or without it) no card
+    // stands empty.
+    list.hidden = false;
     const ranks = new Map(data.submission?.allocations.map((a) => [a.category.id, a.percentileRank]) ?? []);
     const spreads = new Map(data.aggregates.categories.map((c) => [c.category.id, c]));
     const total = data.aggregates.totalSubmissions;
@@ -156,6 +160,7 @@ export function distributions(id: string, rows: readonly { category: Category; m
     } catch (error) {
       if (controller.signal.aborted) return;
       shown = Math.max(shown, asking);
+      if (list.hidden) replace(lede, '');
       // The comparison above stays; this part says what went wrong and tries again with the
       // next change of the average.
       problem.hidden = false;
