@@ -81,7 +81,8 @@ impl AllocationView {
     /// allocation does ("more than 82 % of citizens"): PostgreSQL's `percent_rank(percentage)
     /// WITHIN GROUP (ORDER BY percentage)` over every counted submission, rounded to hundredths.
     /// Read from the newest aggregates; null while nobody is counted.
-    #[graphql(complexity = "cost::read(0)")]
+    // Costs what a plain field costs: the distributions it reads are read at most once per
+    // version by the whole process (see `Aggregates::read_detailed`), not once per field.
     async fn percentile_rank(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
         let detailed = super::query::newest_details(ctx).await?;
         Ok(detailed

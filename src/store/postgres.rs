@@ -180,7 +180,7 @@ async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError
     queries::insert_folded_distribution().execute(conn).await?;
     queries::clear_trend().execute(conn).await?;
     queries::clear_trend_totals().execute(conn).await?;
-    for statement in queries::trend_inserts(TREND_BUCKET, queries::ALL_FOLDED) {
+    for statement in queries::trend_inserts(TREND_BUCKET, &queries::ALL_FOLDED) {
         sql_query(statement).execute(conn).await?;
     }
     let total = queries::folded_submission_count().get_result(conn).await?;
@@ -196,7 +196,7 @@ const TREND_BUCKET: &str = "date_trunc(r.resolution, s.created_at, 'UTC')";
 
 /// Adds the submissions of the given outbox rows to the trend buckets.
 async fn fold_into_trend(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), StoreError> {
-    for statement in queries::trend_inserts(TREND_BUCKET, "o.id = ANY($1)") {
+    for statement in queries::trend_inserts(TREND_BUCKET, &queries::fold_batch("o.id = ANY($1)")) {
         sql_query(statement)
             .bind::<Array<BigInt>, _>(ids)
             .execute(conn)

@@ -830,41 +830,57 @@ pub(super) fn fold_into_distribution(outbox_ids: Vec<i64>) -> impl Statement {
         )
 }
 
+/// Which submissions [`trend_inserts`] adds: `from` names them `s` (with their outbox row `o`)
+/// and `filter` picks them.
+pub(super) struct TrendSource<'a> {
+    pub from: &'a str,
+    pub filter: &'a str,
+}
+
+/// A fold's batch: driven by the outbox rows, so that only they are read. `filter` picks the
+/// batch's outbox ids in the backend's way of binding a list.
+pub(super) fn fold_batch(filter: &str) -> TrendSource<'_> {
+    TrendSource {
+        from: "aggregate_outbox o JOIN submissions s ON s.id = o.submission_id",
+        filter,
+    }
+}
+
+/// Every submission that has left the outbox (for a rebuild).
+pub(super) const ALL_FOLDED: TrendSource<'static> = TrendSource {
+    from: "submissions s LEFT JOIN aggregate_outbox o ON o.submission_id = s.id",
+    filter: "o.id IS NULL",
+};
+
 /// The two statements that add submissions to the trend buckets: their count per bucket, and
 /// their sums per bucket and category. `bucket` is the backend's SQL for the start of the
-/// bucket of `s.created_at` at resolution `r.resolution`; `which` the condition on `s` and
-/// its outbox row `o` that picks the submissions (a fold's batch, or all folded ones).
+/// bucket of `s.created_at` at resolution `r.resolution`.
 ///
 /// Raw SQL: truncating a time is written differently by each backend, and the DSL has no
 /// `CROSS JOIN` of a constant table.
-pub(super) fn trend_inserts(bucket: &str, which: &str) -> [String; 2] {
+pub(super) fn trend_inserts(bucket: &str, source: &TrendSource<'_>) -> [String; 2] {
     let resolutions = "(SELECT 'minute' AS resolution UNION ALL SELECT 'hour' \
                        UNION ALL SELECT 'day') r";
+    let TrendSource { from, filter } = source;
     [
         format!(
             "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
              SELECT r.resolution, {bucket}, count(*) \
-             FROM submissions s LEFT JOIN aggregate_outbox o ON o.submission_id = s.id \
-             CROSS JOIN {resolutions} \
-             WHERE {which} GROUP BY 1, 2 \
+             FROM {from} CROSS JOIN {resolutions} \
+             WHERE {filter} GROUP BY 1, 2 \
              ON CONFLICT (resolution, bucket_start) DO UPDATE \
              SET submissions = aggregate_trend.submissions + excluded.submissions"
         ),
         format!(
             "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
              SELECT r.resolution, {bucket}, a.category_id, sum(a.hundredths) \
-             FROM submissions s JOIN allocations a ON a.submission_id = s.id \
-             LEFT JOIN aggregate_outbox o ON o.submission_id = s.id \
-             CROSS JOIN {resolutions} \
-             WHERE {which} GROUP BY 1, 2, 3 \
+             FROM {from} JOIN allocations a ON a.submission_id = s.id CROSS JOIN {resolutions} \
+             WHERE {filter} GROUP BY 1, 2, 3 \
              ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE \
              SET sum_hundredths = aggregate_trend_totals.sum_hundredths + excluded.sum_hundredths"
         ),
     ]
 }
-
-/// The condition of [`trend_inserts`] that picks every folded submission (for a rebuild).
-pub(super) const ALL_FOLDED: &str = "o.id IS NULL";
 
 pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {
     diesel::delete(aggregate_outbox::table.filter(aggregate_outbox::id.eq_any(outbox_ids)))

@@ -237,7 +237,7 @@ fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     exec(conn, queries::insert_folded_distribution())?;
     exec(conn, queries::clear_trend())?;
     exec(conn, queries::clear_trend_totals())?;
-    for statement in queries::trend_inserts(TREND_BUCKET, queries::ALL_FOLDED) {
+    for statement in queries::trend_inserts(TREND_BUCKET, &queries::ALL_FOLDED) {
         diesel::sql_query(statement).execute(conn)?;
     }
     let total = queries::folded_submission_count().get_result(conn)?;
@@ -257,9 +257,10 @@ const TREND_BUCKET: &str = "CASE r.resolution \
 /// JSON array, so the statement is the same whatever the batch's size.
 fn fold_into_trend(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
     let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    for statement in
-        queries::trend_inserts(TREND_BUCKET, "o.id IN (SELECT value FROM json_each(?))")
-    {
+    for statement in queries::trend_inserts(
+        TREND_BUCKET,
+        &queries::fold_batch("o.id IN (SELECT value FROM json_each(?))"),
+    ) {
         diesel::sql_query(statement)
             .bind::<diesel::sql_types::Text, _>(&ids)
             .execute(conn)?;
