@@ -75,9 +75,14 @@ fn allocation_values_sql() -> String {
     format!("CASE c.id {} END", cases.join(" "))
 }
 
-/// Submissions 1..=N, one voter, made over the 30 days from 2026-10-01 (minute `n % 43200`).
+/// The minute of submission `n` within the 30 days from 2026-10-01: the first 720 cover every
+/// hour of every day once, so that even the small set has a point in each hour bucket.
+const MINUTE_SQL: &str = "((n % 30) * 1440 + ((n / 30) % 24) * 60 + (n / 720) % 60)";
+
+/// Submissions 1..=N, one voter, made over the 30 days from 2026-10-01 ([`MINUTE_SQL`]).
 fn seed_sql(database: &DatabaseUrl, n: usize) -> String {
     let values = allocation_values_sql();
+    let minute = MINUTE_SQL;
     match database {
         DatabaseUrl::Postgres(_) => format!(
             "INSERT INTO voters (id, token_hash, created_at)
@@ -85,8 +90,8 @@ fn seed_sql(database: &DatabaseUrl, n: usize) -> String {
              INSERT INTO submissions (id, voter_id, created_at)
                SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
                       '00000000-0000-4000-8000-000000000000',
-                      TIMESTAMPTZ '2026-10-01T00:00:00Z' + (n % 43200) * INTERVAL '1 minute'
-               FROM generate_series(1, {n}) n;
+                      TIMESTAMPTZ '2026-10-01T00:00:00Z' + {minute} * INTERVAL '1 minute'
+               FROM generate_series(1::BIGINT, {n}) n;
              INSERT INTO allocations (submission_id, category_id, hundredths)
                SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, c.id,
                       {values}
@@ -101,7 +106,7 @@ fn seed_sql(database: &DatabaseUrl, n: usize) -> String {
                SELECT printf('00000000-0000-4000-8000-%012x', n),
                       '00000000-0000-4000-8000-000000000000',
                       strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-10-01',
-                               '+' || (n % 43200) || ' minutes')
+                               '+' || {minute} || ' minutes')
                FROM seq;
              INSERT INTO allocations (submission_id, category_id, hundredths)
                WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n})

@@ -178,9 +178,7 @@ async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError
     queries::insert_folded_totals().execute(conn).await?;
     queries::clear_distribution().execute(conn).await?;
     queries::insert_folded_distribution().execute(conn).await?;
-    queries::clear_trend().execute(conn).await?;
-    queries::clear_trend_totals().execute(conn).await?;
-    for statement in queries::trend_inserts(TREND_BUCKET, &queries::ALL_FOLDED) {
+    for statement in queries::trend_rebuild(trend_bucket) {
         sql_query(statement).execute(conn).await?;
     }
     let total = queries::folded_submission_count().get_result(conn).await?;
@@ -190,13 +188,16 @@ async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError
     Ok(())
 }
 
-/// PostgreSQL's start of the bucket of `s.created_at` (see [`queries::trend_inserts`]): UTC,
-/// whatever the session's time zone.
-const TREND_BUCKET: &str = "date_trunc(r.resolution, s.created_at, 'UTC')";
+/// PostgreSQL's start of a trend bucket (see [`queries::TrendBucketSql`]): UTC, whatever the
+/// session's time zone.
+fn trend_bucket(resolution: &str, time: &str) -> String {
+    format!("date_trunc({resolution}, {time}, 'UTC')")
+}
 
 /// Adds the submissions of the given outbox rows to the trend buckets.
 async fn fold_into_trend(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), StoreError> {
-    for statement in queries::trend_inserts(TREND_BUCKET, &queries::fold_batch("o.id = ANY($1)")) {
+    let batch = queries::fold_batch("o.id = ANY($1)");
+    for statement in queries::trend_inserts(trend_bucket, &batch, &Resolution::ALL) {
         sql_query(statement)
             .bind::<Array<BigInt>, _>(ids)
             .execute(conn)

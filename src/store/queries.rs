@@ -23,8 +23,8 @@ use super::{
     SummaryState, VoterRef,
 };
 use crate::domain::{
-    BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, Hundredths, Snapshot,
-    SnapshotSource, TrendRange, TrendRows, ValueCount,
+    BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, Hundredths, Resolution,
+    Snapshot, SnapshotSource, TrendRange, TrendRows, ValueCount,
 };
 
 /// The summary table holds one row, with this id (the migrations enforce it).
@@ -742,14 +742,6 @@ pub(super) fn clear_distribution() -> impl Statement {
     diesel::delete(aggregate_distribution::table)
 }
 
-pub(super) fn clear_trend() -> impl Statement {
-    diesel::delete(aggregate_trend::table)
-}
-
-pub(super) fn clear_trend_totals() -> impl Statement {
-    diesel::delete(aggregate_trend_totals::table)
-}
-
 /// The sums [`insert_folded_totals`] would write, read instead of written, for an audit.
 #[auto_type]
 pub(super) fn folded_totals() -> _ {
@@ -852,21 +844,32 @@ pub(super) const ALL_FOLDED: TrendSource<'static> = TrendSource {
     filter: "o.id IS NULL",
 };
 
-/// The two statements that add submissions to the trend buckets: their count per bucket, and
-/// their sums per bucket and category. `bucket` is the backend's SQL for the start of the
-/// bucket of `s.created_at` at resolution `r.resolution`.
+/// How a backend writes the start of the trend bucket that holds a time: given the SQL of a
+/// resolution name (`'minute'`, `'hour'`, `'day'`) and of a time, the SQL of the bucket's start.
+pub(super) type TrendBucketSql = fn(resolution: &str, time: &str) -> String;
+
+/// The two statements that add submissions to the trend buckets of `resolutions`: their count
+/// per bucket, and their sums per bucket and category.
 ///
 /// Raw SQL: truncating a time is written differently by each backend, and the DSL has no
 /// `CROSS JOIN` of a constant table.
-pub(super) fn trend_inserts(bucket: &str, source: &TrendSource<'_>) -> [String; 2] {
-    let resolutions = "(SELECT 'minute' AS resolution UNION ALL SELECT 'hour' \
-                       UNION ALL SELECT 'day') r";
+pub(super) fn trend_inserts(
+    bucket: TrendBucketSql,
+    source: &TrendSource<'_>,
+    resolutions: &[Resolution],
+) -> [String; 2] {
+    let resolutions = resolutions
+        .iter()
+        .map(|r| format!("SELECT '{}' AS resolution", r.name()))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let bucket = bucket("r.resolution", "s.created_at");
     let TrendSource { from, filter } = source;
     [
         format!(
             "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
              SELECT r.resolution, {bucket}, count(*) \
-             FROM {from} CROSS JOIN {resolutions} \
+             FROM {from} CROSS JOIN ({resolutions}) r \
              WHERE {filter} GROUP BY 1, 2 \
              ON CONFLICT (resolution, bucket_start) DO UPDATE \
              SET submissions = aggregate_trend.submissions + excluded.submissions"
@@ -874,12 +877,38 @@ pub(super) fn trend_inserts(bucket: &str, source: &TrendSource<'_>) -> [String; 
         format!(
             "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
              SELECT r.resolution, {bucket}, a.category_id, sum(a.hundredths) \
-             FROM {from} JOIN allocations a ON a.submission_id = s.id CROSS JOIN {resolutions} \
+             FROM {from} JOIN allocations a ON a.submission_id = s.id \
+             CROSS JOIN ({resolutions}) r \
              WHERE {filter} GROUP BY 1, 2, 3 \
              ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE \
              SET sum_hundredths = aggregate_trend_totals.sum_hundredths + excluded.sum_hundredths"
         ),
     ]
+}
+
+/// Rewrites the trend from every folded submission: the minute buckets from the rows, then
+/// each hour from its minutes and each day from its hours (reading the submissions once, not
+/// once per resolution).
+pub(super) fn trend_rebuild(bucket: TrendBucketSql) -> Vec<String> {
+    let mut statements = vec![
+        "DELETE FROM aggregate_trend".to_owned(),
+        "DELETE FROM aggregate_trend_totals".to_owned(),
+    ];
+    statements.extend(trend_inserts(bucket, &ALL_FOLDED, &[Resolution::Minute]));
+    for (finer, coarser) in [("minute", "hour"), ("hour", "day")] {
+        let start = bucket(&format!("'{coarser}'"), "bucket_start");
+        statements.push(format!(
+            "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
+             SELECT '{coarser}', {start}, sum(submissions) FROM aggregate_trend \
+             WHERE resolution = '{finer}' GROUP BY 2"
+        ));
+        statements.push(format!(
+            "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
+             SELECT '{coarser}', {start}, category_id, sum(sum_hundredths) \
+             FROM aggregate_trend_totals WHERE resolution = '{finer}' GROUP BY 2, 3"
+        ));
+    }
+    statements
 }
 
 pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {

@@ -235,9 +235,7 @@ fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     exec(conn, queries::insert_folded_totals())?;
     exec(conn, queries::clear_distribution())?;
     exec(conn, queries::insert_folded_distribution())?;
-    exec(conn, queries::clear_trend())?;
-    exec(conn, queries::clear_trend_totals())?;
-    for statement in queries::trend_inserts(TREND_BUCKET, &queries::ALL_FOLDED) {
+    for statement in queries::trend_rebuild(trend_bucket) {
         diesel::sql_query(statement).execute(conn)?;
     }
     let total = queries::folded_submission_count().get_result(conn)?;
@@ -245,22 +243,24 @@ fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// SQLite's start of the bucket of `s.created_at` (see [`queries::trend_inserts`]): times are
-/// stored as fixed-width RFC 3339 text in UTC, so the start of a minute, hour or day is a
-/// prefix of it completed with zeros, in the same format.
-const TREND_BUCKET: &str = "CASE r.resolution \
-    WHEN 'minute' THEN substr(s.created_at, 1, 16) || ':00.000000Z' \
-    WHEN 'hour' THEN substr(s.created_at, 1, 13) || ':00:00.000000Z' \
-    ELSE substr(s.created_at, 1, 10) || 'T00:00:00.000000Z' END";
+/// SQLite's start of a trend bucket (see [`queries::TrendBucketSql`]): times are stored as
+/// fixed-width RFC 3339 text in UTC, so the start of a minute, hour or day is a prefix of it
+/// completed with zeros, in the same format.
+fn trend_bucket(resolution: &str, time: &str) -> String {
+    format!(
+        "CASE {resolution} \
+           WHEN 'minute' THEN substr({time}, 1, 16) || ':00.000000Z' \
+           WHEN 'hour' THEN substr({time}, 1, 13) || ':00:00.000000Z' \
+           ELSE substr({time}, 1, 10) || 'T00:00:00.000000Z' END"
+    )
+}
 
 /// Adds the submissions of the given outbox rows to the trend buckets. The ids go in as one
 /// JSON array, so the statement is the same whatever the batch's size.
 fn fold_into_trend(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
     let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    for statement in queries::trend_inserts(
-        TREND_BUCKET,
-        &queries::fold_batch("o.id IN (SELECT value FROM json_each(?))"),
-    ) {
+    let batch = queries::fold_batch("o.id IN (SELECT value FROM json_each(?))");
+    for statement in queries::trend_inserts(trend_bucket, &batch, &Resolution::ALL) {
         diesel::sql_query(statement)
             .bind::<diesel::sql_types::Text, _>(&ids)
             .execute(conn)?;
