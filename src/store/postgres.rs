@@ -174,6 +174,11 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
 /// Rewrites the summary from every submission that has left the outbox. Call with the summary
 /// row locked: no fold can then commit, so "not in the outbox" is a stable set.
 async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+    // A recount reads every allocation, which may rightly take longer than the pool's
+    // `statement_timeout` allows a request; also when a worker finishes an interrupted rebuild
+    // at start on its pooled connection. For this transaction only (raw SQL: a setting).
+    conn.batch_execute("SET LOCAL statement_timeout = 0")
+        .await?;
     queries::clear_totals().execute(conn).await?;
     queries::insert_folded_totals().execute(conn).await?;
     queries::clear_distribution().execute(conn).await?;

@@ -478,6 +478,66 @@ impl SubmissionsLock {
     }
 }
 
+/// A recount of every allocation may rightly outlast the `statement_timeout` requests get;
+/// here the rebuild is held behind a lock on a table it rewrites for twice the timeout, and
+/// still finishes, exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_outlasts_the_statement_timeout() {
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        waiting: i64,
+    }
+    let options = Options {
+        statement_timeout_ms: 300,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(Backend::Postgres, options).await else {
+        return;
+    };
+    for _ in 0..3 {
+        app.submit(EVEN, None).await;
+    }
+    app.wait_folded(3).await;
+    let tax_budget::config::DatabaseUrl::Postgres(url) = &app.backend.db.url else {
+        panic!("a PostgreSQL app");
+    };
+    let mut lock = AsyncPgConnection::establish(url).await.expect("connect");
+    lock.batch_execute("BEGIN; LOCK TABLE aggregate_trend IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .expect("lock");
+    let rebuild = {
+        let app = app.app.clone();
+        tokio::spawn(async move { app.rebuild_aggregates().await })
+    };
+    // Until the rebuild has waited twice its statement timeout (`clock_timestamp`: this
+    // connection's `now()` stays at the start of its transaction).
+    let started = Instant::now();
+    loop {
+        let row: Waiting = diesel::sql_query(
+            "SELECT count(*) AS waiting FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND l.relation = 'aggregate_trend'::regclass \
+             AND clock_timestamp() - a.query_start > interval '600 milliseconds'",
+        )
+        .get_result(&mut lock)
+        .await
+        .expect("pg_locks");
+        if row.waiting > 0 {
+            break;
+        }
+        assert!(!rebuild.is_finished(), "the rebuild ended while held back");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rebuild never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lock.batch_execute("COMMIT").await.expect("unlock");
+    let rebuilt = rebuild.await.expect("rebuild task").expect("rebuild");
+    assert_eq!(rebuilt.total_submissions, 3);
+    app.assert_folded_exactly(3).await;
+}
+
 /// Deterministic on PostgreSQL, where a test can hold a read in the database with a lock
 /// (the limiter's own rules are unit-tested in `graphql::limits`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
