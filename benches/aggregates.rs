@@ -308,6 +308,8 @@ async fn main() {
     bench.concurrent_cache_reads(20_000, 16).await;
     bench.writes(writes, 32).await;
     server.shutdown(Duration::from_secs(5)).await;
+    // The cache's one key, under this run's prefix.
+    let _ = app.cache.invalidate().await;
     if redis.is_none() {
         sqlite_durability(writes).await;
     }

@@ -257,6 +257,8 @@ async fn main() {
     for set in sets {
         println!("({} submissions served)", set.submissions);
         set.server.shutdown(Duration::from_secs(5)).await;
+        // The cache's one key, under this run's prefix.
+        let _ = set.app.cache.invalidate().await;
         set.database.remove().await;
     }
 }
