@@ -9,6 +9,9 @@
 //!   the outbox are counted and reported, never compared: a fold adds them to the summary in
 //!   the transaction that removes them from the outbox, so no committed state has them half
 //!   counted.
+//! - **Distributions and trend buckets = live SQL over the folded submissions**, in the same
+//!   transaction: every value count, sum of squares and trend bucket the summary keeps beside
+//!   its sums. The first few differences are listed, then how many more there are.
 //! - **The summary is not marked stale.** A stale summary (a rebuild running, or one that died
 //!   between its two steps) sends every reader to slow live SQL; it is reported as a problem.
 //! - **cache = summary at the same version.** The cache is read before the summary, and
@@ -25,7 +28,10 @@ use std::fmt;
 
 use crate::cache::{CacheError, SnapshotCache};
 use crate::domain::Snapshot;
-use crate::store::{Store, StoreError, SummaryAudit};
+use crate::store::{DerivedAudit, Store, StoreError, SummaryAudit};
+
+/// Differences of the derived state listed one per line; the rest are counted.
+const DERIVED_LINES: usize = 20;
 
 /// What the cache held when `verify` looked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +138,22 @@ pub fn compare(audit: &SummaryAudit, cache: &CacheView) -> Report {
                     .map(|d| d.line("summary", "live SQL over folded submissions")),
             );
             let stale = if audit.stale { " (marked stale)" } else { "" };
+            let derived = derived_differences(&audit.derived);
+            let derived_relation = if derived.is_empty() { "=" } else { "vs" };
+            let derived_count = derived.len();
+            problems.extend(derived.into_iter().take(DERIVED_LINES));
+            if derived_count > DERIVED_LINES {
+                problems.push(format!(
+                    "and {} more differences in distributions and trend buckets",
+                    derived_count - DERIVED_LINES
+                ));
+            }
             format!(
                 "summary version {}{stale} {relation} live SQL over {folded} folded submissions \
-                 ({unfolded} not yet folded)",
-                summary.version
+                 ({unfolded} not yet folded); its {} distribution and trend numbers \
+                 {derived_relation} live SQL",
+                summary.version,
+                audit.derived.stored.len().max(audit.derived.folded.len())
             )
         }
         None => {
@@ -208,6 +226,27 @@ pub fn compare(audit: &SummaryAudit, cache: &CacheView) -> Report {
         headline: format!("{summary_part}; {cache_part}"),
         problems,
     }
+}
+
+/// One line per number of the derived state that the summary and live SQL disagree on.
+fn derived_differences(derived: &DerivedAudit) -> Vec<String> {
+    let names: std::collections::BTreeSet<&String> =
+        derived.stored.keys().chain(derived.folded.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let stored = derived.stored.get(name).copied().unwrap_or(0);
+            let folded = derived.folded.get(name).copied().unwrap_or(0);
+            (stored != folded).then(|| {
+                Difference {
+                    what: name.clone(),
+                    left: stored,
+                    right: folded,
+                }
+                .line("summary", "live SQL over folded submissions")
+            })
+        })
+        .collect()
 }
 
 /// One number two snapshots disagree on.
@@ -290,6 +329,17 @@ mod tests {
             stale: false,
             folded: snapshot(version, 2, &sums).with_source(SnapshotSource::Live),
             unfolded: 3,
+            derived: derived(&[("category 1 submissions at 75 %", 2)]),
+        }
+    }
+
+    /// The same derived numbers stored and computed.
+    fn derived(numbers: &[(&str, i64)]) -> DerivedAudit {
+        let named: BTreeMap<String, i64> =
+            numbers.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
+        DerivedAudit {
+            stored: named.clone(),
+            folded: named,
         }
     }
 
@@ -304,8 +354,43 @@ mod tests {
         assert_eq!(
             report.to_string(),
             "consistent: summary version 7 = live SQL over 2 folded submissions (3 not yet \
-             folded); cache = summary at version 7"
+             folded); its 1 distribution and trend numbers = live SQL; cache = summary at \
+             version 7"
         );
+    }
+
+    #[test]
+    fn derived_numbers_that_differ_are_listed_then_counted() {
+        let mut audit = agreeing(7);
+        audit
+            .derived
+            .stored
+            .insert("category 2 sum of squares".into(), 10);
+        for i in 0..25 {
+            audit
+                .derived
+                .folded
+                .insert(format!("minute bucket {i:02} submissions"), 1);
+        }
+        let report = compare(&audit, &CacheView::Empty);
+        assert!(!report.is_consistent());
+        let problems = report.problems();
+        assert_eq!(problems.len(), DERIVED_LINES + 1);
+        assert_eq!(
+            problems[0],
+            "category 2 sum of squares: summary 10, live SQL over folded submissions 0 \
+             (summary +10)"
+        );
+        assert_eq!(
+            problems[1],
+            "minute bucket 00 submissions: summary 0, live SQL over folded submissions 1 \
+             (summary -1)"
+        );
+        assert_eq!(
+            problems[DERIVED_LINES],
+            "and 6 more differences in distributions and trend buckets"
+        );
+        assert!(report.to_string().contains("numbers vs live SQL"));
     }
 
     #[test]
@@ -397,6 +482,7 @@ mod tests {
             stale: false,
             folded: snapshot(0, 0, &[]),
             unfolded: 4,
+            derived: DerivedAudit::default(),
         };
         let live = CacheView::Holds(snapshot(0, 4, &[(1, 40_000)]));
         let report = compare(&audit, &live);

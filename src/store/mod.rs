@@ -296,6 +296,18 @@ pub struct SummaryAudit {
     pub folded: Snapshot,
     /// Submissions still in the outbox: stored, and not yet in the summary by design.
     pub unfolded: i64,
+    /// What the summary keeps beside its sums, as stored and as SQL over the same folded
+    /// submissions computes it.
+    pub derived: DerivedAudit,
+}
+
+/// The distributions, sums of squares and trend buckets, each number under a name that says
+/// what it counts ("category 3 submissions at 12.5 %"), as stored (`stored`) and as computed
+/// over the folded submissions (`folded`). A name missing on one side is 0 there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DerivedAudit {
+    pub stored: std::collections::BTreeMap<String, i64>,
+    pub folded: std::collections::BTreeMap<String, i64>,
 }
 
 /// Counts for `tax-budget stats`, read in one transaction, so they describe one moment.

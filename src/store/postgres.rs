@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use uuid::Uuid;
 
-use super::queries::{self, KeyedRow, SubmissionRow, SummaryRow};
+use super::queries::{self, DerivedRows, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
     Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
@@ -209,6 +209,29 @@ async fn fold_into_trend(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<()
             .await?;
     }
     Ok(())
+}
+
+/// The summary's distributions, squares and trend buckets as stored, for an audit.
+async fn stored_derived(conn: &mut AsyncPgConnection) -> Result<DerivedRows, StoreError> {
+    let [counts, sums] = queries::STORED_TREND;
+    Ok(DerivedRows {
+        counts: queries::summary_distribution().load(conn).await?,
+        squares: queries::summary_squares().load(conn).await?,
+        trend_counts: sql_query(counts).load(conn).await?,
+        trend_sums: sql_query(sums).load(conn).await?,
+    })
+}
+
+/// What [`stored_derived`] must hold, computed over every folded submission.
+async fn folded_derived(conn: &mut AsyncPgConnection) -> Result<DerivedRows, StoreError> {
+    let [counts, sums] =
+        queries::trend_selects(trend_bucket, &queries::ALL_FOLDED, &Resolution::ALL);
+    Ok(DerivedRows {
+        counts: queries::folded_distribution().load(conn).await?,
+        squares: queries::folded_squares().load(conn).await?,
+        trend_counts: sql_query(counts).load(conn).await?,
+        trend_sums: sql_query(sums).load(conn).await?,
+    })
 }
 
 /// The snapshot with the squares and value counts of the summary, read in the transaction that
@@ -587,12 +610,14 @@ impl Store for PostgresStore {
                 let folded_totals = queries::folded_totals().load(conn).await?;
                 let folded = queries::folded_submission_count().get_result(conn).await?;
                 let unfolded = queries::outbox_len().get_result(conn).await?;
+                let derived = (stored_derived(conn).await?, folded_derived(conn).await?);
                 Ok(queries::summary_audit(
                     row,
                     totals,
                     folded,
                     folded_totals,
                     unfolded,
+                    derived,
                 ))
             })
             .await

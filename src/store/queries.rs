@@ -19,8 +19,8 @@ use super::schema::{
 };
 use super::sql_types::Bind;
 use super::{
-    NewSubmission, Replay, SeedBatch, StoreError, StoredSubmission, SubmitOutcome, SummaryAudit,
-    SummaryState, VoterRef,
+    DerivedAudit, NewSubmission, Replay, SeedBatch, StoreError, StoredSubmission, SubmitOutcome,
+    SummaryAudit, SummaryState, VoterRef,
 };
 use crate::domain::{
     BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, Hundredths, Resolution,
@@ -848,12 +848,12 @@ pub(super) const ALL_FOLDED: TrendSource<'static> = TrendSource {
 /// resolution name (`'minute'`, `'hour'`, `'day'`) and of a time, the SQL of the bucket's start.
 pub(super) type TrendBucketSql = fn(resolution: &str, time: &str) -> String;
 
-/// The two statements that add submissions to the trend buckets of `resolutions`: their count
-/// per bucket, and their sums per bucket and category.
+/// The two queries that count submissions into the trend buckets of `resolutions`: rows of
+/// (resolution, bucket start, submissions), and of (resolution, bucket start, category, sum).
 ///
 /// Raw SQL: truncating a time is written differently by each backend, and the DSL has no
 /// `CROSS JOIN` of a constant table.
-pub(super) fn trend_inserts(
+pub(super) fn trend_selects(
     bucket: TrendBucketSql,
     source: &TrendSource<'_>,
     resolutions: &[Resolution],
@@ -867,23 +867,136 @@ pub(super) fn trend_inserts(
     let TrendSource { from, filter } = source;
     [
         format!(
-            "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
-             SELECT r.resolution, {bucket}, count(*) \
+            "SELECT r.resolution, {bucket} AS bucket_start, count(*) AS submissions \
              FROM {from} CROSS JOIN ({resolutions}) r \
-             WHERE {filter} GROUP BY 1, 2 \
+             WHERE {filter} GROUP BY 1, 2"
+        ),
+        format!(
+            "SELECT r.resolution, {bucket} AS bucket_start, a.category_id, \
+                    sum(a.hundredths) AS sum_hundredths \
+             FROM {from} JOIN allocations a ON a.submission_id = s.id \
+             CROSS JOIN ({resolutions}) r \
+             WHERE {filter} GROUP BY 1, 2, 3"
+        ),
+    ]
+}
+
+/// The statements that add what [`trend_selects`] counts to the stored buckets.
+pub(super) fn trend_inserts(
+    bucket: TrendBucketSql,
+    source: &TrendSource<'_>,
+    resolutions: &[Resolution],
+) -> [String; 2] {
+    let [counts, sums] = trend_selects(bucket, source, resolutions);
+    [
+        format!(
+            "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) {counts} \
              ON CONFLICT (resolution, bucket_start) DO UPDATE \
              SET submissions = aggregate_trend.submissions + excluded.submissions"
         ),
         format!(
             "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
-             SELECT r.resolution, {bucket}, a.category_id, sum(a.hundredths) \
-             FROM {from} JOIN allocations a ON a.submission_id = s.id \
-             CROSS JOIN ({resolutions}) r \
-             WHERE {filter} GROUP BY 1, 2, 3 \
-             ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE \
+             {sums} ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE \
              SET sum_hundredths = aggregate_trend_totals.sum_hundredths + excluded.sum_hundredths"
         ),
     ]
+}
+
+/// One row of the first query of [`trend_selects`], or of `aggregate_trend`.
+#[derive(QueryableByName)]
+pub(super) struct TrendCountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    resolution: String,
+    #[diesel(sql_type = super::sql_types::Timestamptz)]
+    bucket_start: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    submissions: i64,
+}
+
+/// One row of the second query of [`trend_selects`], or of `aggregate_trend_totals`.
+#[derive(QueryableByName)]
+pub(super) struct TrendSumRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    resolution: String,
+    #[diesel(sql_type = super::sql_types::Timestamptz)]
+    bucket_start: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    category_id: i32,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    sum_hundredths: i64,
+}
+
+/// Every stored trend bucket, as [`TrendCountRow`]s and [`TrendSumRow`]s.
+pub(super) const STORED_TREND: [&str; 2] = [
+    "SELECT resolution, bucket_start, submissions FROM aggregate_trend",
+    "SELECT resolution, bucket_start, category_id, sum_hundredths FROM aggregate_trend_totals",
+];
+
+/// The derived state read for an audit, stored or computed: value counts (category, value,
+/// submissions), sums of squares (category, sum) and trend buckets.
+pub(super) struct DerivedRows {
+    pub counts: Vec<(i32, i32, i64)>,
+    pub squares: Vec<(i32, i64)>,
+    pub trend_counts: Vec<TrendCountRow>,
+    pub trend_sums: Vec<TrendSumRow>,
+}
+
+impl DerivedRows {
+    /// Each number under the name [`DerivedAudit`] compares it by.
+    pub(super) fn named(self) -> std::collections::BTreeMap<String, i64> {
+        let mut named = std::collections::BTreeMap::new();
+        let mut add = |name: String, value: i64| *named.entry(name).or_insert(0) += value;
+        for (category, value, submissions) in self.counts {
+            let percent = f64::from(value) / 100.0;
+            add(
+                format!("category {category} submissions at {percent} %"),
+                submissions,
+            );
+        }
+        for (category, squares) in self.squares {
+            add(format!("category {category} sum of squares"), squares);
+        }
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for row in self.trend_counts {
+            add(
+                format!(
+                    "{} bucket {} submissions",
+                    row.resolution,
+                    at(row.bucket_start)
+                ),
+                row.submissions,
+            );
+        }
+        for row in self.trend_sums {
+            add(
+                format!(
+                    "{} bucket {} category {} sum",
+                    row.resolution,
+                    at(row.bucket_start),
+                    row.category_id
+                ),
+                row.sum_hundredths,
+            );
+        }
+        named
+    }
+}
+
+/// Value counts of every folded submission, as [`insert_folded_distribution`] writes them.
+#[auto_type]
+pub(super) fn folded_distribution() -> _ {
+    folded_allocations()
+        .filter(allocations::hundredths.gt(0_i32))
+        .group_by((allocations::category_id, allocations::hundredths))
+        .select(value_counts())
+}
+
+/// Sums of squares of every folded submission.
+#[auto_type]
+pub(super) fn folded_squares() -> _ {
+    folded_allocations()
+        .group_by(allocations::category_id)
+        .select((allocations::category_id, squares_sum()))
 }
 
 /// Rewrites the trend from every folded submission: the minute buckets from the rows, then
@@ -1022,14 +1135,20 @@ pub(super) fn summary_audit(
     folded_count: i64,
     folded_totals: Vec<TotalRow>,
     unfolded: i64,
+    derived: (DerivedRows, DerivedRows),
 ) -> SummaryAudit {
     let identity = row.as_ref().map(|r| (r.generation.clone(), r.version));
     let stale = row.as_ref().is_some_and(SummaryRow::is_stale);
+    let (stored, folded) = derived;
     SummaryAudit {
         summary: row.map(|row| summary_snapshot(row, totals)),
         stale,
         folded: live_snapshot(identity, folded_count, folded_totals),
         unfolded,
+        derived: DerivedAudit {
+            stored: stored.named(),
+            folded: folded.named(),
+        },
     }
 }
 

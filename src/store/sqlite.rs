@@ -17,7 +17,7 @@ use diesel::{Connection, OptionalExtension, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
-use super::queries::{self, KeyedRow, Statement, SubmissionRow, SummaryRow};
+use super::queries::{self, DerivedRows, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
     Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
@@ -266,6 +266,29 @@ fn fold_into_trend(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), Store
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// The summary's distributions, squares and trend buckets as stored, for an audit.
+fn stored_derived(conn: &mut SqliteConnection) -> Result<DerivedRows, StoreError> {
+    let [counts, sums] = queries::STORED_TREND;
+    Ok(DerivedRows {
+        counts: queries::summary_distribution().load(conn)?,
+        squares: queries::summary_squares().load(conn)?,
+        trend_counts: diesel::sql_query(counts).load(conn)?,
+        trend_sums: diesel::sql_query(sums).load(conn)?,
+    })
+}
+
+/// What [`stored_derived`] must hold, computed over every folded submission.
+fn folded_derived(conn: &mut SqliteConnection) -> Result<DerivedRows, StoreError> {
+    let [counts, sums] =
+        queries::trend_selects(trend_bucket, &queries::ALL_FOLDED, &Resolution::ALL);
+    Ok(DerivedRows {
+        counts: queries::folded_distribution().load(conn)?,
+        squares: queries::folded_squares().load(conn)?,
+        trend_counts: diesel::sql_query(counts).load(conn)?,
+        trend_sums: diesel::sql_query(sums).load(conn)?,
+    })
 }
 
 fn details_of(
@@ -544,12 +567,14 @@ impl Store for SqliteStore {
                 let folded_totals = queries::folded_totals().load(c)?;
                 let folded = queries::folded_submission_count().get_result(c)?;
                 let unfolded = queries::outbox_len().get_result(c)?;
+                let derived = (stored_derived(c)?, folded_derived(c)?);
                 Ok(queries::summary_audit(
                     row,
                     totals,
                     folded,
                     folded_totals,
                     unfolded,
+                    derived,
                 ))
             })
         })

@@ -82,6 +82,36 @@ async fn verify_passes_when_consistent_and_shows_a_tampered_summary(backend: Bac
     let (code, verify) = run(&["verify"], &app).await;
     let line = verify.wait_for_line("consistent: ").await;
     assert_eq!(code, Some(0), "{line}");
+
+    // The distributions and trend buckets are checked the same way.
+    app.execute_sql(
+        "UPDATE aggregate_distribution SET submissions = submissions + 1 WHERE category_id = 2;
+         UPDATE aggregate_trend SET submissions = submissions - 1 WHERE resolution = 'hour';",
+    )
+    .await;
+    let (code, verify) = run(&["verify"], &app).await;
+    let line = verify.wait_for_line("inconsistent: summary version").await;
+    assert!(
+        line.contains("distribution and trend numbers vs live SQL"),
+        "{line}"
+    );
+    let count = verify
+        .wait_for_line("category 2 submissions at 10 %: summary 4")
+        .await;
+    assert!(
+        count.ends_with("live SQL over folded submissions 3 (summary +1)"),
+        "{count}"
+    );
+    let bucket = verify.wait_for_line("hour bucket ").await;
+    assert!(
+        bucket.ends_with("submissions: summary 2, live SQL over folded submissions 3 (summary -1)"),
+        "{bucket}"
+    );
+    assert_eq!(code, Some(1));
+    app.app.rebuild_aggregates().await.expect("rebuild");
+    let (code, verify) = run(&["verify"], &app).await;
+    let line = verify.wait_for_line("consistent: ").await;
+    assert_eq!(code, Some(0), "{line}");
 }
 
 on_both_backends!(verify_passes_when_consistent_and_shows_a_tampered_summary);
