@@ -49,6 +49,13 @@ pub enum StoreError {
     Migration(#[source] BoxError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A seed batch named categories or voters that do not exist (checked once per batch
+    /// when the per-row foreign-key triggers are skipped, see [`ReferenceChecks::PerBatch`]).
+    #[error(
+        "a seed batch names {categories} categories and {voters} earlier voters that do not \
+         exist; nothing of it was written"
+    )]
+    MissingSeedReferences { categories: usize, voters: usize },
     #[error("cannot create the database directory {}: {source}", path.display())]
     Directory {
         path: std::path::PathBuf,
@@ -342,6 +349,50 @@ pub struct SeedBatch {
     pub categories: Vec<CategoryId>,
     /// `categories.len()` values per submission, in the order of `submissions`.
     pub hundredths: Vec<i32>,
+    /// How the batch's references are checked, as [`Store::seed_reference_checks`] said.
+    pub checks: ReferenceChecks,
+}
+
+/// How [`Store::insert_seeded`] makes sure that a batch names only existing voters and
+/// categories.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReferenceChecks {
+    /// The database's foreign keys, row by row (on PostgreSQL one trigger call per
+    /// allocation and reference: 21 per submission, most of a batch's time).
+    #[default]
+    PerRow,
+    /// PostgreSQL only: the batch's distinct references are checked (and locked against
+    /// deletion, as the triggers would) by one query in the batch's transaction, and the
+    /// per-row triggers are skipped for that transaction only (`SET LOCAL
+    /// session_replication_role = replica`, which needs a superuser or `GRANT SET ON
+    /// PARAMETER session_replication_role`).
+    PerBatch,
+    /// PostgreSQL refused the per-batch way; why, as it said.
+    PerRowFallback(String),
+}
+
+impl ReferenceChecks {
+    /// Whether the per-row foreign-key triggers are skipped.
+    pub fn per_batch(&self) -> bool {
+        matches!(self, ReferenceChecks::PerBatch)
+    }
+}
+
+impl std::fmt::Display for ReferenceChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReferenceChecks::PerRow => f.write_str("references checked per row by foreign keys"),
+            ReferenceChecks::PerBatch => f.write_str(
+                "references checked once per batch, foreign-key triggers skipped \
+                 (session_replication_role = replica)",
+            ),
+            ReferenceChecks::PerRowFallback(why) => write!(
+                f,
+                "references checked per row by foreign keys (slower): cannot skip the \
+                 triggers: {why}"
+            ),
+        }
+    }
 }
 
 /// One demo submission; a voter is created with the submission that says so, and must be
@@ -459,6 +510,19 @@ pub trait Store: Send + Sync + 'static {
     /// only after [`Store::rebuild_summary`], which the caller runs when it has written them
     /// all (a fold per batch would cost more than the writes).
     async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError>;
+
+    /// How [`Store::insert_seeded`] can check the references of a seed batch: the fastest
+    /// way this database and role permit, found by trying it once.
+    async fn seed_reference_checks(&self) -> Result<ReferenceChecks, StoreError> {
+        Ok(ReferenceChecks::PerRow)
+    }
+
+    /// After a seed wrote its rows: refreshes the planner's statistics, so that the rebuild
+    /// that follows plans for the tables as they now are (autovacuum's analyze lags behind a
+    /// bulk load; with the empty tables' estimates the rebuild sorts on disk).
+    async fn analyze_seeded(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Brings the schema of the database named by `url` up to date; returns how many migrations it

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use tax_budget::config::SqliteSync;
+use tax_budget::config::{DatabaseUrl, SqliteSync};
 use tax_budget::domain::Snapshot;
 
 use crate::harness::{eventually, on_both_backends, spawn_app, Backend, TestApp, TestBackend};
@@ -87,6 +87,12 @@ async fn seeded_data_is_varied_exact_and_shown_at_once(backend: Backend) {
         "{stdout}"
     );
     assert!(stdout.contains("average split: Healthcare "), "{stdout}");
+    // The test databases' role is a superuser: PostgreSQL checks a batch's references once.
+    let checks = match backend {
+        Backend::Postgres => "references checked once per batch, foreign-key triggers skipped",
+        Backend::Sqlite => "references checked per row by foreign keys",
+    };
+    assert!(stdout.contains(checks), "{stdout}");
 
     // Exact: the summary equals SQL over every submission.
     let mut verify = Process::spawn(&["verify"], &app.backend.env());
@@ -192,6 +198,79 @@ async fn the_same_seed_value_seeds_the_same_splits() {
     assert_eq!(summaries[0].total_submissions, 300);
     assert_eq!(summaries[0].totals, summaries[1].totals);
     assert_ne!(summaries[0].totals, summaries[2].totals);
+}
+
+/// `url` with another user and password (the test server may want one).
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A role that may not skip triggers: the seed falls back to the foreign keys' per-row checks,
+/// says so, and is as exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_permission_to_skip_triggers_the_seed_checks_per_row() {
+    let Some(backend) = TestBackend::create(Backend::Postgres).await else {
+        return;
+    };
+    let migrated = run_piped(&["migrate"], &backend.env()).await;
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let DatabaseUrl::Postgres(url) = &backend.db.url else {
+        unreachable!("a PostgreSQL backend");
+    };
+    let role = format!("tb_seed_{}", uuid::Uuid::new_v4().simple());
+    backend
+        .execute_sql(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER PASSWORD 'seed-test'; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}; \
+             GRANT CREATE ON SCHEMA public TO {role}"
+        ))
+        .await;
+    let mut env = backend.env();
+    for (name, value) in &mut env {
+        if *name == "DATABASE_URL" {
+            *value = with_user(url, &role, "seed-test");
+        }
+    }
+    let seeded = run_piped(
+        &[
+            "seed",
+            "--submissions",
+            "600",
+            "--voters",
+            "200",
+            "--batch-size",
+            "100",
+        ],
+        &env,
+    )
+    .await;
+    let (stdout, stderr) = (text(&seeded.stdout), text(&seeded.stderr));
+    let status = seeded.status;
+    let verified = run_piped(&["verify"], &backend.env()).await;
+    backend
+        .execute_sql(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "references checked per row by foreign keys (slower): cannot skip the triggers: \
+             permission denied"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("checking references per row (slower)"),
+        "{stderr}"
+    );
+    let verdict = text(&verified.stdout) + &text(&verified.stderr);
+    assert_eq!(verified.status.code(), Some(0), "{verdict}");
+    assert!(
+        verdict.contains("live SQL over 600 folded submissions"),
+        "{verdict}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
