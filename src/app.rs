@@ -233,6 +233,28 @@ impl App {
     }
 
     /// What the HTTP routes need.
+    /// Serves `/metrics` alone on `addr` until the app shuts down (`serve --metrics-bind`, and
+    /// `worker --metrics-bind`, whose folds are counted nowhere else); returns the address
+    /// bound (`addr` with port 0 gets one).
+    pub fn serve_metrics(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let bound = listener.local_addr()?;
+        tracing::info!(addr = %bound, "metrics listening");
+        let limits = ConnectionLimits {
+            header_read_timeout: self.config.header_read_timeout,
+            max_connections: self.config.max_connections,
+        };
+        tokio::spawn(crate::http::serve(
+            listener,
+            crate::http::metrics_router(self.http_state()),
+            limits,
+            self.shutdown.clone(),
+        ));
+        Ok(bound)
+    }
+
     fn http_state(&self) -> HttpState {
         let services = Services {
             submissions: self.submissions.clone(),
@@ -389,16 +411,7 @@ impl Server {
             max_connections: app.config.max_connections,
         };
         if let MetricsEndpoint::Separate(metrics_addr) = metrics {
-            let listener = std::net::TcpListener::bind(metrics_addr)?;
-            listener.set_nonblocking(true)?;
-            let listener = TcpListener::from_std(listener)?;
-            tracing::info!(addr = %metrics_addr, "metrics listening");
-            tokio::spawn(crate::http::serve(
-                listener,
-                crate::http::metrics_router(state),
-                limits,
-                shutdown.clone(),
-            ));
+            app.serve_metrics(metrics_addr)?;
         }
         let task = tokio::spawn(crate::http::serve(listener, router, limits, shutdown));
         let worker = run_worker.then(|| app.spawn_worker());

@@ -47,6 +47,11 @@ enum Command {
         backend: BackendArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        /// Serve Prometheus metrics at `/metrics` on this address (folds, batch sizes, the
+        /// outbox): a worker has no API port to serve them on, so without it they are not
+        /// served.
+        #[arg(long, env = "METRICS_BIND")]
+        metrics_bind: Option<std::net::SocketAddr>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -241,9 +246,17 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .shutdown(Duration::from_secs(serve.shutdown_grace_secs))
                 .await;
         }
-        Command::Worker { backend, worker } => {
+        Command::Worker {
+            backend,
+            worker,
+            metrics_bind,
+        } => {
             let _telemetry = init_logging(&backend)?;
             let app = App::start(Config::worker(&backend, &worker)).await?;
+            if let Some(addr) = metrics_bind {
+                app.serve_metrics(addr)
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            }
             let running = app.spawn_worker();
             shutdown_signal().await;
             app.shutdown.cancel();

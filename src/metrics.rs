@@ -17,13 +17,15 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 /// The operation names the web app and GraphiQL send; any other name is counted as `other`.
-const KNOWN_OPERATIONS: [&str; 7] = [
+const KNOWN_OPERATIONS: [&str; 9] = [
     "Categories",
     "Submit",
     "Result",
+    "Distribution",
     "History",
     "Live",
     "Dashboard",
+    "Trend",
     "IntrospectionQuery",
 ];
 

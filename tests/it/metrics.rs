@@ -14,15 +14,59 @@ use crate::harness::ws::{Protocol, Subscription};
 use crate::harness::{
     allocation, eventually, on_both_backends, spawn_app_with, Backend, Options, TestApp, EVEN,
 };
+use crate::processes::Process;
 
-on_both_backends!(a_known_workload_is_counted_exactly);
+on_both_backends!(
+    a_known_workload_is_counted_exactly,
+    a_separate_worker_serves_its_folds_on_its_own_address
+);
+
+/// A `worker` process has no API port; with `--metrics-bind` it serves what it folded.
+async fn a_separate_worker_serves_its_folds_on_its_own_address(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
+        return;
+    };
+    let mut env = app.backend.env();
+    env.push(("METRICS_BIND", "127.0.0.1:0".into()));
+    let worker = Process::spawn(&["worker"], &env);
+    let line = worker.wait_for_line("metrics listening").await;
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("an address in {line:?}"))
+        .to_owned();
+    for _ in 0..7 {
+        app.submit(EVEN, None).await;
+    }
+    app.assert_folded_exactly(7).await;
+    let scrape = Scrape::at(&format!("http://{addr}/metrics")).await;
+    // Every submission folded by the worker, in at least one fold; nothing failed.
+    assert_eq!(scrape.count("tax_budget_fold_batch_size_sum", &[]), 7.0);
+    let folds = scrape.count("tax_budget_folds_total", &[]);
+    assert!((1.0..=7.0).contains(&folds), "{folds} folds");
+    assert_eq!(scrape.count("tax_budget_fold_batch_size_count", &[]), folds);
+    assert_eq!(scrape.count("tax_budget_fold_errors_total", &[]), 0.0);
+    // The API process folded nothing.
+    let api = Scrape::of(&app).await;
+    assert_eq!(api.count("tax_budget_folds_total", &[]), 0.0);
+    // Only `/metrics` is served there.
+    let graphql = reqwest::get(format!("http://{addr}/graphql"))
+        .await
+        .expect("get");
+    assert_eq!(graphql.status(), 404);
+}
 
 /// One scrape, parsed.
 struct Scrape(prometheus_parse::Scrape);
 
 impl Scrape {
     async fn of(app: &TestApp) -> Scrape {
-        let response = reqwest::get(app.url("/metrics")).await.expect("scrape");
+        Scrape::at(&app.url("/metrics")).await
+    }
+
+    async fn at(url: &str) -> Scrape {
+        let response = reqwest::get(url).await.expect("scrape");
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"]
             .to_str()
