@@ -232,6 +232,16 @@ impl App {
         self.publisher.rebuild_summary(self.store.as_ref()).await
     }
 
+    /// [`Self::rebuild_aggregates`], telling `progress` as each step starts.
+    pub async fn rebuild_aggregates_showing(
+        &self,
+        progress: crate::store::RebuildProgress,
+    ) -> Result<Snapshot, StoreError> {
+        self.publisher
+            .rebuild_summary_showing(self.store.as_ref(), progress)
+            .await
+    }
+
     /// What the HTTP routes need.
     /// Serves `/metrics` alone on `addr` until the app shuts down (`serve --metrics-bind`, and
     /// `worker --metrics-bind`, whose folds are counted nowhere else); returns the address

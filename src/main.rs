@@ -11,7 +11,7 @@ use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::cache::CacheError;
 use tax_budget::cache::SnapshotCache;
 use tax_budget::config::{BackendArgs, Config, DatabaseUrl, ServeArgs, WorkerArgs};
-use tax_budget::ops::progress::Spinner;
+use tax_budget::ops::progress::StepProgress;
 use tax_budget::ops::seed::{SeedArgs, SeedPlan, SeedReport};
 use tax_budget::ops::stats::Stats;
 use tax_budget::store::Store;
@@ -274,14 +274,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::RebuildAggregates { backend } => {
             let _telemetry = init_logging_to_stderr(&backend)?;
             let app = App::start(Config::maintenance(&backend)).await?;
-            // The rebuild is one SQL statement, which reports nothing until it ends: a
-            // spinner with the elapsed time, no ETA.
-            let spinner = Spinner::start(
+            // Each step of the rebuild is SQL that reports nothing until it ends: progress
+            // by steps, with an ETA from their usual shares.
+            let progress = StepProgress::start(
                 "rebuild-aggregates",
                 "recomputing the summary over every submission",
             );
-            let rebuilt = app.rebuild_aggregates().await;
-            let took = spinner.finish();
+            let rebuilt = app.rebuild_aggregates_showing(progress.reporter()).await;
+            let took = progress.finish();
             let snapshot = rebuilt?;
             println!(
                 "summary rebuilt: version {}, {} submissions in {:.2} s",

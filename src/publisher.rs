@@ -63,7 +63,17 @@ impl SnapshotPublisher {
     /// Recomputes the summary from every folded submission, then publishes the result like a
     /// fold would. Safe while servers and workers run.
     pub async fn rebuild_summary(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {
-        let snapshot = store.rebuild_summary().await?;
+        self.rebuild_summary_showing(store, crate::store::no_progress())
+            .await
+    }
+
+    /// [`Self::rebuild_summary`], telling `progress` as each step starts.
+    pub async fn rebuild_summary_showing(
+        &self,
+        store: &dyn Store,
+        progress: crate::store::RebuildProgress,
+    ) -> Result<Snapshot, StoreError> {
+        let snapshot = store.rebuild_summary(progress).await?;
         self.publish(&snapshot).await;
         Ok(snapshot)
     }

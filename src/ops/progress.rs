@@ -6,8 +6,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio::task::JoinHandle;
+
+use crate::store::{RebuildProgress, RebuildStep};
 
 /// Plain lines come at every tenth of the work, and at least this often while it goes on.
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -179,6 +183,82 @@ fn bar_style(template: &str) -> ProgressStyle {
                 let _ = write!(out, "{:.0}/s", state.per_sec());
             },
         )
+}
+
+const STEPS_TEMPLATE: &str = "{prefix}: [{elapsed_precise}] {wide_bar} ~{pos}% {msg} (ETA {eta})";
+
+/// Progress of a rebuild, step by step: each step is SQL that reports nothing until it ends,
+/// so the share of the work done is estimated from the steps' usual shares
+/// ([`RebuildStep::share`]). On a terminal a bar of that share with indicatif's ETA; elsewhere
+/// the start line, one line per step with the share and an ETA, "still running" lines and the
+/// final line.
+pub struct StepProgress {
+    spinner: Spinner,
+    bar: Option<ProgressBar>,
+}
+
+impl StepProgress {
+    /// Starts showing that `what` is being done. Call within a tokio runtime.
+    pub fn start(label: &'static str, what: &str) -> StepProgress {
+        if stderr_is_terminal() {
+            let bar = ProgressBar::new(100)
+                .with_style(bar_style(STEPS_TEMPLATE))
+                .with_prefix(label)
+                .with_message(what.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            StepProgress {
+                spinner: Spinner {
+                    label,
+                    started: Instant::now(),
+                    output: SpinnerOutput::Bar(bar.clone()),
+                },
+                bar: Some(bar),
+            }
+        } else {
+            StepProgress {
+                spinner: Spinner::start(label, what),
+                bar: None,
+            }
+        }
+    }
+
+    /// What the rebuild calls as each step starts.
+    pub fn reporter(&self) -> RebuildProgress {
+        let (label, started, bar) = (self.spinner.label, self.spinner.started, self.bar.clone());
+        Arc::new(move |step: RebuildStep| {
+            let index = RebuildStep::ALL
+                .iter()
+                .position(|s| *s == step)
+                .unwrap_or(0);
+            let done: u64 = RebuildStep::ALL[..index].iter().map(|s| s.share()).sum();
+            let what = format!(
+                "step {}/{}: {}",
+                index + 1,
+                RebuildStep::ALL.len(),
+                step.describe()
+            );
+            match &bar {
+                Some(bar) => {
+                    bar.set_position(done);
+                    bar.set_message(what);
+                }
+                None => {
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let eta = if done > 0 {
+                        format!(", ETA {:.0} s", elapsed / done as f64 * (100 - done) as f64)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("{label}: {what} (about {done}% done after {elapsed:.1} s{eta})");
+                }
+            }
+        })
+    }
+
+    /// Stops showing progress; returns how long the rebuild took.
+    pub fn finish(self) -> Duration {
+        self.spinner.finish()
+    }
 }
 
 /// Progress of one step whose length nobody knows in advance, such as the single SQL

@@ -24,7 +24,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::progress::{per_second, Progress, Spinner};
+use super::progress::{per_second, Progress, StepProgress};
 use super::splits::{self, PersonaId, SplitGenerator};
 use crate::domain::{Category, CategoryId, Snapshot};
 use crate::publisher::SnapshotPublisher;
@@ -241,13 +241,18 @@ pub async fn seed(
     progress.finish();
     let writing = started.elapsed();
 
-    // One statement: no progress to report but the time it takes.
-    let spinner = Spinner::start("seed", "rebuilding the summary over every submission");
+    // Steps of SQL that report nothing until they end: progress by steps, as for
+    // `rebuild-aggregates`.
+    let rebuild = StepProgress::start("seed", "rebuilding the summary over every submission");
     let rebuilt = match store.analyze_seeded().await {
-        Ok(()) => publisher.rebuild_summary(store.as_ref()).await,
+        Ok(()) => {
+            publisher
+                .rebuild_summary_showing(store.as_ref(), rebuild.reporter())
+                .await
+        }
         Err(error) => Err(error),
     };
-    let rebuilding = spinner.finish();
+    let rebuilding = rebuild.finish();
     Ok(SeedReport {
         plan: plan.clone(),
         writing,

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::queries::{self, DerivedRows, KeyedRow, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    Fold, FoldBatch, KeyScope, NewSubmission, ReferenceChecks, SeedBatch, Store, StoreError,
-    StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
+    Fold, FoldBatch, KeyScope, NewSubmission, RebuildProgress, RebuildStep, ReferenceChecks,
+    SeedBatch, Store, StoreError, StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
 use crate::metrics::PoolUsage;
@@ -163,7 +163,7 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
         return Ok(());
     }
     if queries::create_summary(Utc::now()).execute(conn).await? == 1 {
-        recompute_folded(conn).await
+        recompute_folded(conn, &super::no_progress()).await
     } else {
         // A concurrent writer created it first; queue behind it for the row's lock.
         lock().first::<i64>(conn).await?;
@@ -173,7 +173,10 @@ async fn lock_summary(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
 
 /// Rewrites the summary from every submission that has left the outbox. Call with the summary
 /// row locked: no fold can then commit, so "not in the outbox" is a stable set.
-async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+async fn recompute_folded(
+    conn: &mut AsyncPgConnection,
+    progress: &RebuildProgress,
+) -> Result<(), StoreError> {
     // A recount reads every allocation, which may rightly take longer than the pool's
     // `statement_timeout` allows a request; also when a worker finishes an interrupted rebuild
     // at start on its pooled connection. For this transaction only (raw SQL: a setting).
@@ -183,13 +186,22 @@ async fn recompute_folded(conn: &mut AsyncPgConnection) -> Result<(), StoreError
     // through; with the default 4 MB each step sorted on disk (1 GB of temporary files at
     // 1,000,000 submissions) where 64 MB hashes in memory. LOCAL: until this transaction ends.
     conn.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+    progress(RebuildStep::Sums);
     queries::clear_totals().execute(conn).await?;
     queries::insert_folded_totals().execute(conn).await?;
+    progress(RebuildStep::ValueCounts);
     queries::clear_distribution().execute(conn).await?;
     queries::insert_folded_distribution().execute(conn).await?;
-    for statement in queries::trend_rebuild(trend_bucket) {
+    let (minutes, rolled_up) = queries::trend_rebuild(trend_bucket);
+    progress(RebuildStep::TrendMinutes);
+    for statement in minutes {
         sql_query(statement).execute(conn).await?;
     }
+    progress(RebuildStep::TrendRollUp);
+    for statement in rolled_up {
+        sql_query(statement).execute(conn).await?;
+    }
+    progress(RebuildStep::Summary);
     let total = queries::folded_submission_count().get_result(conn).await?;
     queries::set_summary(total, Utc::now())
         .execute(conn)
@@ -591,12 +603,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn rebuild_summary(&self) -> Result<Snapshot, StoreError> {
+    async fn rebuild_summary(&self, progress: RebuildProgress) -> Result<Snapshot, StoreError> {
         self.mark_summary_stale().await?;
         let mut conn = self.conn().await?;
         conn.transaction::<_, StoreError, _>(async |conn| {
             lock_summary(conn).await?;
-            recompute_folded(conn).await?;
+            recompute_folded(conn, &progress).await?;
             written_snapshot(conn).await
         })
         .await

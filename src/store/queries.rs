@@ -999,29 +999,30 @@ pub(super) fn folded_squares() -> _ {
         .select((allocations::category_id, squares_sum()))
 }
 
-/// Rewrites the trend from every folded submission: the minute buckets from the rows, then
-/// each hour from its minutes and each day from its hours (reading the submissions once, not
-/// once per resolution).
-pub(super) fn trend_rebuild(bucket: TrendBucketSql) -> Vec<String> {
-    let mut statements = vec![
+/// Rewrites the trend from every folded submission, in two stages: the minute buckets from
+/// the rows, then each hour from its minutes and each day from its hours (reading the
+/// submissions once, not once per resolution).
+pub(super) fn trend_rebuild(bucket: TrendBucketSql) -> (Vec<String>, Vec<String>) {
+    let mut minutes = vec![
         "DELETE FROM aggregate_trend".to_owned(),
         "DELETE FROM aggregate_trend_totals".to_owned(),
     ];
-    statements.extend(trend_inserts(bucket, &ALL_FOLDED, &[Resolution::Minute]));
+    minutes.extend(trend_inserts(bucket, &ALL_FOLDED, &[Resolution::Minute]));
+    let mut rolled_up = Vec::new();
     for (finer, coarser) in [("minute", "hour"), ("hour", "day")] {
         let start = bucket(&format!("'{coarser}'"), "bucket_start");
-        statements.push(format!(
+        rolled_up.push(format!(
             "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) \
              SELECT '{coarser}', {start}, sum(submissions) FROM aggregate_trend \
              WHERE resolution = '{finer}' GROUP BY 2"
         ));
-        statements.push(format!(
+        rolled_up.push(format!(
             "INSERT INTO aggregate_trend_totals (resolution, bucket_start, category_id, sum_hundredths) \
              SELECT '{coarser}', {start}, category_id, sum(sum_hundredths) \
              FROM aggregate_trend_totals WHERE resolution = '{finer}' GROUP BY 2, 3"
         ));
     }
-    statements
+    (minutes, rolled_up)
 }
 
 pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::queries::{self, DerivedRows, KeyedRow, Statement, SubmissionRow, SummaryRow};
 use super::sql_types::Bind;
 use super::{
-    Fold, FoldBatch, KeyScope, NewSubmission, SeedBatch, Store, StoreError, StoreStats,
-    StoredSubmission, SubmitOutcome, SummaryAudit,
+    Fold, FoldBatch, KeyScope, NewSubmission, RebuildProgress, RebuildStep, SeedBatch, Store,
+    StoreError, StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
 use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
@@ -224,20 +224,32 @@ fn written_snapshot(conn: &mut SqliteConnection) -> Result<Snapshot, StoreError>
 /// Call inside an IMMEDIATE transaction.
 fn ensure_summary(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     if exec(conn, queries::create_summary(Utc::now()))? == 1 {
-        recompute_folded(conn)?;
+        recompute_folded(conn, &super::no_progress())?;
     }
     Ok(())
 }
 
 /// Rewrites the summary from every submission that has left the outbox.
-fn recompute_folded(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+fn recompute_folded(
+    conn: &mut SqliteConnection,
+    progress: &RebuildProgress,
+) -> Result<(), StoreError> {
+    progress(RebuildStep::Sums);
     exec(conn, queries::clear_totals())?;
     exec(conn, queries::insert_folded_totals())?;
+    progress(RebuildStep::ValueCounts);
     exec(conn, queries::clear_distribution())?;
     exec(conn, queries::insert_folded_distribution())?;
-    for statement in queries::trend_rebuild(trend_bucket) {
+    let (minutes, rolled_up) = queries::trend_rebuild(trend_bucket);
+    progress(RebuildStep::TrendMinutes);
+    for statement in minutes {
         diesel::sql_query(statement).execute(conn)?;
     }
+    progress(RebuildStep::TrendRollUp);
+    for statement in rolled_up {
+        diesel::sql_query(statement).execute(conn)?;
+    }
+    progress(RebuildStep::Summary);
     let total = queries::folded_submission_count().get_result(conn)?;
     exec(conn, queries::set_summary(total, Utc::now()))?;
     Ok(())
@@ -546,12 +558,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn rebuild_summary(&self) -> Result<Snapshot, StoreError> {
+    async fn rebuild_summary(&self, progress: RebuildProgress) -> Result<Snapshot, StoreError> {
         self.mark_summary_stale().await?;
-        self.write(|c| {
+        self.write(move |c| {
             c.immediate_transaction(|c| {
                 ensure_summary(c)?;
-                recompute_folded(c)?;
+                recompute_folded(c, &progress)?;
                 written_snapshot(c)
             })
         })

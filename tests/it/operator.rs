@@ -438,6 +438,27 @@ async fn rebuild_aggregates_in_a_pipe_prints_plain_progress_lines() {
         stderr.contains("\nrebuild-aggregates: recomputing the summary over every submission\n"),
         "{stderr}"
     );
+    // One line per step, with the estimated share done and, after the first, an ETA.
+    assert!(
+        stderr.contains("\nrebuild-aggregates: step 1/5: sums per category (about 0% done after "),
+        "{stderr}"
+    );
+    let minutes = stderr
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "rebuild-aggregates: step 3/5: trend minute buckets (about 40% done after ",
+            )
+        })
+        .unwrap_or_else(|| panic!("a line for step 3: {stderr}"));
+    assert!(
+        minutes.contains(" s, ETA ") && minutes.ends_with(" s)"),
+        "{minutes}"
+    );
+    assert!(
+        stderr.contains("\nrebuild-aggregates: step 5/5: counting submissions (about 90% done"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("\nrebuild-aggregates: done in "),
         "{stderr}"
