@@ -435,7 +435,18 @@ async fn across_instances(rate: usize, seconds: usize) -> Option<[Vec<Duration>;
     let _ = admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await;
+    forget_cache(&env[1].1, &env[2].1).await;
     Some(figures)
+}
+
+/// Deletes the servers' cache key under the run's Redis prefix, as the app itself would.
+async fn forget_cache(redis_url: &str, prefix: &str) {
+    use tax_budget::cache::{RedisCache, SnapshotCache};
+    if let Ok((redis, _subscriber)) =
+        tax_budget::redis::Redis::connect(redis_url, Duration::from_secs(2)).await
+    {
+        let _ = RedisCache::new(redis, prefix).invalidate().await;
+    }
 }
 
 fn nofile_limit() -> String {
