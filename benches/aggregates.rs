@@ -17,9 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl, SqliteSync};
@@ -235,24 +232,11 @@ INSERT INTO allocations (submission_id, category_id, hundredths)
 ANALYZE;";
 
 async fn seed(database: &DatabaseUrl, n: usize) {
-    match database {
-        DatabaseUrl::Postgres(url) => {
-            let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
-            conn.batch_execute(&PG_SEED.replace("{N}", &n.to_string()))
-                .await
-                .expect("seed");
-        }
-        DatabaseUrl::Sqlite(path) => {
-            let path = path.display().to_string();
-            tokio::task::spawn_blocking(move || {
-                let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
-                conn.batch_execute(&SQLITE_SEED.replace("{N}", &n.to_string()))
-                    .expect("seed");
-            })
-            .await
-            .expect("seed task");
-        }
-    }
+    let sql = match database {
+        DatabaseUrl::Postgres(_) => PG_SEED,
+        DatabaseUrl::Sqlite(_) => SQLITE_SEED,
+    };
+    common::execute(database, sql.replace("{N}", &n.to_string())).await;
 }
 
 #[tokio::main]

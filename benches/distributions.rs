@@ -19,9 +19,6 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
@@ -118,25 +115,6 @@ fn seed_sql(database: &DatabaseUrl, n: usize) -> String {
     }
 }
 
-async fn seed(database: &DatabaseUrl, n: usize) {
-    let sql = seed_sql(database, n);
-    match database {
-        DatabaseUrl::Postgres(url) => {
-            let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
-            conn.batch_execute(&sql).await.expect("seed");
-        }
-        DatabaseUrl::Sqlite(path) => {
-            let path = path.display().to_string();
-            tokio::task::spawn_blocking(move || {
-                let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
-                conn.batch_execute(&sql).expect("seed");
-            })
-            .await
-            .expect("seed task");
-        }
-    }
-}
-
 /// A seeded database behind a server of its own.
 struct Seeded {
     submissions: usize,
@@ -153,7 +131,7 @@ async fn seeded(submissions: usize, redis: Option<String>) -> Seeded {
     config.redis_key_prefix = format!("tb-bench-{}:", uuid::Uuid::new_v4().simple());
     let app = App::start(config).await.expect("start");
     let started = Instant::now();
-    seed(&database.url, submissions).await;
+    common::execute(&database.url, seed_sql(&database.url, submissions)).await;
     app.rebuild_aggregates().await.expect("rebuild");
     println!(
         "seeded and rebuilt {submissions} submissions in {:.1} s",

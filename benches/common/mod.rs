@@ -24,6 +24,27 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
+/// Runs `sql` (several statements) on the database at `url`, as a bench seeds it.
+pub async fn execute(database: &DatabaseUrl, sql: String) {
+    match database {
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+            conn.batch_execute(&sql).await.expect("sql");
+        }
+        DatabaseUrl::Sqlite(path) => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let path = path.display().to_string();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = diesel::SqliteConnection::establish(&path).expect("connect");
+                conn.batch_execute(&sql).expect("sql");
+            })
+            .await
+            .expect("sql task");
+        }
+    }
+}
+
 /// A bench's own database.
 pub struct BenchDatabase {
     pub url: DatabaseUrl,

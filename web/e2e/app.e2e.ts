@@ -53,15 +53,6 @@ async function fill(page: Page, split: Record<string, string>): Promise<void> {
   }
 }
 
-async function submitThroughApi(percentages: number[]): Promise<string> {
-  const { categories } = await server.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
-  const data = await server.graphql<{ submitAllocation: { submission: { id: string } } }>(
-    'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
-    { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
-  );
-  return data.submitAllocation.submission.id;
-}
-
 /** The submission count the live page shows once its first snapshot has arrived. */
 async function firstTotal(page: Page): Promise<number> {
   const locator = page.locator('#total-submissions');
@@ -316,7 +307,7 @@ describe('live page', () => {
       (window as unknown as { notReloaded: boolean }).notReloaded = true;
     });
 
-    await submitThroughApi([100]);
+    await server.submit([100]);
 
     await expect
       .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), POLL)
@@ -368,7 +359,7 @@ describe('when the server goes away', () => {
     await server.launch();
     await expect.poll(() => page.locator('#connection-state').textContent(), POLL).toBe('Live');
 
-    await submitThroughApi([50, 50]);
+    await server.submit([50, 50]);
     await expect
       .poll(async () => Number(await page.locator('#total-submissions').getAttribute('data-value')), POLL)
       .toBe(before + 1);
@@ -453,7 +444,7 @@ describe('rate limit', () => {
   });
 
   it('shows the server’s rate limit with a countdown and re-enables submit when it ends', async () => {
-    await submitThroughApi([100]); // this address's one submission for the minute
+    await server.submit([100]); // this address's one submission for the minute
     const page = await newPage();
     // The page's clock, so the test can move past the wait instead of sitting through it.
     await page.clock.install();

@@ -8,9 +8,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, DEADLINE_MS, LAPTOP, launchBrowser, PHONE, POLL, Server } from './harness';
+import { ARTIFACTS, LAPTOP, launchBrowser, openPage, PHONE, POLL, Server, settled } from './harness';
 
 const require = createRequire(import.meta.url);
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,23 +27,6 @@ afterAll(async () => {
   await server?.dispose();
   await browser?.close();
 });
-
-async function open(options: BrowserContextOptions = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.setDefaultTimeout(DEADLINE_MS);
-  return { context, page };
-}
-
-/** Submits percentages in display order (healthcare, education, defense, …; the rest 0). */
-async function submitThroughApi(percentages: number[]): Promise<string> {
-  const { categories } = await server.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
-  const data = await server.graphql<{ submitAllocation: { submission: { id: string } } }>(
-    'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
-    { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
-  );
-  return data.submitAllocation.submission.id;
-}
 
 /** Healthcare takes what defense leaves; education gets nothing from anyone. */
 function defenseSplit(defense: number): number[] {
@@ -85,19 +68,12 @@ function inked(page: Page, selector: string): Promise<number> {
   });
 }
 
-/** Two animation frames: whatever changed has been laid out and painted. */
-function settled(page: Page): Promise<void> {
-  return page.evaluate(
-    () => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))),
-  );
-}
-
 /** Ids of the submissions by their defense share. */
 const ids = new Map<number, string>();
 
 describe('trends on a fresh server', () => {
   it('says nobody has submitted, then draws the first point when someone does', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await page.goto(`${server.url}/`);
     await page.getByRole('link', { name: 'Trends', exact: true }).click();
     await page.waitForURL(`${server.url}/trends`);
@@ -109,7 +85,7 @@ describe('trends on a fresh server', () => {
     expect(await page.locator('#range-day').getAttribute('aria-pressed')).toBe('true');
     await expect.poll(() => page.locator('#trend-connection').textContent(), POLL).toBe('Live');
 
-    ids.set(0, await submitThroughApi(defenseSplit(0)));
+    ids.set(0, await server.submit(defenseSplit(0)));
 
     // The live snapshot starts the first point in place: no reload, no new request for the range.
     await expect.poll(() => page.locator('#trend-chart').getAttribute('data-points'), POLL).toBe('1');
@@ -123,9 +99,9 @@ describe('trends on a fresh server', () => {
 
 describe('where you stand on the result page', () => {
   it('marks the visitor’s share on each histogram and says their rank in words', async () => {
-    for (const defense of [10, 20, 30]) ids.set(defense, await submitThroughApi(defenseSplit(defense)));
+    for (const defense of [10, 20, 30]) ids.set(defense, await server.submit(defenseSplit(defense)));
     await folded(4);
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await page.goto(`${server.url}/s/${ids.get(20)}`);
     // Defense over everyone: 0, 10, 20, 30; two of the four gave less than 20.
     await expect
@@ -155,7 +131,7 @@ describe('where you stand on the result page', () => {
     expect(await page.locator('#spreads > li').count()).toBe(10);
 
     // One more citizen: 20 is now the median, and two of five gave less.
-    await submitThroughApi(defenseSplit(40));
+    await server.submit(defenseSplit(40));
     await expect
       .poll(() => page.locator('#rank-defense').textContent(), POLL)
       .toBe('You gave Defense & Military more than 40 % of citizens, the median share.');
@@ -165,7 +141,7 @@ describe('where you stand on the result page', () => {
 
   it('words the lowest share, nothing given, and the median share', async () => {
     await folded(5);
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await page.goto(`${server.url}/s/${ids.get(0)}`);
     await expect
       .poll(() => page.locator('#rank-defense').textContent(), POLL)
@@ -193,7 +169,7 @@ describe('where you stand on the result page', () => {
 describe('trends', () => {
   it('draws the average per category, switches ranges and follows a new submission', async () => {
     await folded(5);
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await page.goto(`${server.url}/trends`);
     await expect.poll(() => page.locator('#trend-chart').getAttribute('data-bucket'), POLL).toBe('HOUR');
     const national = await nationalAverage();
@@ -227,7 +203,7 @@ describe('trends', () => {
     await page.evaluate(() => {
       (window as unknown as { notReloaded: boolean }).notReloaded = true;
     });
-    await submitThroughApi(defenseSplit(100));
+    await server.submit(defenseSplit(100));
     await folded(6);
     const after = await nationalAverage();
     expect(after.defense).not.toBe(national.defense);
@@ -261,7 +237,7 @@ describe('accessibility and phones', () => {
     const found: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const viewport of [LAPTOP, PHONE]) {
-        const { context, page } = await open({ ...viewport, colorScheme, bypassCSP: true });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, bypassCSP: true });
         const check = async (name: string) => {
           await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
           const violations = await page.evaluate(async () => {
@@ -286,7 +262,7 @@ describe('accessibility and phones', () => {
 
   it('fits a phone (375 × 800) without horizontal scroll, light and dark', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
-      const { context, page } = await open({ ...PHONE, colorScheme });
+      const { context, page } = await openPage(browser, { ...PHONE, colorScheme });
       const widths = () =>
         page.evaluate(() => ({
           inner: window.innerWidth,
@@ -340,7 +316,7 @@ describe('screenshots', () => {
   it('saves the distributions and /trends at 1280 × 800 and 375 × 800, light and dark', async () => {
     // Histograms of a few dozen different citizens, not only of the splits above.
     const before = await counted();
-    for (let k = 0; k < 30; k++) await submitThroughApi(variedSplit(k));
+    for (let k = 0; k < 30; k++) await server.submit(variedSplit(k));
     await folded(before + 30);
     const dir = path.join(ARTIFACTS, 'gallery');
     await mkdir(dir, { recursive: true });
@@ -356,7 +332,7 @@ describe('screenshots', () => {
         ['1280', LAPTOP],
         ['375', PHONE],
       ] as const) {
-        const { context, page } = await open({ ...viewport, colorScheme, reducedMotion: 'reduce' });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, reducedMotion: 'reduce' });
         await page.goto(`${server.url}/s/${ids.get(20)}`);
         await expect.poll(() => page.locator('#rank-defense').getAttribute('data-rank'), POLL).toMatch(/^\d/);
         await page.locator('#consent-dismiss').click();

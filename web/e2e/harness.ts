@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(WEB, '..');
@@ -132,6 +132,34 @@ export class Server {
     if (body.errors?.length || !body.data) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
     return body.data;
   }
+
+  /** Submits percentages in display order through the API (missing ones are 0); returns the id. */
+  async submit(percentages: number[]): Promise<string> {
+    const { categories } = await this.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
+    const data = await this.graphql<{ submitAllocation: { submission: { id: string } } }>(
+      'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
+      { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
+    );
+    return data.submitAllocation.submission.id;
+  }
+}
+
+/** A page in a new context of `browser`, waiting up to the deadline for anything it is asked. */
+export async function openPage(
+  browser: Browser,
+  options: BrowserContextOptions = LAPTOP,
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.setDefaultTimeout(DEADLINE_MS);
+  return { context, page };
+}
+
+/** Two animation frames: whatever changed has been laid out and painted. */
+export function settled(page: Page): Promise<void> {
+  return page.evaluate(
+    () => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))),
+  );
 }
 
 /** Debian's Chromium, launched as this machine's closed network needs. */

@@ -9,9 +9,9 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, DEADLINE_MS, LAPTOP, launchBrowser, PHONE, POLL, Server, SPLIT } from './harness';
+import { ARTIFACTS, LAPTOP, launchBrowser, openPage, PHONE, POLL, Server, settled, SPLIT } from './harness';
 
 const require = createRequire(import.meta.url);
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,32 +29,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
-async function open(options: BrowserContextOptions = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.setDefaultTimeout(DEADLINE_MS);
-  return { context, page };
-}
-
 async function openAllocate(page: Page): Promise<void> {
   await page.goto(`${server.url}/`);
   await page.locator('#pct-healthcare').waitFor();
-}
-
-async function submitThroughApi(percentages: number[]): Promise<string> {
-  const { categories } = await server.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
-  const data = await server.graphql<{ submitAllocation: { submission: { id: string } } }>(
-    'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
-    { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
-  );
-  return data.submitAllocation.submission.id;
-}
-
-/** Two animation frames: whatever a click changed has been laid out and painted. */
-function settled(page: Page): Promise<void> {
-  return page.evaluate(
-    () => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))),
-  );
 }
 
 function rgb(color: string): number[] {
@@ -73,7 +50,7 @@ function distance(a: string, b: string): number {
 
 describe('allocate on a phone (375 × 800), first visit', () => {
   it('shows the consent notice and at least three whole category rows above the compact total', async () => {
-    const { context, page } = await open(PHONE);
+    const { context, page } = await openPage(browser, PHONE);
     await openAllocate(page);
     expect(await page.locator('#consent-banner').isVisible()).toBe(true);
     const screen = await page.evaluate(() => {
@@ -98,7 +75,7 @@ describe('allocate on a phone (375 × 800), first visit', () => {
   });
 
   it('opens a description by a tap without moving any row', async () => {
-    const { context, page } = await open(PHONE);
+    const { context, page } = await openPage(browser, PHONE);
     await openAllocate(page);
     const positions = () =>
       page.evaluate(() =>
@@ -136,7 +113,7 @@ describe('allocate on a phone (375 × 800), first visit', () => {
 describe('allocate form', () => {
   it('draws the focus ring in a colour far from the error colour, in both themes', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
-      const { context, page } = await open({ ...LAPTOP, colorScheme });
+      const { context, page } = await openPage(browser, { ...LAPTOP, colorScheme });
       await openAllocate(page);
       await page.locator('#pct-other').fill('12.345');
       await page.locator('#err-other').waitFor();
@@ -166,7 +143,7 @@ describe('allocate form', () => {
   });
 
   it('keeps the slider on the value the total counts, or shows the field’s error', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await openAllocate(page);
     await page.locator('#pct-education').fill('150');
     await expect.poll(() => page.locator('#err-education').textContent(), POLL).toBe('Enter a value between 0 and 100');
@@ -189,7 +166,7 @@ describe('allocate form', () => {
   });
 
   it('locks categories and spreads the rest exactly', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await openAllocate(page);
     await page.locator('#pct-healthcare').fill('40');
     await page.locator('#lock-healthcare').click();
@@ -210,7 +187,7 @@ describe('allocate form', () => {
 
 describe('not found', () => {
   it('answers unknown paths with status 404 and the app’s not-found page in its frame', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     for (const [pathname, meant] of [
       ['/live/', '/live'],
       ['/History', '/history'],
@@ -239,8 +216,8 @@ describe('not found', () => {
 
 describe('result', () => {
   it('tells the story: a headline of the largest differences, colours with words, share, link previews', async () => {
-    await submitThroughApi([100]); // the national average: healthcare 100 until this submission
-    const { context, page } = await open();
+    await server.submit([100]); // the national average: healthcare 100 until this submission
+    const { context, page } = await openPage(browser);
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     await openAllocate(page);
     for (const [slug, value] of Object.entries(SPLIT)) await page.locator(`#pct-${slug}`).fill(value);
@@ -272,7 +249,7 @@ describe('result', () => {
     await context.close();
 
     // Where the browser has it, the Web Share API gets the title, the headline and the link.
-    const phone = await open(PHONE);
+    const phone = await openPage(browser, PHONE);
     await phone.page.addInitScript(() => {
       Object.defineProperty(navigator, 'share', {
         value: async (data: unknown) => {
@@ -303,8 +280,8 @@ describe('result', () => {
 
 describe('live dashboard', () => {
   it('shows the real count at once, values on bars sorted by size or fixed, and no second list', async () => {
-    await submitThroughApi([10, 30, 60]);
-    const { context, page } = await open();
+    await server.submit([10, 30, 60]);
+    const { context, page } = await openPage(browser);
     // Every number the count shows, from the first paint on.
     await page.addInitScript(() => {
       const seen: string[] = [];
@@ -343,7 +320,7 @@ describe('live dashboard', () => {
 
 describe('history', () => {
   it('has a legend for the bars and names ties as ties', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await openAllocate(page);
     await page.locator('#consent-accept').click();
     await page.locator('#split-evenly').click();
@@ -368,11 +345,11 @@ describe('accessibility in both themes', () => {
   }
 
   it('has no WCAG 2.1 A/AA violations axe-core can find, light and dark, laptop and phone', async () => {
-    const id = await submitThroughApi([20, 20, 20, 20, 20]);
+    const id = await server.submit([20, 20, 20, 20, 20]);
     const found: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const viewport of [LAPTOP, PHONE]) {
-        const { context, page } = await open({ ...viewport, colorScheme, bypassCSP: true });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, bypassCSP: true });
         const check = async (name: string) => {
           await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
           const violations = await page.evaluate(async () => {
@@ -417,7 +394,7 @@ describe('budgets', () => {
     // Best of three fresh visits (no cache): one slow start on a busy machine is not the app.
     const times: number[] = [];
     for (let visit = 0; visit < 3; visit++) {
-      const { context, page } = await open();
+      const { context, page } = await openPage(browser);
       await page.goto(`${server.url}/`);
       await page.locator('#pct-healthcare').waitFor();
       const paint = await page.evaluate(() => {
@@ -434,7 +411,7 @@ describe('budgets', () => {
 
 describe('screenshots', () => {
   it('saves every page at 1280 × 800 and 375 × 800, light and dark', async () => {
-    const id = await submitThroughApi([30, 15, 10, 10, 10, 5, 5, 5, 5, 5]);
+    const id = await server.submit([30, 15, 10, 10, 10, 5, 5, 5, 5, 5]);
     const dir = path.join(ARTIFACTS, 'gallery');
     await mkdir(dir, { recursive: true });
     const docs = process.env.E2E_UPDATE_DOCS ? path.resolve(WEB, '..', 'docs', 'screenshots') : null;
@@ -445,7 +422,7 @@ describe('screenshots', () => {
         ['1280', LAPTOP],
         ['375', PHONE],
       ] as const) {
-        const { context, page } = await open({ ...viewport, colorScheme, reducedMotion: 'reduce' });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, reducedMotion: 'reduce' });
         const shoot = async (name: string) => {
           await settled(page);
           const file = path.join(dir, `${name}-${size}-${colorScheme}.jpg`);

@@ -7,9 +7,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, DEADLINE_MS, LAPTOP, launchBrowser, PHONE, POLL, Server } from './harness';
+import { ARTIFACTS, LAPTOP, launchBrowser, openPage, PHONE, POLL, Server } from './harness';
 
 const require = createRequire(import.meta.url);
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,22 +31,6 @@ afterAll(async () => {
   await server?.dispose();
   await browser?.close();
 });
-
-async function open(options: BrowserContextOptions = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.setDefaultTimeout(DEADLINE_MS);
-  return { context, page };
-}
-
-async function submitThroughApi(target: Server, percentages: number[]): Promise<string> {
-  const { categories } = await target.graphql<{ categories: { id: string }[] }>('{ categories { id } }');
-  const data = await target.graphql<{ submitAllocation: { submission: { id: string } } }>(
-    'mutation($input: SubmitAllocationInput!) { submitAllocation(input: $input) { submission { id } } }',
-    { input: { allocations: categories.map((c, i) => ({ categoryId: c.id, percentage: percentages[i] ?? 0 })) } },
-  );
-  return data.submitAllocation.submission.id;
-}
 
 /** The page once it shows live figures and every chart has drawn a line of two points (the
  * fold latency's too once the server has folded). */
@@ -94,7 +78,7 @@ function recorded(page: Page, name: string): Promise<number[]> {
 
 describe('status page', () => {
   it('is linked from every page, loads, and draws every chart with its value in words', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await page.goto(`${server.url}/`);
     await page.locator('footer a[href="/status"]').click();
     await page.waitForURL(`${server.url}/status`);
@@ -122,7 +106,7 @@ describe('status page', () => {
   });
 
   it('moves its numbers after a submission: writes, outbox, fold latency, versions', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     await openStatus(page);
     const writesBefore = await value(page, '#writes-total');
     const feedBefore = await value(page, '#version-feed');
@@ -131,7 +115,7 @@ describe('status page', () => {
     await record(page, '#metric-writes-value', 'writes');
     await record(page, '#metric-outbox-value', 'outbox');
 
-    await submitThroughApi(server, [40, 30, 20, 10]);
+    await server.submit([40, 30, 20, 10]);
 
     await expect.poll(() => value(page, '#writes-total'), POLL).toBe(writesBefore + 1);
     // One submission in a two-second window: a rate above zero, shown at least once.
@@ -152,7 +136,7 @@ describe('status page', () => {
   });
 
   it('stops reading /metrics while hidden and starts again when shown', async () => {
-    const { context, page } = await open();
+    const { context, page } = await openPage(browser);
     let scrapes = 0;
     page.on('request', (request) => {
       if (new URL(request.url()).pathname === '/metrics') scrapes++;
@@ -177,7 +161,7 @@ describe('status page', () => {
 
   it('fits a phone (375 × 800) without horizontal scroll, light and dark', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
-      const { context, page } = await open({ ...PHONE, colorScheme });
+      const { context, page } = await openPage(browser, { ...PHONE, colorScheme });
       await openStatus(page);
       const widths = await page.evaluate(() => ({
         scroll: document.documentElement.scrollWidth,
@@ -203,7 +187,7 @@ describe('status page', () => {
     const found: string[] = [];
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const viewport of [LAPTOP, PHONE]) {
-        const { context, page } = await open({ ...viewport, colorScheme, bypassCSP: true });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, bypassCSP: true });
         await openStatus(page);
         await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
         const violations = await page.evaluate(async () => {
@@ -229,7 +213,7 @@ describe('status page', () => {
         ['1280', LAPTOP],
         ['375', PHONE],
       ] as const) {
-        const { context, page } = await open({ ...viewport, colorScheme, reducedMotion: 'reduce' });
+        const { context, page } = await openPage(browser, { ...viewport, colorScheme, reducedMotion: 'reduce' });
         await openStatus(page);
         const file = path.join(dir, `status-${size}-${colorScheme}.jpg`);
         await page.screenshot({ path: file, type: 'jpeg', quality: 70, fullPage: true });
@@ -248,7 +232,7 @@ describe('status page switched off or without metrics', () => {
     try {
       const response = await fetch(`${off.url}/status`);
       expect(response.status).toBe(404);
-      const { context, page } = await open();
+      const { context, page } = await openPage(browser);
       await page.goto(`${off.url}/status`);
       await page.locator('#not-found').waitFor();
       expect(await page.locator('#did-you-mean').count()).toBe(0);
@@ -266,7 +250,7 @@ describe('status page switched off or without metrics', () => {
   it('with --metrics false: says the metrics are not served here', async () => {
     const off = await Server.start(['--metrics', 'false']);
     try {
-      const { context, page } = await open(PHONE);
+      const { context, page } = await openPage(browser, PHONE);
       await page.goto(`${off.url}/status`);
       await expect.poll(() => page.locator('#status-state').getAttribute('data-state'), POLL).toBe('not-served');
       expect(await page.locator('#status-state').textContent()).toBe('The metrics are not served here');
