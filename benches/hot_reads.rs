@@ -4,11 +4,16 @@
 //!
 //!     cargo bench --bench hot_reads
 //!
-//! `BENCH_SECONDS` (default 3) per server, `BENCH_CONCURRENCY` (default 32) clients, SQLite
-//! with the in-process cache. The query is the dashboard's, by POST.
+//! `BENCH_SECONDS` (default 3) per server and load, `BENCH_CONCURRENCY` (default `32,64`: a
+//! run per number of connections), SQLite with the in-process cache. The query is the
+//! dashboard's, by POST. Two load generators, each against both servers: reqwest clients in
+//! this process (they share its runtime with the servers), and, when `wrk` is on the `PATH`
+//! (Debian's `wrk`), wrk in a process of its own with one thread: the load generator the
+//! figures in the issue were taken with, which costs the servers less of the two cores.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -29,6 +34,61 @@ struct Figures {
     rate: f64,
     p50: Duration,
     p99: Duration,
+}
+
+/// POSTs the dashboard query to `url` from `concurrency` wrk connections on one thread for
+/// `duration`; `None` when wrk is not installed. wrk checks nothing of the answers: the
+/// reqwest run beside it checks their length.
+async fn wrk(url: &str, concurrency: usize, duration: Duration, script: &Path) -> Option<Figures> {
+    // A child process awaited, not waited for: the servers run on this runtime's threads.
+    let output = tokio::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{concurrency}")])
+        .arg(format!("-d{}s", duration.as_secs()))
+        .args(["--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // wrk writes times as `812.00us`, `1.23ms` or `1.01s`.
+    let time = |value: &str| {
+        let (number, scale) = if let Some(us) = value.strip_suffix("us") {
+            (us, 1e-6)
+        } else if let Some(ms) = value.strip_suffix("ms") {
+            (ms, 1e-3)
+        } else {
+            (value.strip_suffix('s')?, 1.0)
+        };
+        number
+            .parse::<f64>()
+            .ok()
+            .map(|n| Duration::from_secs_f64(n * scale))
+    };
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let errors = field("Non-2xx or 3xx responses:");
+    assert!(errors.is_none(), "wrk saw failures: {text}");
+    Some(Figures {
+        rate: field("Requests/sec:")?.parse().ok()?,
+        p50: time(field("50%")?)?,
+        p99: time(field("99%")?)?,
+    })
+}
+
+/// The request wrk sends: the dashboard query by POST.
+fn wrk_script(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("dashboard.lua");
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}\n",
+        // A JSON string is a valid Lua string literal for this ASCII body.
+        serde_json::Value::from(body)
+    );
+    std::fs::write(&path, script).expect("wrk script");
+    path
 }
 
 /// POSTs the dashboard query to `url` from `concurrency` clients for `duration`.
@@ -81,7 +141,11 @@ async fn main() {
         return;
     }
     let seconds = env_number("BENCH_SECONDS", 3) as u64;
-    let concurrency = env_number("BENCH_CONCURRENCY", 32);
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "32,64".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
     let mut config = Config::for_database(DatabaseUrl::Sqlite(dir.join("bench.sqlite3")));
     config.queries.prepared_reads = true;
@@ -138,24 +202,44 @@ async fn main() {
     tokio::spawn(async move { axum::serve(plain_listener, plain).await });
 
     let duration = Duration::from_secs(seconds);
-    let hot = rate(&url, concurrency, duration, &prepared).await;
-    let ceiling = rate(&plain_url, concurrency, duration, &prepared).await;
-    println!(
-        "{concurrency} clients, {seconds} s each, {} bytes per answer",
-        prepared.len()
-    );
+    let body = json!({ "query": DASHBOARD, "operationName": "Dashboard" }).to_string();
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let script = wrk_script(&dir, &body);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    for (name, figures) in [
-        ("prepared dashboard query (POST /graphql)", &hot),
-        ("minimal axum handler, same bytes", &ceiling),
-    ] {
-        println!(
-            "{name:<42} {:>7.0} requests/s  p50 {:.2} ms  p99 {:.2} ms",
-            figures.rate,
-            ms(figures.p50),
-            ms(figures.p99)
-        );
+    println!("{seconds} s per run, {} bytes per answer", prepared.len());
+    println!(
+        "| load | connections | prepared dashboard POST | p50 / p99 | minimal axum handler, same bytes | p50 / p99 | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for concurrency in concurrencies {
+        let runs = [
+            (
+                "reqwest, in process",
+                Some(rate(&url, concurrency, duration, &prepared).await),
+                Some(rate(&plain_url, concurrency, duration, &prepared).await),
+            ),
+            (
+                "wrk -t1, own process",
+                wrk(&url, concurrency, duration, &script).await,
+                wrk(&plain_url, concurrency, duration, &script).await,
+            ),
+        ];
+        for (load, hot, ceiling) in runs {
+            let (Some(hot), Some(ceiling)) = (hot, ceiling) else {
+                println!("| {load} | {concurrency} | skipped: wrk not found | | | | |");
+                continue;
+            };
+            println!(
+                "| {load} | {concurrency} | {:.0} req/s | {:.2} / {:.2} ms | {:.0} req/s | {:.2} / {:.2} ms | {:.0} % |",
+                hot.rate,
+                ms(hot.p50),
+                ms(hot.p99),
+                ceiling.rate,
+                ms(ceiling.p50),
+                ms(ceiling.p99),
+                100.0 * hot.rate / ceiling.rate
+            );
+        }
     }
-    println!("ratio: {:.0} %", 100.0 * hot.rate / ceiling.rate);
     let _ = std::fs::remove_dir_all(dir);
 }

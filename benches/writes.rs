@@ -99,7 +99,7 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
         let (store, allocation) = (store.clone(), allocation.clone());
         async move {
             let voter = VoterRef::New {
-                id: uuid::Uuid::new_v4(),
+                id: uuid::Uuid::now_v7(),
                 token_hash: VoterToken::generate().hash(),
             };
             store
@@ -219,7 +219,18 @@ async fn main() {
     let bench_database = BenchDatabase::create().await;
     let database = bench_database.url.clone();
     let config = Config::for_database(database.clone());
-    let defaults = config.write_batches;
+    // The server's group-commit settings, for trying others without a rebuild.
+    let defaults = GroupCommitSettings {
+        window: Duration::from_micros(env_number(
+            "WRITE_BATCH_WINDOW_US",
+            config.write_batches.window.as_micros() as usize,
+        ) as u64),
+        max_batch: env_number("WRITE_BATCH_MAX", config.write_batches.max_batch),
+        max_in_flight: env_number(
+            "WRITE_BATCHES_IN_FLIGHT",
+            config.write_batches.max_in_flight,
+        ),
+    };
     let one_per_commit = GroupCommitSettings {
         window: Duration::ZERO,
         max_batch: 1,

@@ -227,7 +227,8 @@ impl Submissions {
             None => {
                 let token = VoterToken::generate();
                 let voter = VoterRef::New {
-                    id: Uuid::new_v4(),
+                    // Time-ordered for the reason of `NewSubmission::id`.
+                    id: Uuid::now_v7(),
                     token_hash: token.hash(),
                 };
                 (voter, Some(token))

@@ -7,6 +7,7 @@
 pub mod allocation;
 pub mod category;
 pub mod distribution;
+pub mod fold;
 pub mod hundredths;
 pub mod snapshot;
 pub mod trend;
@@ -19,6 +20,7 @@ pub use category::{Category, CategoryId};
 pub use distribution::{
     DetailedSnapshot, Distribution, DistributionError, HistogramBucket, ValueCount,
 };
+pub use fold::{FoldDelta, FoldedRow};
 pub use hundredths::{Hundredths, PercentError};
 pub use snapshot::{CategoryTotal, Snapshot, SnapshotSource};
 pub use trend::{BucketSums, Resolution, TrendError, TrendPoint, TrendRange, TrendRows};

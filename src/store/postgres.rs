@@ -26,7 +26,9 @@ use super::{
     Fold, FoldBatch, KeyScope, NewSubmission, RebuildProgress, RebuildStep, ReferenceChecks,
     SeedBatch, Store, StoreError, StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
 };
-use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
+use crate::domain::{
+    Category, DetailedSnapshot, FoldDelta, Resolution, Snapshot, TrendRange, TrendRows,
+};
 use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -215,12 +217,25 @@ fn trend_bucket(resolution: &str, time: &str) -> String {
     format!("date_trunc({resolution}, {time}, 'UTC')")
 }
 
-/// Adds the submissions of the given outbox rows to the trend buckets.
-async fn fold_into_trend(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), StoreError> {
-    let batch = queries::fold_batch("o.id = ANY($1)");
-    for statement in queries::trend_inserts(trend_bucket, &batch, &Resolution::ALL) {
-        sql_query(statement)
-            .bind::<Array<BigInt>, _>(ids)
+/// Adds what the submissions of the given outbox rows add to the summary's tables: their
+/// allocations read once, added up here, written with one upsert per table.
+async fn add_to_summary(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    let rows: Vec<queries::FoldRow> = queries::fold_rows(ids.to_vec()).load(conn).await?;
+    let adds = queries::FoldInserts::from(FoldDelta::of(rows.into_iter().map(Into::into)));
+    // One multi-row statement per table that gains rows.
+    if !adds.totals.is_empty() {
+        queries::upsert_totals!(adds.totals).execute(conn).await?;
+    }
+    if !adds.values.is_empty() {
+        queries::upsert_values!(adds.values).execute(conn).await?;
+    }
+    if !adds.trend_counts.is_empty() {
+        queries::upsert_trend_counts!(adds.trend_counts)
+            .execute(conn)
+            .await?;
+    }
+    if !adds.trend_sums.is_empty() {
+        queries::upsert_trend_sums!(adds.trend_sums)
             .execute(conn)
             .await?;
     }
@@ -569,11 +584,7 @@ impl Store for PostgresStore {
             conn.batch_execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
                 .await?;
             lock_summary(conn).await?;
-            queries::fold_into_totals(ids.clone()).execute(conn).await?;
-            queries::fold_into_distribution(ids.clone())
-                .execute(conn)
-                .await?;
-            fold_into_trend(conn, &ids).await?;
+            add_to_summary(conn, &ids).await?;
             let folded = queries::delete_outbox(ids.clone()).execute(conn).await?;
             queries::advance_summary(folded, Utc::now())
                 .execute(conn)

@@ -10,7 +10,6 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sqlite::Sqlite;
-use diesel::upsert::excluded;
 use uuid::Uuid;
 
 use super::schema::{
@@ -23,8 +22,8 @@ use super::{
     SummaryAudit, SummaryState, VoterRef,
 };
 use crate::domain::{
-    BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, Hundredths, Resolution,
-    Snapshot, SnapshotSource, TrendRange, TrendRows, ValueCount,
+    BucketSums, Category, CategoryId, CategoryTotal, DetailedSnapshot, FoldDelta, FoldedRow,
+    Hundredths, Resolution, Snapshot, SnapshotSource, TrendRange, TrendRows, ValueCount,
 };
 
 /// The summary table holds one row, with this id (the migrations enforce it).
@@ -773,69 +772,205 @@ pub(super) fn set_summary(total_submissions: i64, now: DateTime<Utc>) -> impl St
     ))
 }
 
-/// Adds the allocations of the given outbox rows to the totals.
-pub(super) fn fold_into_totals(outbox_ids: Vec<i64>) -> impl Statement {
-    let batch = aggregate_outbox::table
-        .inner_join(
-            allocations::table.on(allocations::submission_id.eq(aggregate_outbox::submission_id)),
-        )
+/// One row of a fold's batch: an allocation of one of its submissions (none for a submission
+/// without allocations), with the submission's outbox row and time.
+#[derive(Queryable)]
+pub(super) struct FoldRow {
+    outbox_id: i64,
+    created_at: DateTime<Utc>,
+    category_id: Option<i32>,
+    hundredths: Option<i32>,
+}
+
+impl From<FoldRow> for FoldedRow {
+    fn from(row: FoldRow) -> Self {
+        FoldedRow {
+            submission: row.outbox_id,
+            created_at: row.created_at,
+            allocation: row
+                .category_id
+                .zip(row.hundredths)
+                .map(|(c, h)| (CategoryId(c), h)),
+        }
+    }
+}
+
+/// The allocations of the submissions of the given outbox rows, read once per fold: what
+/// [`FoldDelta::of`] adds up.
+#[auto_type]
+pub(super) fn fold_rows(outbox_ids: Vec<i64>) -> _ {
+    aggregate_outbox::table
+        .inner_join(submissions::table.on(submissions::id.eq(aggregate_outbox::submission_id)))
+        .left_join(allocations::table.on(allocations::submission_id.eq(submissions::id)))
         .filter(aggregate_outbox::id.eq_any(outbox_ids))
-        .group_by(allocations::category_id)
-        .select(allocation_sums());
-    diesel::insert_into(aggregate_totals::table)
-        .values(batch)
-        .into_columns(total_columns())
-        .on_conflict(aggregate_totals::category_id)
-        .do_update()
-        .set((
-            aggregate_totals::sum_hundredths
-                .eq(aggregate_totals::sum_hundredths + excluded(aggregate_totals::sum_hundredths)),
-            aggregate_totals::allocations
-                .eq(aggregate_totals::allocations + excluded(aggregate_totals::allocations)),
-            aggregate_totals::sum_squares
-                .eq(aggregate_totals::sum_squares + excluded(aggregate_totals::sum_squares)),
+        .select((
+            aggregate_outbox::id,
+            submissions::created_at,
+            allocations::category_id.nullable(),
+            allocations::hundredths.nullable(),
         ))
 }
 
-/// Adds the allocations of the given outbox rows to the distribution.
-pub(super) fn fold_into_distribution(outbox_ids: Vec<i64>) -> impl Statement {
-    let batch = aggregate_outbox::table
-        .inner_join(
-            allocations::table.on(allocations::submission_id.eq(aggregate_outbox::submission_id)),
-        )
-        .filter(aggregate_outbox::id.eq_any(outbox_ids))
-        .filter(allocations::hundredths.gt(0_i32))
-        .group_by((allocations::category_id, allocations::hundredths))
-        .select(value_counts());
-    diesel::insert_into(aggregate_distribution::table)
-        .values(batch)
-        .into_columns(distribution_columns())
-        .on_conflict((
-            aggregate_distribution::category_id,
-            aggregate_distribution::hundredths,
-        ))
-        .do_update()
-        .set(
-            aggregate_distribution::submissions
-                .eq(aggregate_distribution::submissions
-                    + excluded(aggregate_distribution::submissions)),
-        )
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_totals)]
+pub(super) struct TotalsInsert {
+    category_id: i32,
+    sum_hundredths: i64,
+    allocations: i64,
+    sum_squares: i64,
 }
+
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_distribution)]
+pub(super) struct ValueInsert {
+    category_id: i32,
+    hundredths: i32,
+    submissions: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_trend)]
+pub(super) struct TrendCountInsert {
+    resolution: &'static str,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    bucket_start: DateTime<Utc>,
+    submissions: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = aggregate_trend_totals)]
+pub(super) struct TrendSumInsert {
+    resolution: &'static str,
+    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
+    bucket_start: DateTime<Utc>,
+    category_id: i32,
+    sum_hundredths: i64,
+}
+
+/// The rows a fold adds to each table, for the `upsert_*` macros below.
+pub(super) struct FoldInserts {
+    pub totals: Vec<TotalsInsert>,
+    pub values: Vec<ValueInsert>,
+    pub trend_counts: Vec<TrendCountInsert>,
+    pub trend_sums: Vec<TrendSumInsert>,
+}
+
+impl From<FoldDelta> for FoldInserts {
+    fn from(delta: FoldDelta) -> Self {
+        FoldInserts {
+            totals: delta
+                .totals
+                .into_iter()
+                .map(|t| TotalsInsert {
+                    category_id: t.category.0,
+                    sum_hundredths: t.sum_hundredths,
+                    allocations: t.allocations,
+                    sum_squares: t.sum_squares,
+                })
+                .collect(),
+            values: delta
+                .values
+                .into_iter()
+                .map(|v| ValueInsert {
+                    category_id: v.category.0,
+                    hundredths: v.hundredths,
+                    submissions: v.submissions,
+                })
+                .collect(),
+            trend_counts: delta
+                .trend_counts
+                .into_iter()
+                .map(|c| TrendCountInsert {
+                    resolution: c.resolution.name(),
+                    bucket_start: c.bucket_start,
+                    submissions: c.submissions,
+                })
+                .collect(),
+            trend_sums: delta
+                .trend_sums
+                .into_iter()
+                .map(|s| TrendSumInsert {
+                    resolution: s.resolution.name(),
+                    bucket_start: s.bucket_start,
+                    category_id: s.category.0,
+                    sum_hundredths: s.sum_hundredths,
+                })
+                .collect(),
+        }
+    }
+}
+
+// The upserts that add a fold's rows ([`FoldInserts`]) to the summary's tables, given one row
+// or (PostgreSQL) a list of rows for one multi-row statement; SQLite runs one cached statement
+// per row, as diesel has no multi-row upsert for it. Macros, because diesel cannot name an
+// upsert's type (`auto_type` does not know `on_conflict`), so no function can return it.
+
+/// Adds rows of [`TotalsInsert`] to `aggregate_totals`.
+macro_rules! upsert_totals {
+    ($values:expr) => {{
+        use diesel::upsert::excluded;
+        use diesel::ExpressionMethods;
+        use $crate::store::schema::aggregate_totals as t;
+        diesel::insert_into(t::table)
+            .values($values)
+            .on_conflict(t::category_id)
+            .do_update()
+            .set((
+                t::sum_hundredths.eq(t::sum_hundredths + excluded(t::sum_hundredths)),
+                t::allocations.eq(t::allocations + excluded(t::allocations)),
+                t::sum_squares.eq(t::sum_squares + excluded(t::sum_squares)),
+            ))
+    }};
+}
+
+/// Adds rows of [`ValueInsert`] to `aggregate_distribution`.
+macro_rules! upsert_values {
+    ($values:expr) => {{
+        use diesel::upsert::excluded;
+        use diesel::ExpressionMethods;
+        use $crate::store::schema::aggregate_distribution as d;
+        diesel::insert_into(d::table)
+            .values($values)
+            .on_conflict((d::category_id, d::hundredths))
+            .do_update()
+            .set(d::submissions.eq(d::submissions + excluded(d::submissions)))
+    }};
+}
+
+/// Adds rows of [`TrendCountInsert`] to `aggregate_trend`.
+macro_rules! upsert_trend_counts {
+    ($values:expr) => {{
+        use diesel::upsert::excluded;
+        use diesel::ExpressionMethods;
+        use $crate::store::schema::aggregate_trend as tc;
+        diesel::insert_into(tc::table)
+            .values($values)
+            .on_conflict((tc::resolution, tc::bucket_start))
+            .do_update()
+            .set(tc::submissions.eq(tc::submissions + excluded(tc::submissions)))
+    }};
+}
+
+/// Adds rows of [`TrendSumInsert`] to `aggregate_trend_totals`.
+macro_rules! upsert_trend_sums {
+    ($values:expr) => {{
+        use diesel::upsert::excluded;
+        use diesel::ExpressionMethods;
+        use $crate::store::schema::aggregate_trend_totals as ts;
+        diesel::insert_into(ts::table)
+            .values($values)
+            .on_conflict((ts::resolution, ts::bucket_start, ts::category_id))
+            .do_update()
+            .set(ts::sum_hundredths.eq(ts::sum_hundredths + excluded(ts::sum_hundredths)))
+    }};
+}
+pub(super) use {upsert_totals, upsert_trend_counts, upsert_trend_sums, upsert_values};
 
 /// Which submissions [`trend_inserts`] adds: `from` names them `s` (with their outbox row `o`)
 /// and `filter` picks them.
 pub(super) struct TrendSource<'a> {
     pub from: &'a str,
     pub filter: &'a str,
-}
-
-/// A fold's batch: driven by the outbox rows, so that only they are read. `filter` picks the
-/// batch's outbox ids in the backend's way of binding a list.
-pub(super) fn fold_batch(filter: &str) -> TrendSource<'_> {
-    TrendSource {
-        from: "aggregate_outbox o JOIN submissions s ON s.id = o.submission_id",
-        filter,
-    }
 }
 
 /// Every submission that has left the outbox (for a rebuild).

@@ -24,7 +24,9 @@ use super::{
     StoreError, StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
 };
 use crate::config::SqliteSync;
-use crate::domain::{Category, DetailedSnapshot, Resolution, Snapshot, TrendRange, TrendRows};
+use crate::domain::{
+    Category, DetailedSnapshot, FoldDelta, Resolution, Snapshot, TrendRange, TrendRows,
+};
 use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -267,15 +269,23 @@ fn trend_bucket(resolution: &str, time: &str) -> String {
     )
 }
 
-/// Adds the submissions of the given outbox rows to the trend buckets. The ids go in as one
-/// JSON array, so the statement is the same whatever the batch's size.
-fn fold_into_trend(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
-    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let batch = queries::fold_batch("o.id IN (SELECT value FROM json_each(?))");
-    for statement in queries::trend_inserts(trend_bucket, &batch, &Resolution::ALL) {
-        diesel::sql_query(statement)
-            .bind::<diesel::sql_types::Text, _>(&ids)
-            .execute(conn)?;
+/// Adds what the submissions of the given outbox rows add to the summary's tables: their
+/// allocations read once, added up here, written with one upsert per table.
+fn add_to_summary(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
+    let rows: Vec<queries::FoldRow> = queries::fold_rows(ids.to_vec()).load(conn)?;
+    let adds = queries::FoldInserts::from(FoldDelta::of(rows.into_iter().map(Into::into)));
+    // A statement per row: SQLite runs them in-process from its statement cache.
+    for row in adds.totals {
+        queries::upsert_totals!(row).execute(conn)?;
+    }
+    for row in adds.values {
+        queries::upsert_values!(row).execute(conn)?;
+    }
+    for row in adds.trend_counts {
+        queries::upsert_trend_counts!(row).execute(conn)?;
+    }
+    for row in adds.trend_sums {
+        queries::upsert_trend_sums!(row).execute(conn)?;
     }
     Ok(())
 }
@@ -525,9 +535,7 @@ impl Store for SqliteStore {
                     return Ok(None);
                 }
                 ensure_summary(c)?;
-                exec(c, queries::fold_into_totals(ids.clone()))?;
-                exec(c, queries::fold_into_distribution(ids.clone()))?;
-                fold_into_trend(c, &ids)?;
+                add_to_summary(c, &ids)?;
                 let folded = exec(c, queries::delete_outbox(ids.clone()))?;
                 exec(c, queries::advance_summary(folded, Utc::now()))?;
                 if let Some(pause) = batch.pause(folded) {
