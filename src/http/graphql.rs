@@ -463,20 +463,27 @@ async fn answer(
             let reads = SnapshotReads::default();
             request = request.data(reads.clone());
             let response = run(state, headers, client, request).await;
-            // Only a full answer is worth keeping: an error may be gone at the next try.
-            if !response.errors.is_empty() {
-                return graphql_response(media, response);
-            }
-            let Ok(body) = serde_json::to_vec(&response) else {
-                return graphql_response(media, response);
-            };
-            let body = Bytes::from(body);
-            if let Some(memo) = &state.memo {
-                if reads.all_cached_at(&snapshot.generation, snapshot.version) {
+            // Only a full answer read from the cache tier is worth keeping: an error may be
+            // gone at the next try. Otherwise an expired answer this request was to prepare
+            // again is given up, so that nobody is served it any longer.
+            let body = (response.errors.is_empty())
+                .then(|| serde_json::to_vec(&response).ok())
+                .flatten()
+                .map(Bytes::from);
+            let kept = body.as_ref().is_some_and(|body| {
+                let full = reads.all_cached_at(&snapshot.generation, snapshot.version);
+                if let (Some(memo), true) = (&state.memo, full) {
                     memo.put(&hash, &snapshot, body.clone(), reads.cost());
                 }
+                full
+            });
+            if let (Some(memo), false) = (&state.memo, kept) {
+                memo.forget(&hash, &snapshot);
             }
-            body
+            match body {
+                Some(body) => body,
+                None => return graphql_response(media, response),
+            }
         }
     };
     let mut http = (StatusCode::OK, body).into_response();

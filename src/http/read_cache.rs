@@ -147,6 +147,11 @@ const MEMO_ENTRIES: usize = 256;
 /// feed moves on with each fold this process hears of, which changes the key; this bounds
 /// the staleness when it hears of none (another process folded and the bus is down).
 const MEMO_TTL: Duration = Duration::from_secs(1);
+/// How long an expired answer is still served while one request prepares it again: without
+/// it, every request in flight when an answer expires would run the query at once (at 64
+/// concurrent readers, a burst of slow answers every second). A refresh takes milliseconds;
+/// one that fails gives the answer up at once ([`Memo::forget`]), one that hangs at this bound.
+const MEMO_REFRESH_GRACE: Duration = Duration::from_secs(1);
 
 /// Which prepared answer: the full request hash and the snapshot (generation, version).
 type MemoKey = (String, String, i64);
@@ -158,6 +163,8 @@ pub struct Prepared {
     pub body: Bytes,
     pub cost: usize,
     at: Instant,
+    /// Since when one request prepares it again, once expired.
+    refreshing: Option<Instant>,
 }
 
 /// Prepared answers to reads of the snapshot, written as they are without running the schema.
@@ -191,17 +198,47 @@ impl Memo {
             snapshot.version,
         );
         let mut entries = self.entries();
-        match entries.get(&key) {
-            Some(prepared) if prepared.at.elapsed() < MEMO_TTL => Some(prepared.clone()),
+        let prepared = entries.get_mut(&key)?;
+        if prepared.at.elapsed() < MEMO_TTL {
+            return Some(prepared.clone());
+        }
+        match prepared.refreshing {
+            // Someone prepares it again: the expired answer meanwhile.
+            Some(since) if since.elapsed() < MEMO_REFRESH_GRACE => Some(prepared.clone()),
             Some(_) => {
                 entries.pop(&key);
                 None
             }
-            None => None,
+            // The caller prepares it again, then puts it or forgets it.
+            None => {
+                prepared.refreshing = Some(Instant::now());
+                None
+            }
         }
     }
 
+    /// Gives up the answer to `request_hash` at `snapshot`: a request that found it expired
+    /// could not prepare it again (an error, or an answer not read from the cache tier).
+    pub fn forget(&self, request_hash: &str, snapshot: &Snapshot) {
+        self.entries().pop(&(
+            request_hash.to_owned(),
+            snapshot.generation.clone(),
+            snapshot.version,
+        ));
+    }
+
     pub fn put(&self, request_hash: &str, snapshot: &Snapshot, body: Bytes, cost: usize) {
+        self.put_prepared_at(request_hash, snapshot, body, cost, Instant::now());
+    }
+
+    fn put_prepared_at(
+        &self,
+        request_hash: &str,
+        snapshot: &Snapshot,
+        body: Bytes,
+        cost: usize,
+        at: Instant,
+    ) {
         let key = (
             request_hash.to_owned(),
             snapshot.generation.clone(),
@@ -210,7 +247,8 @@ impl Memo {
         let prepared = Prepared {
             body,
             cost,
-            at: Instant::now(),
+            at,
+            refreshing: None,
         };
         self.entries().put(key, prepared);
     }
@@ -329,6 +367,33 @@ mod tests {
         assert_eq!(hit, Some((Bytes::from_static(b"{}"), 102)));
         assert!(memo.get("abc", &at(4)).is_none());
         assert!(memo.get("abd", &at(3)).is_none());
+    }
+
+    #[test]
+    fn an_expired_answer_is_prepared_again_by_one_request_while_the_others_get_it() {
+        let memo = Memo::default();
+        let at = Snapshot::empty(3, chrono::Utc::now());
+        let expired = Instant::now()
+            .checked_sub(MEMO_TTL + Duration::from_millis(10))
+            .expect("a time in the past");
+        let body = || Bytes::from_static(b"{}");
+        memo.put_prepared_at("abc", &at, body(), 1, expired);
+        // The first to find it expired prepares it again; meanwhile the others get it.
+        assert!(memo.get("abc", &at).is_none());
+        assert_eq!(memo.get("abc", &at).map(|p| p.body), Some(body()));
+        assert_eq!(memo.get("abc", &at).map(|p| p.body), Some(body()));
+        // Prepared again: fresh.
+        memo.put("abc", &at, Bytes::from_static(b"{\"new\":1}"), 1);
+        assert_eq!(
+            memo.get("abc", &at).map(|p| p.body),
+            Some(Bytes::from_static(b"{\"new\":1}"))
+        );
+        // A refresh that fails gives it up: nobody is served the expired answer any longer.
+        memo.put_prepared_at("abd", &at, body(), 1, expired);
+        assert!(memo.get("abd", &at).is_none());
+        memo.forget("abd", &at);
+        assert!(memo.get("abd", &at).is_none());
+        assert!(memo.get("abd", &at).is_none());
     }
 
     #[test]
