@@ -181,15 +181,6 @@ pub(super) struct AllocationInsert {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = aggregate_outbox)]
-struct OutboxInsert {
-    #[diesel(serialize_as = Bind<Uuid>)]
-    submission_id: Uuid,
-    #[diesel(serialize_as = Bind<DateTime<Utc>>)]
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Insertable)]
 #[diesel(table_name = aggregate_summary)]
 struct SummaryInsert {
     id: i16,
@@ -522,6 +513,11 @@ pub(super) fn insert_voter(
 /// rows). No conflict target: the key's scope decides which unique index can conflict (a new
 /// voter's fresh id never meets `submissions_key_per_voter`, and an existing voter's row is
 /// outside `submissions_key_of_new_voter`), and one target could name only one of them.
+/// Takes back a voter inserted with a submission that was not written.
+pub(super) fn delete_voter(id: Uuid) -> impl Statement {
+    diesel::delete(voters::table.filter(voters::id.eq(Bind(id))))
+}
+
 pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
     let key = new.key.as_ref();
     diesel::insert_into(submissions::table)
@@ -537,31 +533,11 @@ pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
         .on_conflict_do_nothing()
 }
 
-/// The allocation rows of a new submission, for [`insert_allocations`].
-pub(super) fn allocation_rows(new: &NewSubmission) -> Vec<AllocationInsert> {
-    new.allocation
-        .entries()
-        .iter()
-        .map(|(category, value)| AllocationInsert {
-            submission_id: new.id,
-            category_id: category.0,
-            hundredths: i32::from(value.raw()),
-        })
-        .collect()
-}
-
 /// One multi-row insert. Not a [`Statement`]: SQLite runs batch inserts its own way, through
 /// the connection's `execute`.
 #[auto_type]
 pub(super) fn insert_allocations(rows: Vec<AllocationInsert>) -> _ {
     diesel::dsl::insert_into(allocations::table).values(rows)
-}
-
-pub(super) fn insert_outbox(new: &NewSubmission) -> impl Statement {
-    diesel::insert_into(aggregate_outbox::table).values(OutboxInsert {
-        submission_id: new.id,
-        created_at: new.created_at,
-    })
 }
 
 /// The voters a seed batch creates, for [`insert_voters`].

@@ -47,7 +47,8 @@ impl diesel::sql_types::ops::Sub for Timestamptz {
 // first bucket is read with `min`.
 impl diesel::sql_types::SqlOrd for Timestamptz {}
 
-fn sqlite_time(at: &DateTime<Utc>) -> String {
+/// How a time is written on SQLite.
+pub(super) fn sqlite_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 

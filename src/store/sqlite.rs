@@ -13,12 +13,12 @@ use chrono::Utc;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::Sqlite;
-use diesel::{Connection, OptionalExtension, RunQueryDsl, SqliteConnection};
+use diesel::{Connection, OptionalExtension, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
 use super::queries::{self, DerivedRows, KeyedRow, Statement, SubmissionRow, SummaryRow};
-use super::sql_types::Bind;
+use super::sql_types::{self, Bind};
 use super::{
     Fold, FoldBatch, KeyScope, NewSubmission, RebuildProgress, RebuildStep, SeedBatch, Store,
     StoreError, StoreStats, StoredSubmission, SubmitOutcome, SummaryAudit,
@@ -351,25 +351,61 @@ fn trend_of(conn: &mut SqliteConnection, range: TrendRange) -> Result<TrendRows,
     ))
 }
 
-/// Why a submission transaction rolled back.
-#[derive(Debug, thiserror::Error)]
-enum SubmitAbort {
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
-    #[error("idempotency key already used in its scope")]
-    KeyTaken,
+/// Raw SQL: the allocations of a whole batch in one statement, from one JSON array of
+/// `[submission id, category id, hundredths]` (diesel writes a multi-row insert on SQLite as
+/// one statement per row).
+const INSERT_ALLOCATIONS: &str =
+    "INSERT INTO allocations (submission_id, category_id, hundredths) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
+     FROM json_each(?)";
+/// Raw SQL, as above: the outbox rows of a batch, from `[submission id, created at]`, in the
+/// batch's order.
+const INSERT_OUTBOX: &str = "INSERT INTO aggregate_outbox (submission_id, created_at) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)";
+
+/// Writes a batch of submissions in the caller's transaction; says of each whether it was
+/// written (`false`: its idempotency key is taken in its scope, and nothing of it was written).
+///
+/// Each submission row goes in by itself, since its key may be taken; a new voter goes in
+/// before it (the submission refers to it) and out again when its key is taken. Then the
+/// allocations and outbox rows of every written submission go in with one statement each.
+/// Any other failure fails the whole batch (the caller then writes its submissions one by one).
+fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryResult<Vec<bool>> {
+    let mut written = Vec::with_capacity(batch.len());
+    let mut allocations = Vec::new();
+    let mut outbox = Vec::new();
+    for new in batch {
+        let voter = queries::new_voter(new);
+        if let Some((id, token_hash)) = voter {
+            exec(conn, queries::insert_voter(id, token_hash, new.created_at))?;
+        }
+        let inserted = exec(conn, queries::insert_submission(new))? == 1;
+        if inserted {
+            let id = new.id.hyphenated().to_string();
+            for (category, value) in new.allocation.entries() {
+                allocations.push((id.clone(), category.0, value.raw()));
+            }
+            outbox.push((id, sql_types::sqlite_time(&new.created_at)));
+        } else if let Some((id, _)) = voter {
+            exec(conn, queries::delete_voter(id))?;
+        }
+        written.push(inserted);
+    }
+    if !outbox.is_empty() {
+        for (statement, rows) in [
+            (INSERT_ALLOCATIONS, json_rows(&allocations)?),
+            (INSERT_OUTBOX, json_rows(&outbox)?),
+        ] {
+            diesel::sql_query(statement)
+                .bind::<diesel::sql_types::Text, _>(rows)
+                .execute(conn)?;
+        }
+    }
+    Ok(written)
 }
 
-fn insert_submission(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<(), SubmitAbort> {
-    if let Some((id, token_hash)) = queries::new_voter(new) {
-        exec(conn, queries::insert_voter(id, token_hash, new.created_at))?;
-    }
-    if exec(conn, queries::insert_submission(new))? == 0 {
-        return Err(SubmitAbort::KeyTaken);
-    }
-    queries::insert_allocations(queries::allocation_rows(new)).execute(conn)?;
-    exec(conn, queries::insert_outbox(new))?;
-    Ok(())
+fn json_rows(rows: &impl serde::Serialize) -> QueryResult<String> {
+    serde_json::to_string(rows).map_err(|e| diesel::result::Error::SerializationError(e.into()))
 }
 
 /// What holds the idempotency key of `new`, which wrote nothing because the key is taken.
@@ -413,23 +449,18 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Result<SubmitOutcome, StoreError>>, StoreError> {
         self.write(move |c| {
             // One write transaction, so one commit (and one sync under `synchronous=FULL`) for
-            // the batch; each submission in a savepoint of its own, so that one whose key is
-            // taken rolls back alone (its new voter with it).
-            let inserted = c.immediate_transaction(|c| {
-                let inserted: Vec<Result<(), SubmitAbort>> = batch
-                    .iter()
-                    .map(|new| c.transaction(|c| insert_submission(c, new)))
-                    .collect();
-                Ok::<_, diesel::result::Error>(inserted)
-            })?;
+            // the batch.
+            let written = c.immediate_transaction(|c| write_batch(c, &batch))?;
             // Under the write lock still: the rows holding the keys cannot change meanwhile.
             Ok(batch
                 .into_iter()
-                .zip(inserted)
-                .map(|(new, inserted)| match inserted {
-                    Ok(()) => Ok(queries::created(new)),
-                    Err(SubmitAbort::KeyTaken) => replay(c, &new),
-                    Err(SubmitAbort::Query(e)) => Err(e.into()),
+                .zip(written)
+                .map(|(new, written)| {
+                    if written {
+                        Ok(queries::created(new))
+                    } else {
+                        replay(c, &new)
+                    }
                 })
                 .collect())
         })

@@ -139,6 +139,12 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
         .into_iter()
         .collect();
     assert_eq!(stored, created);
+    // Every call was anonymous: each stored submission created its voter, and a call whose
+    // key was taken wrote nothing, not even the voter it would have created.
+    let voters = app
+        .query_texts("SELECT CAST(COUNT(*) AS TEXT) AS text FROM voters")
+        .await;
+    assert_eq!(voters, vec!["42".to_owned()]);
     app.assert_folded_exactly(42).await;
 }
 
