@@ -209,6 +209,7 @@ impl App {
                 batch_size: self.config.worker_batch_size,
                 poll: self.config.worker_poll,
                 fold_pause: self.config.worker_fold_pause,
+                fold_interval: self.config.fold_interval(),
             },
             self.metrics.clone(),
         )

@@ -52,6 +52,10 @@ pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
 pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
 pub const DEFAULT_WORKER_BATCH_SIZE: i64 = 500;
 pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
+/// On SQLite, while writes keep coming, at most 20 folds a second: measured with the writes
+/// bench, 4,570–5,087 submissions/s at 50 ms against 3,411–4,101/s folding back to back, with
+/// the outbox at most 320 rows deep.
+pub const DEFAULT_SQLITE_FOLD_INTERVAL_MS: u64 = 50;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_SUBMIT_RATE_PER_MINUTE: u32 = 60;
 /// The same order as the POST body limit: far above any real GraphQL message.
@@ -150,6 +154,13 @@ pub struct WorkerArgs {
     /// How often an idle worker looks at the outbox when no wake-up arrives (milliseconds).
     #[arg(long, env = "WORKER_POLL_MS", default_value_t = DEFAULT_WORKER_POLL_MS)]
     pub worker_poll_ms: u64,
+
+    /// While writes keep coming (a fold found 10 rows or more), at most one fold per this
+    /// long (milliseconds); an idle worker folds at once when woken. Unset: 50 on SQLite,
+    /// where a fold and a batch of submissions take turns at the one write lock and fewer,
+    /// larger folds leave more turns to the writes; 0 on PostgreSQL, where they do not.
+    #[arg(long, env = "WORKER_FOLD_INTERVAL_MS")]
+    pub worker_fold_interval_ms: Option<u64>,
 
     /// Test hook: sleep this long inside each fold transaction, before it commits (milliseconds).
     #[arg(long, env = "WORKER_FOLD_PAUSE_MS", default_value_t = 0, hide = true)]
@@ -336,6 +347,7 @@ impl Default for WorkerArgs {
         WorkerArgs {
             worker_batch_size: DEFAULT_WORKER_BATCH_SIZE,
             worker_poll_ms: DEFAULT_WORKER_POLL_MS,
+            worker_fold_interval_ms: None,
             worker_fold_pause_ms: 0,
         }
     }
@@ -353,6 +365,9 @@ pub struct Config {
     pub worker_batch_size: i64,
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
+    /// Least time between the starts of two folds while writes keep coming; `None`: the
+    /// backend's default, see [`Config::fold_interval`].
+    pub worker_fold_interval: Option<Duration>,
     /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
     /// takes it from a flag; everything else, tests included, runs without a limit.
     pub submit_rate_per_minute: u32,
@@ -462,6 +477,7 @@ impl Config {
             worker_batch_size: worker.worker_batch_size.clamp(1, 10_000),
             worker_poll: Duration::from_millis(worker.worker_poll_ms.max(10)),
             worker_fold_pause: Duration::from_millis(worker.worker_fold_pause_ms),
+            worker_fold_interval: worker.worker_fold_interval_ms.map(Duration::from_millis),
             submit_rate_per_minute: 0,
             websocket: WebSocketArgs::default(),
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
@@ -490,6 +506,15 @@ impl Config {
 
     /// For tests and embedding: the given database, no Redis, every other setting at its
     /// default.
+    /// Least time between the starts of two folds while writes keep coming: as configured,
+    /// else 50 ms on SQLite and none on PostgreSQL (see `--worker-fold-interval-ms`).
+    pub fn fold_interval(&self) -> Duration {
+        self.worker_fold_interval.unwrap_or(match self.database {
+            DatabaseUrl::Sqlite(_) => Duration::from_millis(DEFAULT_SQLITE_FOLD_INTERVAL_MS),
+            DatabaseUrl::Postgres(_) => Duration::ZERO,
+        })
+    }
+
     pub fn for_database(database: DatabaseUrl) -> Self {
         Config {
             database,
@@ -501,6 +526,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folds_are_paced_on_sqlite_unless_configured_otherwise() {
+        let sqlite = Config::for_database(DatabaseUrl::Sqlite("x.sqlite3".into()));
+        assert_eq!(sqlite.fold_interval(), Duration::from_millis(50));
+        let postgres = Config::for_database(DatabaseUrl::Postgres("postgres://h/db".into()));
+        assert_eq!(postgres.fold_interval(), Duration::ZERO);
+        let chosen = Config {
+            worker_fold_interval: Some(Duration::from_millis(7)),
+            ..postgres
+        };
+        assert_eq!(chosen.fold_interval(), Duration::from_millis(7));
+    }
 
     #[test]
     fn tells_postgres_from_sqlite() {

@@ -25,7 +25,15 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// Test hook, see [`FoldBatch::pause_before_commit`].
     pub fold_pause: Duration,
+    /// After a busy fold (at least [`BUSY_FOLD_ROWS`] rows), the next starts no sooner than
+    /// this after it started.
+    pub fold_interval: Duration,
 }
+
+/// A fold of this many rows or more is taken as a sign that writes keep coming: the next may
+/// wait ([`WorkerSettings::fold_interval`]). A few submissions a second fold one or two rows
+/// at a time, and each as soon as it is written.
+pub const BUSY_FOLD_ROWS: usize = 10;
 
 /// Wakes the workers after a submission: this process's at once, every other through the bus.
 #[derive(Clone)]
@@ -49,6 +57,17 @@ impl WorkerWaker {
                 tracing::debug!(%error, "could not nudge workers; they will poll");
             }
         });
+    }
+}
+
+/// How long to wait before the next fold, after one of `rows` rows that started `since_start`
+/// ago: while busy, the next starts `interval` after this one did, gathering what comes
+/// meanwhile; otherwise at once.
+fn rest_before_next_fold(rows: usize, since_start: Duration, interval: Duration) -> Duration {
+    if rows >= BUSY_FOLD_ROWS {
+        interval.saturating_sub(since_start)
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -84,6 +103,7 @@ impl Worker {
             batch_size,
             poll,
             fold_pause,
+            fold_interval,
         } = self.settings;
         tracing::info!(batch_size, "outbox worker started");
         self.publisher.heal(self.store.as_ref()).await;
@@ -128,6 +148,13 @@ impl Worker {
                         started.elapsed(),
                     );
                     idle_ticks = 0;
+                    let rest = rest_before_next_fold(fold.rows, started.elapsed(), fold_interval);
+                    if !rest.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(rest) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                    }
                     continue;
                 }
                 Ok(None) => {}
@@ -148,5 +175,28 @@ impl Worker {
             }
         }
         tracing::info!("outbox worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_busy_fold_makes_the_next_wait_out_the_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(rest_before_next_fold(BUSY_FOLD_ROWS, ms(8), ms(50)), ms(42));
+        assert_eq!(rest_before_next_fold(500, ms(8), ms(50)), ms(42));
+        // A fold that took the whole interval, or none configured: at once.
+        assert_eq!(rest_before_next_fold(500, ms(60), ms(50)), Duration::ZERO);
+        assert_eq!(
+            rest_before_next_fold(500, ms(8), Duration::ZERO),
+            Duration::ZERO
+        );
+        // A few submissions are folded as soon as they come.
+        assert_eq!(
+            rest_before_next_fold(BUSY_FOLD_ROWS - 1, ms(1), ms(50)),
+            Duration::ZERO
+        );
     }
 }
