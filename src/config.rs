@@ -504,8 +504,6 @@ impl Config {
         }
     }
 
-    /// For tests and embedding: the given database, no Redis, every other setting at its
-    /// default.
     /// Least time between the starts of two folds while writes keep coming: as configured,
     /// else 50 ms on SQLite and none on PostgreSQL (see `--worker-fold-interval-ms`).
     pub fn fold_interval(&self) -> Duration {
@@ -515,6 +513,8 @@ impl Config {
         })
     }
 
+    /// For tests and embedding: the given database, no Redis, every other setting at its
+    /// default.
     pub fn for_database(database: DatabaseUrl) -> Self {
         Config {
             database,

@@ -470,15 +470,13 @@ async fn answer(
                 .then(|| serde_json::to_vec(&response).ok())
                 .flatten()
                 .map(Bytes::from);
-            let kept = body.as_ref().is_some_and(|body| {
-                let full = reads.all_cached_at(&snapshot.generation, snapshot.version);
-                if let (Some(memo), true) = (&state.memo, full) {
-                    memo.put(&hash, &snapshot, body.clone(), reads.cost());
+            if let Some(memo) = &state.memo {
+                match &body {
+                    Some(body) if reads.all_cached_at(&snapshot.generation, snapshot.version) => {
+                        memo.put(&hash, &snapshot, body.clone(), reads.cost());
+                    }
+                    _ => memo.forget(&hash, &snapshot),
                 }
-                full
-            });
-            if let (Some(memo), false) = (&state.memo, kept) {
-                memo.forget(&hash, &snapshot);
             }
             match body {
                 Some(body) => body,

@@ -7,7 +7,7 @@
 
 mod postgres;
 mod queries;
-pub(crate) mod schema;
+mod schema;
 mod sql_types;
 mod sqlite;
 

@@ -881,66 +881,63 @@ impl From<FoldDelta> for FoldInserts {
 // per row, as diesel has no multi-row upsert for it. Macros, because diesel cannot name an
 // upsert's type (`auto_type` does not know `on_conflict`), so no function can return it.
 
-/// Adds rows of [`TotalsInsert`] to `aggregate_totals`.
-macro_rules! upsert_totals {
-    ($values:expr) => {{
+/// Inserts `$values` into `$table`; where a row with the same `$key` columns exists, adds the
+/// new row's `$sum` columns to it instead.
+macro_rules! upsert_adding {
+    ($table:ident ($($key:ident),+) += ($($sum:ident),+), $values:expr) => {{
         use diesel::upsert::excluded;
         use diesel::ExpressionMethods;
-        use $crate::store::schema::aggregate_totals as t;
+        use $crate::store::schema::$table as t;
         diesel::insert_into(t::table)
             .values($values)
-            .on_conflict(t::category_id)
+            .on_conflict(($(t::$key,)+))
             .do_update()
-            .set((
-                t::sum_hundredths.eq(t::sum_hundredths + excluded(t::sum_hundredths)),
-                t::allocations.eq(t::allocations + excluded(t::allocations)),
-                t::sum_squares.eq(t::sum_squares + excluded(t::sum_squares)),
-            ))
+            .set(($(t::$sum.eq(t::$sum + excluded(t::$sum)),)+))
     }};
+}
+
+/// Adds rows of [`TotalsInsert`] to `aggregate_totals`.
+macro_rules! upsert_totals {
+    ($values:expr) => {
+        $crate::store::queries::upsert_adding!(
+            aggregate_totals(category_id) += (sum_hundredths, allocations, sum_squares),
+            $values
+        )
+    };
 }
 
 /// Adds rows of [`ValueInsert`] to `aggregate_distribution`.
 macro_rules! upsert_values {
-    ($values:expr) => {{
-        use diesel::upsert::excluded;
-        use diesel::ExpressionMethods;
-        use $crate::store::schema::aggregate_distribution as d;
-        diesel::insert_into(d::table)
-            .values($values)
-            .on_conflict((d::category_id, d::hundredths))
-            .do_update()
-            .set(d::submissions.eq(d::submissions + excluded(d::submissions)))
-    }};
+    ($values:expr) => {
+        $crate::store::queries::upsert_adding!(
+            aggregate_distribution(category_id, hundredths) += (submissions),
+            $values
+        )
+    };
 }
 
 /// Adds rows of [`TrendCountInsert`] to `aggregate_trend`.
 macro_rules! upsert_trend_counts {
-    ($values:expr) => {{
-        use diesel::upsert::excluded;
-        use diesel::ExpressionMethods;
-        use $crate::store::schema::aggregate_trend as tc;
-        diesel::insert_into(tc::table)
-            .values($values)
-            .on_conflict((tc::resolution, tc::bucket_start))
-            .do_update()
-            .set(tc::submissions.eq(tc::submissions + excluded(tc::submissions)))
-    }};
+    ($values:expr) => {
+        $crate::store::queries::upsert_adding!(
+            aggregate_trend(resolution, bucket_start) += (submissions),
+            $values
+        )
+    };
 }
 
 /// Adds rows of [`TrendSumInsert`] to `aggregate_trend_totals`.
 macro_rules! upsert_trend_sums {
-    ($values:expr) => {{
-        use diesel::upsert::excluded;
-        use diesel::ExpressionMethods;
-        use $crate::store::schema::aggregate_trend_totals as ts;
-        diesel::insert_into(ts::table)
-            .values($values)
-            .on_conflict((ts::resolution, ts::bucket_start, ts::category_id))
-            .do_update()
-            .set(ts::sum_hundredths.eq(ts::sum_hundredths + excluded(ts::sum_hundredths)))
-    }};
+    ($values:expr) => {
+        $crate::store::queries::upsert_adding!(
+            aggregate_trend_totals(resolution, bucket_start, category_id) += (sum_hundredths),
+            $values
+        )
+    };
 }
-pub(super) use {upsert_totals, upsert_trend_counts, upsert_trend_sums, upsert_values};
+pub(super) use {
+    upsert_adding, upsert_totals, upsert_trend_counts, upsert_trend_sums, upsert_values,
+};
 
 /// Which submissions [`trend_inserts`] adds: `from` names them `s` (with their outbox row `o`)
 /// and `filter` picks them.

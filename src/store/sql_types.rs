@@ -47,6 +47,11 @@ impl diesel::sql_types::ops::Sub for Timestamptz {
 // first bucket is read with `min`.
 impl diesel::sql_types::SqlOrd for Timestamptz {}
 
+/// How a UUID is written on SQLite.
+pub(super) fn sqlite_uuid(id: &uuid::Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
 /// How a time is written on SQLite.
 pub(super) fn sqlite_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -103,7 +108,7 @@ impl FromSql<Uuid, Pg> for uuid::Uuid {
 
 impl ToSql<Uuid, Sqlite> for uuid::Uuid {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(self.hyphenated().to_string());
+        out.set_value(sqlite_uuid(self));
         Ok(IsNull::No)
     }
 }

@@ -270,7 +270,7 @@ fn trend_bucket(resolution: &str, time: &str) -> String {
 }
 
 /// Adds what the submissions of the given outbox rows add to the summary's tables: their
-/// allocations read once, added up here, written with one upsert per table.
+/// allocations read once, added up here, written with an upsert per row.
 fn add_to_summary(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
     let rows: Vec<queries::FoldRow> = queries::fold_rows(ids.to_vec()).load(conn)?;
     let adds = queries::FoldInserts::from(FoldDelta::of(rows.into_iter().map(Into::into)));
@@ -381,7 +381,7 @@ fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryRes
         }
         let inserted = exec(conn, queries::insert_submission(new))? == 1;
         if inserted {
-            let id = new.id.hyphenated().to_string();
+            let id = sql_types::sqlite_uuid(&new.id);
             for (category, value) in new.allocation.entries() {
                 allocations.push((id.clone(), category.0, value.raw()));
             }
