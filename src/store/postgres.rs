@@ -576,8 +576,9 @@ impl Store for PostgresStore {
             if ids.is_empty() {
                 return Ok(None);
             }
-            // Every statement below joins the batch (at most a few hundred outbox rows) to
-            // tables of millions by their keys: index nested loops are the only right plan.
+            // The read of the batch's allocations below joins the batch (at most a few hundred
+            // outbox rows) to tables of millions by their keys: index nested loops are the
+            // only right plan.
             // The planner's default costs (and a new table's missing statistics) sometimes
             // prefer hashing every allocation instead — 10× slower here at 100,000 rows and
             // growing with them. For this transaction only (raw SQL: settings).
