@@ -413,9 +413,8 @@ impl Server {
             ))
             .with_status_page(app.config.status_page);
         web.log_status();
-        let state = app.http_state();
         let metrics = app.config.metrics;
-        let router = crate::http::router(state.clone(), web, metrics == MetricsEndpoint::Api);
+        let router = crate::http::router(app.http_state(), web, metrics == MetricsEndpoint::Api);
         let shutdown = app.shutdown.clone();
         let limits = ConnectionLimits {
             header_read_timeout: app.config.header_read_timeout,

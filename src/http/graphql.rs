@@ -7,6 +7,7 @@
 //! that the submission rate limit needs.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
@@ -201,7 +202,7 @@ fn uncached(mut response: Response) -> Response {
 
 /// POST is never cached: caches do not keep POST answers, and mutations come this way.
 pub async fn post(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -210,7 +211,7 @@ pub async fn post(
 }
 
 async fn post_uncached(
-    state: HttpState,
+    state: Arc<HttpState>,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -258,7 +259,7 @@ async fn post_uncached(
     }
 }
 
-pub async fn get_or_websocket(State(state): State<HttpState>, request: Request) -> Response {
+pub async fn get_or_websocket(State(state): State<Arc<HttpState>>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
     let is_upgrade = parts
         .headers

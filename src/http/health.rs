@@ -41,7 +41,7 @@ fn verdict<E: std::fmt::Display>(
     }
 }
 
-pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
+pub async fn readyz(State(state): State<Arc<HttpState>>) -> (StatusCode, Json<Value>) {
     let checks = &state.readiness;
     let (database, cache) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, checks.store.ping()),

@@ -2,6 +2,7 @@
 //! time — the outbox, the snapshot version of each tier, whether the database and Redis
 //! answer, the pool — in the OpenMetrics text format.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,7 +17,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     sample(&state).await;
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],

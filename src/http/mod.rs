@@ -26,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -40,8 +41,8 @@ use crate::metrics::Metrics;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the API routes need.
-#[derive(Clone)]
+/// What the API routes need: shared behind one `Arc`, so that a request clones a pointer,
+/// not a dozen.
 pub struct HttpState {
     pub schema: AppSchema,
     /// The documents of Automatic Persisted Queries, which a GET by hash alone runs.
@@ -104,16 +105,12 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
     if with_metrics {
         api = api.route("/metrics", get(metrics::metrics));
     }
-    let api = api.with_state(state);
-    api.merge(web.routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(cors)
-        // Outermost last: the id is set before the span opens and copied to the response.
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    let api = api.with_state(Arc::new(state));
+    // One stack, applied once: each `Router::layer` call boxes the route again, and every box
+    // is a clone and an allocation per request. Outermost first: the id is set before the
+    // span opens, and copied to the response.
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -131,12 +128,19 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(cors)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    api.merge(web.routes()).layer(middleware)
 }
 
 /// `/metrics` alone, for an address of its own.
 pub fn metrics_router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::metrics))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }

@@ -13,17 +13,18 @@
 //! read from the cache tier, kept per request and snapshot for a second, written without
 //! running the schema.
 
-use std::collections::HashSet;
-use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use axum::body::Bytes;
 use axum::http::HeaderValue;
-use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 use crate::domain::Snapshot;
@@ -105,7 +106,8 @@ pub fn selects_only(
 
 /// The SHA-256 of a query's text, in lowercase hex: what Automatic Persisted Queries name it by.
 pub fn document_hash(query: &str) -> String {
-    hex::encode(Sha256::digest(query.as_bytes()))
+    // The digest's own hex formatting: `hex::encode` goes char by char, a few % of a hot read.
+    format!("{:x}", Sha256::digest(query.as_bytes()))
 }
 
 /// What is asked, as a SHA-256 in hex: the document's hash, the operation name, the
@@ -122,7 +124,7 @@ pub fn request_hash(document: &str, request: &async_graphql::Request, media: &st
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    hex::encode(hasher.finalize())
+    format!("{:x}", hasher.finalize())
 }
 
 /// The `ETag` of an answer to the request hashed `request_hash` under `snapshot`: its first
@@ -140,8 +142,8 @@ pub fn etag(snapshot: &Snapshot, request_hash: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// How many prepared answers are kept: a dashboard asks a handful of questions, GraphiQL users
-/// a few more.
+/// How many prepared answers are kept per snapshot: a dashboard asks a handful of questions,
+/// GraphiQL users a few more; past it, the oldest answer makes room.
 const MEMO_ENTRIES: usize = 256;
 /// How long a prepared answer is served: what an HTTP cache may keep it (`max-age=1`). The
 /// feed moves on with each fold this process hears of, which changes the key; this bounds
@@ -153,23 +155,48 @@ const MEMO_TTL: Duration = Duration::from_secs(1);
 /// one that fails gives the answer up at once ([`Memo::forget`]), one that hangs at this bound.
 const MEMO_REFRESH_GRACE: Duration = Duration::from_secs(1);
 
-/// Which prepared answer: the full request hash and the snapshot (generation, version).
-type MemoKey = (String, String, i64);
-
-/// A prepared answer: its body, its query's cost (charged to the client's read budget as if
-/// it ran), and when it was prepared.
+/// A prepared answer: its body, and its query's cost (charged to the client's read budget as
+/// if it ran).
 #[derive(Clone)]
 pub struct Prepared {
     pub body: Bytes,
     pub cost: usize,
+}
+
+/// A prepared answer as the memo keeps it.
+struct Entry {
+    prepared: Prepared,
+    /// When it was prepared.
     at: Instant,
-    /// Since when one request prepares it again, once expired.
-    refreshing: Option<Instant>,
+    /// Since when one request prepares it again, once expired: nanoseconds after `at`, plus
+    /// one; 0 while nobody does. An atomic, so that the claim needs no lock.
+    refreshing: AtomicU64,
+}
+
+/// The answers prepared at one snapshot, by request hash. Answers of older snapshots are of
+/// no use: a read asks the memo at the feed's newest.
+#[derive(Default)]
+struct AtSnapshot {
+    generation: String,
+    version: i64,
+    answers: HashMap<String, Arc<Entry>>,
+}
+
+impl AtSnapshot {
+    fn is(&self, snapshot: &Snapshot) -> bool {
+        self.version == snapshot.version && self.generation == snapshot.generation
+    }
 }
 
 /// Prepared answers to reads of the snapshot, written as they are without running the schema.
+///
+/// Read without a lock. Behind a mutex, the two runtime workers took turns at it, and whenever
+/// the holder was descheduled (a load generator on the same cores) the other waited for it:
+/// a p99 several times the median. A change copies the answers of the snapshot (at most
+/// [`MEMO_ENTRIES`] pointers) and swaps them in; changes are rare, once per question and
+/// snapshot or per second.
 pub struct Memo {
-    entries: Mutex<LruCache<MemoKey, Prepared>>,
+    current: ArcSwap<AtSnapshot>,
     /// The kinds of the documents asked, so that a prepared answer needs no parse.
     pub kinds: Kinds,
 }
@@ -177,41 +204,47 @@ pub struct Memo {
 impl Default for Memo {
     fn default() -> Self {
         Memo {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(MEMO_ENTRIES).unwrap_or(NonZeroUsize::MIN),
-            )),
+            current: ArcSwap::from_pointee(AtSnapshot {
+                version: -1,
+                ..AtSnapshot::default()
+            }),
             kinds: Kinds::default(),
         }
     }
 }
 
-impl Memo {
-    fn entries(&self) -> MutexGuard<'_, LruCache<MemoKey, Prepared>> {
-        // Entries are replaced whole; a panic cannot leave one half-written.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// Nanoseconds, saturated: an `Instant` difference fits unless the process ran for centuries.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
 
+impl Memo {
     pub fn get(&self, request_hash: &str, snapshot: &Snapshot) -> Option<Prepared> {
-        let key = (
-            request_hash.to_owned(),
-            snapshot.generation.clone(),
-            snapshot.version,
-        );
-        let mut entries = self.entries();
-        let prepared = entries.get_mut(&key)?;
-        if prepared.at.elapsed() < MEMO_TTL {
-            return Some(prepared.clone());
+        let current = self.current.load();
+        if !current.is(snapshot) {
+            return None;
         }
-        match prepared.refreshing {
-            // Someone prepares it again: the expired answer meanwhile.
-            Some(since) if since.elapsed() < MEMO_REFRESH_GRACE => Some(prepared.clone()),
-            Some(_) => {
-                entries.pop(&key);
-                None
-            }
+        let entry = current.answers.get(request_hash)?;
+        let age = entry.at.elapsed();
+        if age < MEMO_TTL {
+            return Some(entry.prepared.clone());
+        }
+        let claim = nanos(age).saturating_add(1);
+        match entry
+            .refreshing
+            .compare_exchange(0, claim, Ordering::AcqRel, Ordering::Acquire)
+        {
             // The caller prepares it again, then puts it or forgets it.
-            None => {
-                prepared.refreshing = Some(Instant::now());
+            Ok(_) => None,
+            // Someone prepares it again: the expired answer meanwhile.
+            Err(since)
+                if age.saturating_sub(Duration::from_nanos(since - 1)) < MEMO_REFRESH_GRACE =>
+            {
+                Some(entry.prepared.clone())
+            }
+            // Whoever did has not come back: given up, and the caller prepares it.
+            Err(_) => {
+                self.forget(request_hash, snapshot);
                 None
             }
         }
@@ -220,11 +253,18 @@ impl Memo {
     /// Gives up the answer to `request_hash` at `snapshot`: a request that found it expired
     /// could not prepare it again (an error, or an answer not read from the cache tier).
     pub fn forget(&self, request_hash: &str, snapshot: &Snapshot) {
-        self.entries().pop(&(
-            request_hash.to_owned(),
-            snapshot.generation.clone(),
-            snapshot.version,
-        ));
+        self.current.rcu(|current| {
+            if !current.is(snapshot) || !current.answers.contains_key(request_hash) {
+                return Arc::clone(current);
+            }
+            let mut answers = current.answers.clone();
+            answers.remove(request_hash);
+            Arc::new(AtSnapshot {
+                generation: current.generation.clone(),
+                version: current.version,
+                answers,
+            })
+        });
     }
 
     pub fn put(&self, request_hash: &str, snapshot: &Snapshot, body: Bytes, cost: usize) {
@@ -239,18 +279,38 @@ impl Memo {
         cost: usize,
         at: Instant,
     ) {
-        let key = (
-            request_hash.to_owned(),
-            snapshot.generation.clone(),
-            snapshot.version,
-        );
-        let prepared = Prepared {
-            body,
-            cost,
+        let entry = Arc::new(Entry {
+            prepared: Prepared { body, cost },
             at,
-            refreshing: None,
-        };
-        self.entries().put(key, prepared);
+            refreshing: AtomicU64::new(0),
+        });
+        self.current.rcu(|current| {
+            let mut answers = if current.is(snapshot) {
+                current.answers.clone()
+            } else if current.generation == snapshot.generation
+                && current.version > snapshot.version
+            {
+                // Prepared at an older snapshot than the memo's: nobody asks for it any more.
+                return Arc::clone(current);
+            } else {
+                HashMap::new()
+            };
+            if answers.len() >= MEMO_ENTRIES && !answers.contains_key(request_hash) {
+                let oldest = answers
+                    .iter()
+                    .min_by_key(|(_, entry)| entry.at)
+                    .map(|(hash, _)| hash.clone());
+                if let Some(oldest) = oldest {
+                    answers.remove(&oldest);
+                }
+            }
+            answers.insert(request_hash.to_owned(), Arc::clone(&entry));
+            Arc::new(AtSnapshot {
+                generation: snapshot.generation.clone(),
+                version: snapshot.version,
+                answers,
+            })
+        });
     }
 }
 
@@ -265,40 +325,50 @@ pub struct Kind {
     pub snapshot_only: bool,
 }
 
+/// The kinds of one document's operations seen so far, by operation name.
+type OperationKinds = Vec<(Option<String>, Kind)>;
+
 /// The [`Kind`] of documents seen before, by document hash and operation name, so that a
 /// prepared answer is found without parsing its document again (parsing is most of what a
-/// prepared answer would otherwise cost).
+/// prepared answer would otherwise cost). Keyed by the hash alone, so that a lookup borrows it
+/// instead of allocating a key; a document's few named operations are then scanned.
+///
+/// Read without a lock, as [`Memo`]; learning a document copies the map. Past [`KINDS`]
+/// documents it starts again empty: known documents are then parsed once more each, and a
+/// client that sends endless new documents pays a parse for each of them anyway.
+#[derive(Default)]
 pub struct Kinds {
-    entries: Mutex<LruCache<(String, Option<String>), Kind>>,
-}
-
-impl Default for Kinds {
-    fn default() -> Self {
-        Kinds {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(KINDS).unwrap_or(NonZeroUsize::MIN),
-            )),
-        }
-    }
+    entries: ArcSwap<HashMap<String, OperationKinds>>,
 }
 
 impl Kinds {
-    fn entries(&self) -> MutexGuard<'_, LruCache<(String, Option<String>), Kind>> {
-        // Entries are replaced whole; a panic cannot leave one half-written.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn get(&self, document_hash: &str, operation: Option<&str>) -> Option<Kind> {
-        self.entries()
-            .get(&(document_hash.to_owned(), operation.map(str::to_owned)))
-            .copied()
+        self.entries
+            .load()
+            .get(document_hash)?
+            .iter()
+            .find(|(name, _)| name.as_deref() == operation)
+            .map(|&(_, kind)| kind)
     }
 
     pub fn put(&self, document_hash: &str, operation: Option<&str>, kind: Kind) {
-        self.entries().put(
-            (document_hash.to_owned(), operation.map(str::to_owned)),
-            kind,
-        );
+        self.entries.rcu(|entries| {
+            let mut entries = if entries.len() >= KINDS && !entries.contains_key(document_hash) {
+                HashMap::new()
+            } else {
+                HashMap::clone(entries)
+            };
+            let kinds = entries.entry(document_hash.to_owned()).or_default();
+            match kinds
+                .iter_mut()
+                .find(|(name, _)| name.as_deref() == operation)
+            {
+                Some((_, known)) => *known = kind,
+                // As many as the document has operations: bounded by the body's size.
+                None => kinds.push((operation.map(str::to_owned), kind)),
+            }
+            entries
+        });
     }
 }
 
@@ -407,5 +477,38 @@ mod tests {
         assert!(hits("*"));
         assert!(!hits("\"g-2-abc\""));
         assert!(!none_match_hits(None, &etag));
+    }
+
+    #[test]
+    fn remembers_each_operation_of_a_document_apart() {
+        let kinds = Kinds::default();
+        let read = Kind {
+            is_mutation: false,
+            snapshot_only: true,
+        };
+        let write = Kind {
+            is_mutation: true,
+            snapshot_only: false,
+        };
+        kinds.put("doc", Some("Read"), read);
+        kinds.put("doc", Some("Write"), write);
+        kinds.put("doc", None, read);
+        assert_eq!(kinds.get("doc", Some("Read")), Some(read));
+        assert_eq!(kinds.get("doc", Some("Write")), Some(write));
+        assert_eq!(kinds.get("doc", None), Some(read));
+        assert_eq!(kinds.get("doc", Some("Other")), None);
+        assert_eq!(kinds.get("other", Some("Read")), None);
+        // Learnt again (the same document and name): the newer kind.
+        kinds.put("doc", Some("Read"), write);
+        assert_eq!(kinds.get("doc", Some("Read")), Some(write));
+    }
+
+    #[test]
+    fn hashes_documents_in_lowercase_hex() {
+        // The APQ hash of `{__typename}`, as clients compute it.
+        assert_eq!(
+            document_hash("{__typename}"),
+            "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"
+        );
     }
 }

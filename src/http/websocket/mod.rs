@@ -74,7 +74,7 @@ fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
 /// `client` is the peer address: async-graphql executes queries and mutations sent over the
 /// socket too, so a `submitAllocation` there must meet the same rate limit as over POST.
 pub fn upgrade(
-    state: HttpState,
+    state: Arc<HttpState>,
     headers: &HeaderMap,
     client: Option<ClientAddr>,
     upgrade: WebSocketUpgrade,
@@ -139,7 +139,7 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 async fn serve(
-    state: HttpState,
+    state: Arc<HttpState>,
     socket: WebSocket,
     protocol: WebSocketProtocols,
     client: Option<ClientAddr>,
