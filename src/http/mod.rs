@@ -4,6 +4,7 @@ mod graphql;
 mod health;
 mod metrics;
 mod pages;
+mod poll_again;
 mod read_cache;
 mod server;
 mod share;
