@@ -4,14 +4,18 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::gql::{GqlResponse, SubmitData};
 use crate::harness::{allocation, on_both_backends, spawn_app_with, Backend, Options, EVEN};
+use tax_budget::worker::BUSY_FOLD_ROWS;
 
-on_both_backends!(a_burst_of_mixed_submissions_gets_one_answer_each);
+on_both_backends!(
+    a_burst_of_mixed_submissions_gets_one_answer_each,
+    after_a_busy_fold_the_next_waits_out_the_fold_interval
+);
 
 const UNEVEN: [f64; 10] = [20.0, 0.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0];
 
@@ -178,4 +182,43 @@ async fn a_burst_is_written_in_few_transactions_on_postgres() {
         "100 submissions took {transactions} transactions"
     );
     app.assert_folded_exactly(100).await;
+}
+
+/// The fold interval of the pacing test: long enough that the check below has a second of
+/// slack for the busy fold itself and for noticing it.
+const FOLD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Fold pacing (`--worker-fold-interval-ms`): after a fold of at least `BUSY_FOLD_ROWS` rows,
+/// the worker folds again no sooner than the interval after that fold began, even when a
+/// submission nudges it meanwhile; and it does fold then, without a poll (the tests' workers
+/// poll once an hour).
+async fn after_a_busy_fold_the_next_waits_out_the_fold_interval(backend: Backend) {
+    let options = Options {
+        tweak: |c| c.worker_fold_interval = Some(FOLD_INTERVAL),
+        ..Options::without_worker()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    // A busy fold's worth waits in the outbox, then a worker starts and folds it in one go.
+    let busy = BUSY_FOLD_ROWS as i64 + 2;
+    for i in 0..busy {
+        let mut values = EVEN;
+        values[(i % 10) as usize] += 0.01;
+        values[((i + 1) % 10) as usize] -= 0.01;
+        let submitted = app.submit(values, None).await;
+        assert!(!submitted.submission.id.is_empty());
+    }
+    let _worker = app.app.spawn_worker();
+    app.wait_folded(busy).await;
+    let busy_fold_seen = Instant::now();
+
+    app.submit(EVEN, None).await;
+    app.wait_folded(busy + 1).await;
+    let waited = busy_fold_seen.elapsed();
+    assert!(
+        waited >= FOLD_INTERVAL / 2,
+        "the fold after a busy one came {waited:?} after it, inside the {FOLD_INTERVAL:?} interval"
+    );
+    app.assert_folded_exactly(busy + 1).await;
 }
