@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -24,72 +23,11 @@ use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 
+use common::wrk::{self, Figures};
 use common::{env_number, percentile};
 
 const DASHBOARD: &str = "query Dashboard { aggregates { version totalSubmissions updatedAt source \
      categories { category { id slug name color displayOrder } averagePercentage } } }";
-
-/// What one server did: requests per second, and the latencies' p50 and p99.
-struct Figures {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// POSTs the dashboard query to `url` from `concurrency` wrk connections on one thread for
-/// `duration`; `None` when wrk is not installed. wrk checks nothing of the answers: the
-/// reqwest run beside it checks their length.
-async fn wrk(url: &str, concurrency: usize, duration: Duration, script: &Path) -> Option<Figures> {
-    // A child process awaited, not waited for: the servers run on this runtime's threads.
-    let output = tokio::process::Command::new("wrk")
-        .args(["-t1", &format!("-c{concurrency}")])
-        .arg(format!("-d{}s", duration.as_secs()))
-        .args(["--latency", "-s"])
-        .arg(script)
-        .arg(url)
-        .output()
-        .await
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    // wrk writes times as `812.00us`, `1.23ms` or `1.01s`.
-    let time = |value: &str| {
-        let (number, scale) = if let Some(us) = value.strip_suffix("us") {
-            (us, 1e-6)
-        } else if let Some(ms) = value.strip_suffix("ms") {
-            (ms, 1e-3)
-        } else {
-            (value.strip_suffix('s')?, 1.0)
-        };
-        number
-            .parse::<f64>()
-            .ok()
-            .map(|n| Duration::from_secs_f64(n * scale))
-    };
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|line| line.trim().strip_prefix(prefix))
-            .map(str::trim)
-    };
-    let errors = field("Non-2xx or 3xx responses:");
-    assert!(errors.is_none(), "wrk saw failures: {text}");
-    Some(Figures {
-        rate: field("Requests/sec:")?.parse().ok()?,
-        p50: time(field("50%")?)?,
-        p99: time(field("99%")?)?,
-    })
-}
-
-/// The request wrk sends: the dashboard query by POST.
-fn wrk_script(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("dashboard.lua");
-    let script = format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}\n",
-        // A JSON string is a valid Lua string literal for this ASCII body.
-        serde_json::Value::from(body)
-    );
-    std::fs::write(&path, script).expect("wrk script");
-    path
-}
 
 /// POSTs the dashboard query to `url` from `concurrency` clients for `duration`.
 async fn rate(
@@ -135,6 +73,7 @@ async fn rate(
     latencies.sort();
     Figures {
         rate,
+        requests: latencies.len() as u64,
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
     }
@@ -210,7 +149,7 @@ async fn main() {
 
     let duration = Duration::from_secs(seconds);
     std::fs::create_dir_all(&dir).expect("bench dir");
-    let script = wrk_script(&dir, &body);
+    let script = wrk::post_script(&dir, "dashboard.lua", &body);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("{seconds} s per run, {} bytes per answer", prepared.len());
     println!(
@@ -226,8 +165,8 @@ async fn main() {
             ),
             (
                 "wrk -t1, own process",
-                wrk(&url, concurrency, duration, &script).await,
-                wrk(&plain_url, concurrency, duration, &script).await,
+                wrk::run(&url, concurrency, duration, &script).await,
+                wrk::run(&plain_url, concurrency, duration, &script).await,
             ),
         ];
         for (load, hot, ceiling) in runs {

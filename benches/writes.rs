@@ -9,7 +9,9 @@
 //! one database: by hand (`Store::submit`, no HTTP, no GraphQL), over HTTP with group commit
 //! (the defaults), and over HTTP with group commit off (a window of 0 and batches of 1). While
 //! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
-//! up (it should stay below two fold batches).
+//! up (it should stay below two fold batches). When `wrk` is installed (Debian's `wrk`), each
+//! HTTP run is followed by the same load from wrk in a process of its own, whose answers are
+//! checked against the rows stored meanwhile.
 
 mod common;
 
@@ -24,7 +26,7 @@ use tax_budget::domain::{validate_allocation, RawAllocation};
 use tax_budget::store::{NewSubmission, VoterRef};
 use tax_budget::voter_token::VoterToken;
 
-use common::{env_number, percentile, BenchDatabase};
+use common::{env_number, percentile, wrk, BenchDatabase};
 
 const SUBMIT: &str =
     "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { submission { id } } }";
@@ -35,6 +37,9 @@ struct Run {
     p50: Duration,
     p99: Duration,
     deepest_outbox: Option<i64>,
+    clients: usize,
+    /// The same server driven by wrk right after, when wrk is installed.
+    by_wrk: Option<wrk::Figures>,
 }
 
 impl Run {
@@ -49,6 +54,17 @@ impl Run {
             self.p50.as_secs_f64() * 1000.0,
             self.p99.as_secs_f64() * 1000.0,
         );
+        if let Some(by_wrk) = &self.by_wrk {
+            println!(
+                "| {:<44} | {:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {:>7} |",
+                format!("  the same, wrk -t1 -c{} in its own process", self.clients),
+                by_wrk.rate,
+                by_wrk.rate / reference,
+                by_wrk.p50.as_secs_f64() * 1000.0,
+                by_wrk.p99.as_secs_f64() * 1000.0,
+                "-",
+            );
+        }
     }
 }
 
@@ -114,6 +130,8 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         deepest_outbox: None,
+        clients: concurrency,
+        by_wrk: None,
     }
 }
 
@@ -161,6 +179,7 @@ async fn over_http(
             }
         })
     };
+    let (wrk_url, wrk_body) = (url.clone(), body.clone());
     let (rate, latencies) = drive(concurrency, duration, move || {
         let (http, url, body) = (http.clone(), url.clone(), body.clone());
         async move {
@@ -192,6 +211,7 @@ async fn over_http(
             })
             .unwrap_or(0.0)
     };
+    let by_wrk = over_wrk(&app, &wrk_url, &wrk_body, concurrency, duration).await;
     let folds = value("tax_budget_folds_total");
     eprintln!(
         "  folds while writing: {folds}, {:.0} rows each, {:.1} ms each; write batches: {:.1} submissions each",
@@ -205,7 +225,42 @@ async fn over_http(
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         deepest_outbox: Some(deepest.load(Ordering::Relaxed)),
+        clients: concurrency,
+        by_wrk,
     }
+}
+
+/// The same `body` POSTed to `url` by wrk with `concurrency` connections for `duration`, when
+/// wrk is installed; every answered request must have its submission stored.
+async fn over_wrk(
+    app: &Arc<App>,
+    url: &str,
+    body: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Option<wrk::Figures> {
+    let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let script = wrk::post_script(&dir, "submit.lua", body);
+    let stored = async || {
+        app.store
+            .live_snapshot()
+            .await
+            .expect("count")
+            .total_submissions
+    };
+    let before = stored().await;
+    let figures = wrk::run(url, concurrency, duration, &script).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let figures = figures?;
+    // Requests cut off at the end may still commit: at least one row per answer.
+    let written = stored().await - before;
+    assert!(
+        written >= figures.requests as i64,
+        "{} answered, {written} stored",
+        figures.requests
+    );
+    Some(figures)
 }
 
 #[tokio::main]

@@ -5,6 +5,8 @@
 // Each bench uses a part of this module.
 #![allow(dead_code)]
 
+pub mod wrk;
+
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
