@@ -37,7 +37,6 @@ struct Run {
     p50: Duration,
     p99: Duration,
     deepest_outbox: Option<i64>,
-    clients: usize,
     /// The same server driven by wrk right after, when wrk is installed.
     by_wrk: Option<wrk::Figures>,
 }
@@ -47,25 +46,22 @@ impl Run {
         let outbox = self
             .deepest_outbox
             .map_or("-".to_owned(), |depth| depth.to_string());
-        println!(
-            "| {name:<44} | {:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
-            self.rate,
-            self.rate / reference,
-            self.p50.as_secs_f64() * 1000.0,
-            self.p99.as_secs_f64() * 1000.0,
-        );
+        row(name, self.rate, self.p50, self.p99, &outbox, reference);
         if let Some(by_wrk) = &self.by_wrk {
-            println!(
-                "| {:<44} | {:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {:>7} |",
-                format!("  the same, wrk -t1 -c{} in its own process", self.clients),
-                by_wrk.rate,
-                by_wrk.rate / reference,
-                by_wrk.p50.as_secs_f64() * 1000.0,
-                by_wrk.p99.as_secs_f64() * 1000.0,
-                "-",
-            );
+            let name = "  the same, wrk -t1 in its own process";
+            row(name, by_wrk.rate, by_wrk.p50, by_wrk.p99, "-", reference);
         }
     }
+}
+
+/// One line of the table.
+fn row(name: &str, rate: f64, p50: Duration, p99: Duration, outbox: &str, reference: f64) {
+    println!(
+        "| {name:<44} | {rate:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
+        rate / reference,
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0,
+    );
 }
 
 /// Runs `one` from `concurrency` tasks for `duration`; each call's latency is kept.
@@ -130,7 +126,6 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         deepest_outbox: None,
-        clients: concurrency,
         by_wrk: None,
     }
 }
@@ -225,7 +220,6 @@ async fn over_http(
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         deepest_outbox: Some(deepest.load(Ordering::Relaxed)),
-        clients: concurrency,
         by_wrk,
     }
 }

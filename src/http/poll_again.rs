@@ -140,14 +140,18 @@ mod tests {
         (count, waker)
     }
 
+    fn waking_itself(self_wakes: usize) -> PollAgain<WakesItself> {
+        PollAgain::new(WakesItself {
+            self_wakes,
+            polls: 0,
+        })
+    }
+
     #[test]
     fn a_future_that_wakes_itself_is_polled_again_without_waking_the_task() {
         let (count, waker) = task();
         let mut cx = Context::from_waker(&waker);
-        let mut future = PollAgain::new(WakesItself {
-            self_wakes: 2,
-            polls: 0,
-        });
+        let mut future = waking_itself(2);
         assert_eq!(Pin::new(&mut future).poll(&mut cx), Poll::Ready(3));
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
     }
@@ -156,10 +160,7 @@ mod tests {
     fn one_that_keeps_waking_itself_is_rescheduled_after_a_few_polls() {
         let (count, waker) = task();
         let mut cx = Context::from_waker(&waker);
-        let mut future = PollAgain::new(WakesItself {
-            self_wakes: 100,
-            polls: 0,
-        });
+        let mut future = waking_itself(100);
         assert_eq!(Pin::new(&mut future).poll(&mut cx), Poll::Pending);
         assert_eq!(future.future.polls, MAX_POLLS);
         assert_eq!(

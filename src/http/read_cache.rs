@@ -190,9 +190,8 @@ impl AtSnapshot {
 
 /// Prepared answers to reads of the snapshot, written as they are without running the schema.
 ///
-/// Read without a lock. Behind a mutex, the two runtime workers took turns at it, and whenever
-/// the holder was descheduled (a load generator on the same cores) the other waited for it:
-/// a p99 several times the median. A change copies the answers of the snapshot (at most
+/// Read without a lock, since every hot read looks here and the runtime's workers would
+/// otherwise take turns at one mutex. A change copies the answers of the snapshot (at most
 /// [`MEMO_ENTRIES`] pointers) and swaps them in; changes are rare, once per question and
 /// snapshot or per second.
 pub struct Memo {

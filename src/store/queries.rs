@@ -509,15 +509,15 @@ pub(super) fn insert_voter(
     })
 }
 
-/// Writes nothing when the idempotency key is taken in its scope (then `execute` counts 0
-/// rows). No conflict target: the key's scope decides which unique index can conflict (a new
-/// voter's fresh id never meets `submissions_key_per_voter`, and an existing voter's row is
-/// outside `submissions_key_of_new_voter`), and one target could name only one of them.
 /// Takes back a voter inserted with a submission that was not written.
 pub(super) fn delete_voter(id: Uuid) -> impl Statement {
     diesel::delete(voters::table.filter(voters::id.eq(Bind(id))))
 }
 
+/// Writes nothing when the idempotency key is taken in its scope (then `execute` counts 0
+/// rows). No conflict target: the key's scope decides which unique index can conflict (a new
+/// voter's fresh id never meets `submissions_key_per_voter`, and an existing voter's row is
+/// outside `submissions_key_of_new_voter`), and one target could name only one of them.
 pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
     let key = new.key.as_ref();
     diesel::insert_into(submissions::table)
