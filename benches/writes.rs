@@ -5,9 +5,12 @@
 //!     cargo bench --bench writes                         # SQLite file (synchronous=FULL)
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench writes
 //!
-//! `BENCH_SECONDS` (default 5) per run, `BENCH_CONCURRENCY` (default 32) clients. Three runs on
-//! one database: by hand (`Store::submit`, no HTTP, no GraphQL), over HTTP with group commit
-//! (the defaults), and over HTTP with group commit off (a window of 0 and batches of 1). While
+//! `BENCH_SECONDS` (default 5) per run, `BENCH_CONCURRENCY` (default 32) clients. Four runs on
+//! one database: by hand (`Store::submit`, no HTTP, no GraphQL), group commit in process
+//! (`Submissions::submit`, what the resolver calls: checks, voter, group commit; no HTTP, no
+//! GraphQL), over HTTP with group commit (the defaults), and over HTTP with group commit off
+//! (a window of 0 and batches of 1). The in-process row separates what batching gives from
+//! what the transport costs on the same two cores. While
 //! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
 //! up (it should stay below two fold batches). When `wrk` is installed (Debian's `wrk`), each
 //! HTTP run is followed by the same load from wrk in a process of its own, whose answers are
@@ -24,6 +27,7 @@ use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, GroupCommitSettings};
 use tax_budget::domain::{validate_allocation, RawAllocation};
 use tax_budget::store::{NewSubmission, VoterRef};
+use tax_budget::submissions::Credentials;
 use tax_budget::voter_token::VoterToken;
 
 use common::{env_number, percentile, wrk, BenchDatabase};
@@ -42,6 +46,17 @@ struct Run {
 }
 
 impl Run {
+    /// A run with no outbox sampled and no wrk after it.
+    fn measured(rate: f64, latencies: &[Duration]) -> Self {
+        Run {
+            rate,
+            p50: percentile(latencies, 0.5),
+            p99: percentile(latencies, 0.99),
+            deepest_outbox: None,
+            by_wrk: None,
+        }
+    }
+
     fn print(&self, name: &str, reference: f64) {
         let outbox = self
             .deepest_outbox
@@ -94,18 +109,21 @@ where
     (rate, latencies)
 }
 
-/// The transaction a submission is, by hand: a new voter, the submission, ten allocations and
-/// the outbox row, committed through the app's own store and pool.
-async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run {
-    let ids: Vec<String> = app.categories.iter().map(|c| c.id.0.to_string()).collect();
-    let raw: Vec<RawAllocation<'_>> = ids
-        .iter()
+/// Ten per cent to each category.
+fn even_split(ids: &[String]) -> Vec<RawAllocation<'_>> {
+    ids.iter()
         .map(|id| RawAllocation {
             category_id: id,
             percentage: 10.0,
         })
-        .collect();
-    let allocation = validate_allocation(&raw, &app.categories).expect("valid");
+        .collect()
+}
+
+/// The transaction a submission is, by hand: a new voter, the submission, ten allocations and
+/// the outbox row, committed through the app's own store and pool.
+async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run {
+    let ids: Vec<String> = app.categories.iter().map(|c| c.id.0.to_string()).collect();
+    let allocation = validate_allocation(&even_split(&ids), &app.categories).expect("valid");
     let store = app.store.clone();
     let (rate, latencies) = drive(concurrency, duration, move || {
         let (store, allocation) = (store.clone(), allocation.clone());
@@ -121,13 +139,57 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
         }
     })
     .await;
-    Run {
-        rate,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        deepest_outbox: None,
-        by_wrk: None,
+    Run::measured(rate, &latencies)
+}
+
+/// The mean time to parse [`SUBMIT`] and to clone its parsed document, which the server
+/// does instead for a document it has parsed before.
+fn parse_against_clone() -> (Duration, Duration) {
+    const TIMES: u32 = 20_000;
+    let started = Instant::now();
+    for _ in 0..TIMES {
+        std::hint::black_box(async_graphql::parser::parse_query(SUBMIT).expect("parses"));
     }
+    let parse = started.elapsed() / TIMES;
+    let document = async_graphql::parser::parse_query(SUBMIT).expect("parses");
+    let started = Instant::now();
+    for _ in 0..TIMES {
+        std::hint::black_box(document.clone());
+    }
+    (parse, started.elapsed() / TIMES)
+}
+
+/// The app of `config` with its writes batched as `batches`.
+async fn start(config: &Config, batches: GroupCommitSettings) -> Arc<App> {
+    let mut config = config.clone();
+    config.write_batches = batches;
+    App::start(config).await.expect("start")
+}
+
+/// What the `submitAllocation` resolver calls, called in process on an app started with
+/// `batches` (its worker folding meanwhile): the checks, a new voter, group commit.
+async fn in_process(
+    config: &Config,
+    batches: GroupCommitSettings,
+    concurrency: usize,
+    duration: Duration,
+) -> Run {
+    let app = start(config, batches).await;
+    let ids: Arc<Vec<String>> =
+        Arc::new(app.categories.iter().map(|c| c.id.0.to_string()).collect());
+    let submissions = app.submissions.clone();
+    let (rate, latencies) = drive(concurrency, duration, move || {
+        let (submissions, ids) = (submissions.clone(), ids.clone());
+        async move {
+            submissions
+                .submit(&Credentials::Anonymous, None, &even_split(&ids), None)
+                .await
+                .expect("stored");
+        }
+    })
+    .await;
+    app.shutdown.cancel();
+    Run::measured(rate, &latencies)
 }
 
 /// `submitAllocation` over HTTP on a server started with `batches`, sampling the outbox.
@@ -137,9 +199,7 @@ async fn over_http(
     concurrency: usize,
     duration: Duration,
 ) -> Run {
-    let mut config = config.clone();
-    config.write_batches = batches;
-    let app = App::start(config).await.expect("start");
+    let app = start(config, batches).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -216,11 +276,9 @@ async fn over_http(
     );
     server.shutdown(Duration::from_secs(5)).await;
     Run {
-        rate,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
         deepest_outbox: Some(deepest.load(Ordering::Relaxed)),
         by_wrk,
+        ..Run::measured(rate, &latencies)
     }
 }
 
@@ -290,6 +348,7 @@ async fn main() {
     let hand = by_hand(&app, concurrency, duration).await;
     app.shutdown.cancel();
     drop(app);
+    let grouped_in_process = in_process(&config, defaults, concurrency, duration).await;
     let grouped = over_http(&config, defaults, concurrency, duration).await;
     let single = over_http(&config, one_per_commit, concurrency, duration).await;
 
@@ -308,6 +367,7 @@ async fn main() {
         "", "", "", "", "", ""
     );
     hand.print("by hand: one transaction per submission", hand.rate);
+    grouped_in_process.print("group commit in process, no HTTP or GraphQL", hand.rate);
     grouped.print(
         &format!(
             "submitAllocation, group commit ({} µs, ≤ {})",
@@ -318,6 +378,14 @@ async fn main() {
     );
     single.print("submitAllocation, one commit per request", hand.rate);
     println!("(ratio: against the by-hand rate; outbox: deepest seen while writing)");
+
+    let (parse, clone) = parse_against_clone();
+    println!(
+        "parsing the mutation's text: {:.1} µs; cloning its parsed document: {:.1} µs ({:.0}× less)",
+        parse.as_secs_f64() * 1e6,
+        clone.as_secs_f64() * 1e6,
+        parse.as_secs_f64() / clone.as_secs_f64()
+    );
 
     bench_database.remove().await;
 }

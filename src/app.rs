@@ -293,6 +293,7 @@ impl App {
             websocket: WebSocketGate::new(self.websocket_limits()),
             metrics: self.metrics.clone(),
             memo: self.config.queries.prepared_reads.then(Default::default),
+            documents: Default::default(),
         }
     }
 

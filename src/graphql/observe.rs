@@ -23,14 +23,13 @@ pub const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
 /// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
 /// match (`PersistedQueryNotFound` makes them send the query with its hash).
 pub fn request_error_code(message: &str) -> &'static str {
-    let bad_value = ["Invalid value for argument", "Failed to parse"];
     if message == PERSISTED_QUERY_NOT_FOUND {
         "PERSISTED_QUERY_NOT_FOUND"
     } else if message == "provided sha does not match query"
         || message.contains("\"PersistedQuery\" extension")
     {
         "BAD_REQUEST"
-    } else if bad_value.iter().any(|prefix| message.starts_with(prefix)) {
+    } else if is_bad_value(message) {
         "BAD_USER_INPUT"
     } else {
         "GRAPHQL_VALIDATION_FAILED"
@@ -39,6 +38,35 @@ pub fn request_error_code(message: &str) -> &'static str {
 
 /// The code the first error of `response` has, or will be given by the transport; `None`
 /// without errors.
+/// async-graphql's messages for a value that is not of its input type.
+fn is_bad_value(message: &str) -> bool {
+    [
+        "Invalid value for argument",
+        "Failed to parse",
+        "Expected input type",
+    ]
+    .iter()
+    .any(|prefix| message.starts_with(prefix))
+}
+
+/// A variable that passed validation can still fail to read as its input type when the field
+/// runs (a string where a list of objects goes): async-graphql then fails the field with no
+/// code. It is bad input all the same.
+fn code_bad_values(response: &mut Response) {
+    for error in &mut response.errors {
+        let coded = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if !coded && is_bad_value(&error.message) {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        }
+    }
+}
+
 fn outcome(response: &Response) -> Option<String> {
     let error = response.errors.first()?;
     match error.extensions.as_ref().and_then(|e| e.get("code")) {
@@ -80,7 +108,8 @@ impl ObservedRequest {
 impl Extension for ObservedRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        let response = next.run(ctx).await;
+        let mut response = next.run(ctx).await;
+        code_bad_values(&mut response);
         let operation = self
             .operation
             .lock()

@@ -297,6 +297,9 @@ fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
 /// A request ready to run, with what the transport needs to know of it first.
 struct Prepared {
     request: async_graphql::Request,
+    /// The hash of the request's text when it has not been given its parsed document yet:
+    /// a read that prepared bytes answer needs none.
+    unparsed: Option<String>,
     is_mutation: bool,
     /// The hash of what is asked (see [`read_cache::request_hash`]) when the operation reads
     /// only the snapshot.
@@ -344,8 +347,12 @@ async fn prepare(
         .memo
         .as_ref()
         .and_then(|memo| memo.kinds.get(&document_hash, operation_name.as_deref()));
-    // Unparseable queries are neither mutations nor cacheable: execution reports them. A
-    // document whose kind is known is not parsed here (a prepared answer needs no parse).
+    // A document whose kind is known is not looked at here (a prepared answer needs none).
+    let unparsed = (known.is_some() && !request.query.is_empty()).then(|| document_hash.clone());
+    if known.is_none() && !request.query.is_empty() {
+        state.documents.attach(&mut request, &document_hash);
+    }
+    // Unparseable queries are neither mutations nor cacheable: execution reports them.
     let (is_mutation, snapshot_only) = match known {
         Some(kind) => (kind.is_mutation, kind.snapshot_only),
         None => match request.parsed_query() {
@@ -372,6 +379,7 @@ async fn prepare(
         .then(|| read_cache::request_hash(&document_hash, &request, media.name()));
     Ok(Prepared {
         request,
+        unparsed,
         is_mutation,
         snapshot_read,
     })
@@ -432,12 +440,21 @@ async fn answer(
 ) -> Response {
     let Prepared {
         mut request,
+        unparsed,
         snapshot_read,
         ..
     } = prepared;
+    // Only now, when it is known to run.
+    let parsed = |mut request: async_graphql::Request| {
+        if let Some(hash) = &unparsed {
+            state.documents.attach(&mut request, hash);
+        }
+        request
+    };
     // Taken before the query runs: a read never answers older than the feed.
     let snapshot = state.feed.current();
     let Some(hash) = snapshot_read.filter(|_| snapshot.version >= 0) else {
+        let request = parsed(request);
         return graphql_response(media, run(state, headers, client, request).await);
     };
     let etag = by_get.then(|| read_cache::etag(&snapshot, &hash)).flatten();
@@ -462,7 +479,7 @@ async fn answer(
         }
         None => {
             let reads = SnapshotReads::default();
-            request = request.data(reads.clone());
+            request = parsed(request).data(reads.clone());
             let response = run(state, headers, client, request).await;
             // Only a full answer read from the cache tier is worth keeping: an error may be
             // gone at the next try. Otherwise an expired answer this request was to prepare

@@ -1,5 +1,6 @@
 //! HTTP surface: routes, GraphQL over HTTP and WebSocket, health, GraphiQL, the web app.
 
+mod documents;
 mod graphql;
 mod health;
 mod metrics;
@@ -52,6 +53,8 @@ pub struct HttpState {
     pub feed: SnapshotFeed,
     /// Prepared answers to hot reads of the snapshot, when `--prepared-reads` is on.
     pub memo: Option<Arc<read_cache::Memo>>,
+    /// Documents parsed before, by the hash of their text.
+    pub documents: documents::Documents,
     /// The schema's limits, whose read budget prepared answers are charged to.
     pub limits: Arc<QueryLimits>,
     pub readiness: Arc<Readiness>,

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::harness::gql::GRAPHIQL_INTROSPECTION;
-use crate::harness::{spawn_app, Backend};
+use crate::harness::gql::{GqlResponse, GRAPHIQL_INTROSPECTION};
+use crate::harness::{allocation, spawn_app, Backend};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -221,4 +221,67 @@ struct IntrospectedSchema {
 #[derive(Debug, Deserialize)]
 struct NamedType {
     name: Option<String>,
+}
+
+/// The server keeps each document it parsed and hands a copy to the next request with the same
+/// text: those requests must be answered exactly as the first, whatever their variables, and
+/// a document that does not parse must be reported every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_sent_again_is_answered_as_the_first() {
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    let client = app.client();
+    const SUBMIT: &str = "mutation($i: SubmitAllocationInput!) \
+        { submitAllocation(input: $i) { submission { allocations { percentage } } } }";
+    let mut even = [10.0; 10];
+    let mut uneven = [10.0; 10];
+    (uneven[0], uneven[1]) = (15.0, 5.0);
+    for values in [even, uneven, even] {
+        let answer: GqlResponse<Value> = client
+            .request(
+                SUBMIT,
+                json!({ "i": { "allocations": allocation(values) } }),
+                None,
+            )
+            .await;
+        let percentages =
+            &answer.data.expect("data")["submitAllocation"]["submission"]["allocations"];
+        assert_eq!(percentages[0]["percentage"], values[0], "{percentages}");
+        assert_eq!(percentages[1]["percentage"], values[1], "{percentages}");
+    }
+    // Bad variables for the same document: refused as bad input, nothing written.
+    even[0] = 150.0;
+    let refused: GqlResponse<Value> = client
+        .request(
+            SUBMIT,
+            json!({ "i": { "allocations": allocation(even) } }),
+            None,
+        )
+        .await;
+    assert_eq!(refused.first_error().extensions.code, "BAD_USER_INPUT");
+    let refused: GqlResponse<Value> = client
+        .request(SUBMIT, json!({ "i": { "allocations": "ten" } }), None)
+        .await;
+    assert_eq!(
+        refused.first_error().extensions.code,
+        "BAD_USER_INPUT",
+        "{:?}",
+        refused.errors
+    );
+    assert_eq!(app.stored_submissions().await, 3);
+
+    for _ in 0..2 {
+        let (status, body) = client
+            .post_json(&json!({ "query": "{ aggregates { " }))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let error = &body["errors"][0];
+        assert!(
+            error["message"].as_str().unwrap().contains("expected"),
+            "{body}"
+        );
+        assert_eq!(
+            error["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{body}"
+        );
+    }
 }
