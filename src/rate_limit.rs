@@ -5,6 +5,12 @@
 //! moment its bucket would be full again. A fresh or idle client has no entry at all, which is
 //! what makes pruning exact: an entry whose instant has passed means the same as no entry.
 //! Time comes in as an argument (`check_at`), so the arithmetic is tested without sleeping.
+//!
+//! Written here rather than with `governor` (the GCRA crate): its keyed limiter's table has no
+//! bound. `retain_recent` drops only clients whose bucket is full again, so a flood of source
+//! addresses that are all still limited grows it without end. This table holds at most
+//! `max_clients` and makes room by forgetting the clients closest to full (`make_room`),
+//! which keeps limited the clients that spent their bucket.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
