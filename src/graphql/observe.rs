@@ -36,8 +36,6 @@ pub fn request_error_code(message: &str) -> &'static str {
     }
 }
 
-/// The code the first error of `response` has, or will be given by the transport; `None`
-/// without errors.
 /// async-graphql's messages for a value that is not of its input type.
 fn is_bad_value(message: &str) -> bool {
     [
@@ -67,6 +65,8 @@ fn code_bad_values(response: &mut Response) {
     }
 }
 
+/// The code the first error of `response` has, or will be given by the transport; `None`
+/// without errors.
 fn outcome(response: &Response) -> Option<String> {
     let error = response.errors.first()?;
     match error.extensions.as_ref().and_then(|e| e.get("code")) {
@@ -143,5 +143,48 @@ impl Extension for ObservedRequest {
             }
         }
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{ErrorExtensionValues, ServerError};
+
+    use super::*;
+
+    fn error(message: &str, code: Option<&str>) -> ServerError {
+        let mut error = ServerError::new(message, None);
+        if let Some(code) = code {
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", code);
+            error.extensions = Some(extensions);
+        }
+        error
+    }
+
+    fn code(error: &ServerError) -> Option<&Value> {
+        error.extensions.as_ref()?.get("code")
+    }
+
+    #[test]
+    fn values_not_of_their_input_type_are_bad_input_and_other_codes_stay() {
+        let mut response = Response::from_errors(vec![
+            error(
+                r#"Expected input type "AllocationInput", found "ten"."#,
+                None,
+            ),
+            error(
+                "Failed to parse \"Int\": not an integer",
+                Some("SOMETHING_ELSE"),
+            ),
+            error("database went away", None),
+        ]);
+        code_bad_values(&mut response);
+        let codes: Vec<_> = response.errors.iter().map(code).collect();
+        assert_eq!(codes[0], Some(&Value::from("BAD_USER_INPUT")));
+        assert_eq!(codes[1], Some(&Value::from("SOMETHING_ELSE")));
+        // Not an input error: left as it was, without extensions at all.
+        assert!(response.errors[2].extensions.is_none());
+        assert_eq!(outcome(&response).as_deref(), Some("BAD_USER_INPUT"));
     }
 }
