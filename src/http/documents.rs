@@ -6,25 +6,30 @@
 //! fraction of parsing it (the writes bench prints both). Depth and directive checks still run
 //! on the cached copy: the schema makes them on whatever document it is given.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_graphql::parser::types::ExecutableDocument;
 
-/// Most documents kept. Past it the cache starts again empty, as [`super::read_cache::Kinds`]
-/// does: a client that sends endless new documents pays a parse for each of them anyway.
+use super::swap_map::BoundedSwapMap;
+
+/// Most documents kept (see [`BoundedSwapMap`] for what happens past it).
 const DOCUMENTS: usize = 256;
 
 /// Longest document text kept (bytes), which with [`DOCUMENTS`] bounds the memory: the web
 /// app's and GraphiQL's documents are all well under it.
 pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
 
-/// Read without a lock (every request not answered from prepared bytes looks here); learning
-/// a document copies the map of pointers.
-#[derive(Default)]
+/// The documents parsed so far, each behind a pointer that a request clones the document of.
 pub struct Documents {
-    entries: ArcSwap<HashMap<String, Arc<ExecutableDocument>>>,
+    parsed: BoundedSwapMap<Arc<ExecutableDocument>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents {
+            parsed: BoundedSwapMap::new(DOCUMENTS),
+        }
+    }
 }
 
 impl Documents {
@@ -32,7 +37,7 @@ impl Documents {
     /// text), else its text parsed now and kept. A document that does not parse, or is too
     /// long to keep, is left for the schema to parse and report as usual.
     pub fn attach(&self, request: &mut async_graphql::Request, hash: &str) {
-        if let Some(document) = self.entries.load().get(hash) {
+        if let Some(document) = self.parsed.load().get(hash) {
             request.set_parsed_query(ExecutableDocument::clone(document));
             return;
         }
@@ -41,21 +46,13 @@ impl Documents {
         }
         if let Ok(document) = request.parsed_query() {
             let document = Arc::new(document.clone());
-            self.entries.rcu(|entries| {
-                let mut entries = if entries.len() >= DOCUMENTS {
-                    HashMap::new()
-                } else {
-                    HashMap::clone(entries)
-                };
-                entries.insert(hash.to_owned(), document.clone());
-                entries
-            });
+            self.parsed.update(hash, |_| document.clone());
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.load().len()
+        self.parsed.load().len()
     }
 }
 

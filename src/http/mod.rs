@@ -9,6 +9,7 @@ mod poll_again;
 mod read_cache;
 mod server;
 mod share;
+mod swap_map;
 mod web;
 mod websocket;
 

@@ -27,6 +27,7 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 use sha2::{Digest, Sha256};
 
+use super::swap_map::BoundedSwapMap;
 use crate::domain::Snapshot;
 
 /// What a cacheable answer says: fresh for a second (the worker folds about that often),
@@ -330,14 +331,18 @@ type OperationKinds = Vec<(Option<String>, Kind)>;
 /// The [`Kind`] of documents seen before, by document hash and operation name, so that a
 /// prepared answer is found without parsing its document again (parsing is most of what a
 /// prepared answer would otherwise cost). Keyed by the hash alone, so that a lookup borrows it
-/// instead of allocating a key; a document's few named operations are then scanned.
-///
-/// Read without a lock, as [`Memo`]; learning a document copies the map. Past [`KINDS`]
-/// documents it starts again empty: known documents are then parsed once more each, and a
-/// client that sends endless new documents pays a parse for each of them anyway.
-#[derive(Default)]
+/// instead of allocating a key; a document's few named operations are then scanned. At most
+/// [`KINDS`] documents (see [`BoundedSwapMap`] for what happens past it).
 pub struct Kinds {
-    entries: ArcSwap<HashMap<String, OperationKinds>>,
+    entries: BoundedSwapMap<OperationKinds>,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Kinds {
+            entries: BoundedSwapMap::new(KINDS),
+        }
+    }
 }
 
 impl Kinds {
@@ -351,13 +356,8 @@ impl Kinds {
     }
 
     pub fn put(&self, document_hash: &str, operation: Option<&str>, kind: Kind) {
-        self.entries.rcu(|entries| {
-            let mut entries = if entries.len() >= KINDS && !entries.contains_key(document_hash) {
-                HashMap::new()
-            } else {
-                HashMap::clone(entries)
-            };
-            let kinds = entries.entry(document_hash.to_owned()).or_default();
+        self.entries.update(document_hash, |known| {
+            let mut kinds = known.cloned().unwrap_or_default();
             match kinds
                 .iter_mut()
                 .find(|(name, _)| name.as_deref() == operation)
@@ -366,7 +366,7 @@ impl Kinds {
                 // As many as the document has operations: bounded by the body's size.
                 None => kinds.push((operation.map(str::to_owned), kind)),
             }
-            entries
+            kinds
         });
     }
 }
