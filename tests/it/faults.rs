@@ -452,6 +452,54 @@ async fn a_postgres_outage_fails_writes_clearly_serves_reads_from_the_cache_and_
     app.assert_folded_exactly(total).await;
 }
 
+/// PostgreSQL ends every connection of the service (an operator's `pg_terminate_backend`, a
+/// server restart, a failover) while the service is quiet: the pool hands out none of the dead
+/// connections, so not even the next requests fail. The pool does not ping connections used
+/// within the last second, so this rests on it seeing their closed sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_postgres_ended_are_never_handed_to_a_request() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let first = app.submit(EVEN, None).await.submission.id;
+    // Several requests at once hold several of the pool's connections.
+    let lookups = || {
+        futures_util::future::join_all((0..8).map(|_| {
+            app.request::<SubmissionData>(SUBMISSION, serde_json::json!({ "id": first }), None)
+        }))
+    };
+    lookups().await;
+    let ended = app
+        .query_texts(
+            // Materialized: the other conditions must have chosen the rows before any
+            // backend is ended (a neighbouring test's database is not ours to touch).
+            "WITH ours AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) \
+             SELECT pid::text AS text FROM ours WHERE pg_terminate_backend(pid)",
+        )
+        .await;
+    assert!(!ended.is_empty(), "the service held connections");
+    let gone = format!(
+        "SELECT pid::text AS text FROM pg_stat_activity WHERE pid IN ({})",
+        ended.join(",")
+    );
+    eventually("PostgreSQL has ended them", || async {
+        app.query_texts(&gone).await.is_empty().then_some(())
+    })
+    .await;
+
+    for response in lookups().await {
+        let found = response.expect_data();
+        assert_eq!(
+            found.submission.map(|s| s.id).as_deref(),
+            Some(first.as_str())
+        );
+    }
+    let second = app.submit(EVEN, None).await.submission.id;
+    assert_ne!(second, first);
+    app.wait_folded(2).await;
+}
+
 on_both_backends!(
     a_recreated_summary_s_lower_versions_are_not_hidden_by_the_cache,
     a_cache_holding_another_database_s_snapshot_is_overwritten_not_trusted,
