@@ -14,7 +14,10 @@
 //! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
 //! up (it should stay below two fold batches). When `wrk` is installed (Debian's `wrk`), each
 //! HTTP run is followed by the same load from wrk in a process of its own, whose answers are
-//! checked against the rows stored meanwhile.
+//! checked against the rows stored meanwhile. On PostgreSQL, when `pgbench` is installed, the
+//! by-hand run is followed by the same transaction written as plain statements and sent by
+//! pgbench (simple protocol, one commit each): the reference the figures were taken
+//! with. The app's own statement, kept prepared per connection, is the stronger of the two.
 
 mod common;
 
@@ -30,7 +33,8 @@ use tax_budget::store::{NewSubmission, VoterRef};
 use tax_budget::submissions::Credentials;
 use tax_budget::voter_token::VoterToken;
 
-use common::{env_number, percentile, wrk, BenchDatabase};
+use common::{env_number, percentile, pgbench, wrk, BenchDatabase};
+use tax_budget::config::DatabaseUrl;
 
 const SUBMIT: &str =
     "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { submission { id } } }";
@@ -57,23 +61,34 @@ impl Run {
         }
     }
 
-    fn print(&self, name: &str, reference: f64) {
+    fn print(&self, name: &str, references: References) {
         let outbox = self
             .deepest_outbox
             .map_or("-".to_owned(), |depth| depth.to_string());
-        row(name, self.rate, self.p50, self.p99, &outbox, reference);
+        row(name, self.rate, self.p50, self.p99, &outbox, references);
         if let Some(by_wrk) = &self.by_wrk {
             let name = "  the same, wrk -t1 in its own process";
-            row(name, by_wrk.rate, by_wrk.p50, by_wrk.p99, "-", reference);
+            row(name, by_wrk.rate, by_wrk.p50, by_wrk.p99, "-", references);
         }
     }
 }
 
+/// The rates each row is compared with: the app's own statement by hand, and pgbench's plain
+/// statements when it ran.
+#[derive(Clone, Copy)]
+struct References {
+    by_hand: f64,
+    pgbench: Option<f64>,
+}
+
 /// One line of the table.
-fn row(name: &str, rate: f64, p50: Duration, p99: Duration, outbox: &str, reference: f64) {
+fn row(name: &str, rate: f64, p50: Duration, p99: Duration, outbox: &str, to: References) {
+    let to_pgbench = to
+        .pgbench
+        .map_or("-".to_owned(), |r| format!("{:.2}×", rate / r));
     println!(
-        "| {name:<44} | {rate:>8.0}/s | {:>5.2}× | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
-        rate / reference,
+        "| {name:<44} | {rate:>8.0}/s | {:>5.2}× | {to_pgbench:>9} | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
+        rate / to.by_hand,
         p50.as_secs_f64() * 1000.0,
         p99.as_secs_f64() * 1000.0,
     );
@@ -142,6 +157,32 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
     Run::measured(rate, &latencies)
 }
 
+/// The same transaction as plain statements from pgbench, one commit each (the issue's
+/// reference), on PostgreSQL when pgbench is installed.
+async fn by_pgbench(
+    app: &Arc<App>,
+    database: &DatabaseUrl,
+    concurrency: usize,
+    duration: Duration,
+) -> Option<Run> {
+    let DatabaseUrl::Postgres(url) = database else {
+        return None;
+    };
+    let categories: Vec<i32> = app.categories.iter().map(|c| c.id.0).collect();
+    let share = 10_000 / i32::try_from(categories.len()).expect("a few categories");
+    let script = pgbench::submission_script(&categories, share);
+    let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let figures = pgbench::run(url, concurrency, duration, &script, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let figures = figures?;
+    Some(Run {
+        p50: figures.p50(),
+        p99: figures.p99(),
+        ..Run::measured(figures.rate, &[])
+    })
+}
+
 /// The mean time to parse [`SUBMIT`] and to clone its parsed document, which the server
 /// does instead for a document it has parsed before.
 fn parse_against_clone() -> (Duration, Duration) {
@@ -166,6 +207,17 @@ async fn start(config: &Config, batches: GroupCommitSettings) -> Arc<App> {
     App::start(config).await.expect("start")
 }
 
+/// Waits until the app's worker has folded what the runs before left in the outbox (the
+/// by-hand ones have no worker), so that the outbox measured, and the folds' share of the
+/// machine, are this run's.
+async fn drain(app: &App) {
+    let drained = Instant::now() + Duration::from_secs(120);
+    while app.store.outbox_len().await.expect("outbox") > 0 {
+        assert!(Instant::now() < drained, "the outbox does not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the `submitAllocation` resolver calls, called in process on an app started with
 /// `batches` (its worker folding meanwhile): the checks, a new voter, group commit.
 async fn in_process(
@@ -175,6 +227,8 @@ async fn in_process(
     duration: Duration,
 ) -> Run {
     let app = start(config, batches).await;
+    let worker = app.spawn_worker();
+    drain(&app).await;
     let ids: Arc<Vec<String>> =
         Arc::new(app.categories.iter().map(|c| c.id.0.to_string()).collect());
     let submissions = app.submissions.clone();
@@ -189,6 +243,7 @@ async fn in_process(
     })
     .await;
     app.shutdown.cancel();
+    worker.await.expect("worker");
     Run::measured(rate, &latencies)
 }
 
@@ -204,6 +259,7 @@ async fn over_http(
         .await
         .expect("bind");
     let server = Server::spawn(app.clone(), listener, ServerOptions::default()).expect("serve");
+    drain(&app).await;
     let url = format!("http://{}/graphql", server.addr);
     let http = reqwest::Client::new();
     let allocations: Vec<Value> = app
@@ -214,13 +270,6 @@ async fn over_http(
     let body = json!({ "query": SUBMIT, "variables": { "i": { "allocations": allocations } } })
         .to_string();
 
-    // What an earlier run left in the outbox (the by-hand run has no worker) is folded first,
-    // so that the depth measured is this run's.
-    let drained = Instant::now() + Duration::from_secs(120);
-    while app.store.outbox_len().await.expect("outbox") > 0 {
-        assert!(Instant::now() < drained, "the outbox does not drain");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let deepest = Arc::new(AtomicI64::new(0));
     let writing = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -325,7 +374,11 @@ async fn main() {
     let concurrency = env_number("BENCH_CONCURRENCY", 32);
     let bench_database = BenchDatabase::create().await;
     let database = bench_database.url.clone();
-    let config = Config::for_database(database.clone());
+    let mut config = Config::for_database(database.clone());
+    // The fold's pacing, for trying others without a rebuild (the backend's default if unset).
+    if let Ok(ms) = std::env::var("WORKER_FOLD_INTERVAL_MS") {
+        config.worker_fold_interval = ms.parse().ok().map(Duration::from_millis);
+    }
     // The server's group-commit settings, for trying others without a rebuild.
     let defaults = GroupCommitSettings {
         window: Duration::from_micros(env_number(
@@ -346,6 +399,7 @@ async fn main() {
 
     let app = App::start(config.clone()).await.expect("start");
     let hand = by_hand(&app, concurrency, duration).await;
+    let pgbench = by_pgbench(&app, &database, concurrency, duration).await;
     app.shutdown.cancel();
     drop(app);
     let grouped_in_process = in_process(&config, defaults, concurrency, duration).await;
@@ -359,25 +413,34 @@ async fn main() {
         config.worker_batch_size
     );
     println!(
-        "| {:<44} | {:>10} | {:>6} | {:>11} | {:>11} | {:>7} |",
-        "path", "rate", "ratio", "p50", "p99", "outbox"
+        "| {:<44} | {:>10} | {:>6} | {:>9} | {:>11} | {:>11} | {:>7} |",
+        "path", "rate", "ratio", "× pgbench", "p50", "p99", "outbox"
     );
     println!(
-        "|{:-<46}|{:-<12}|{:-<8}|{:-<13}|{:-<13}|{:-<9}|",
-        "", "", "", "", "", ""
+        "|{:-<46}|{:-<12}|{:-<8}|{:-<11}|{:-<13}|{:-<13}|{:-<9}|",
+        "", "", "", "", "", "", ""
     );
-    hand.print("by hand: one transaction per submission", hand.rate);
-    grouped_in_process.print("group commit in process, no HTTP or GraphQL", hand.rate);
+    let references = References {
+        by_hand: hand.rate,
+        pgbench: pgbench.as_ref().map(|run| run.rate),
+    };
+    hand.print("by hand: one transaction per submission", references);
+    if let Some(pgbench) = &pgbench {
+        pgbench.print("pgbench: the same as plain statements", references);
+    }
+    grouped_in_process.print("group commit in process, no HTTP or GraphQL", references);
     grouped.print(
         &format!(
             "submitAllocation, group commit ({} µs, ≤ {})",
             defaults.window.as_micros(),
             defaults.max_batch
         ),
-        hand.rate,
+        references,
     );
-    single.print("submitAllocation, one commit per request", hand.rate);
-    println!("(ratio: against the by-hand rate; outbox: deepest seen while writing)");
+    single.print("submitAllocation, one commit per request", references);
+    println!(
+        "(ratio: against the by-hand rate; × pgbench: against pgbench's; outbox: deepest seen while writing)"
+    );
 
     let (parse, clone) = parse_against_clone();
     println!(

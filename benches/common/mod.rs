@@ -5,6 +5,7 @@
 // Each bench uses a part of this module.
 #![allow(dead_code)]
 
+pub mod pgbench;
 pub mod wrk;
 
 use std::time::Duration;
