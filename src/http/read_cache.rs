@@ -466,6 +466,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_whose_request_never_came_back_is_given_up_after_the_grace() {
+        let memo = Memo::default();
+        let at = Snapshot::empty(3, chrono::Utc::now());
+        let long_ago = Instant::now()
+            .checked_sub(MEMO_TTL + MEMO_REFRESH_GRACE + Duration::from_secs(1))
+            .expect("a time in the past");
+        memo.put_prepared_at("abc", &at, Bytes::from_static(b"{}"), 1, long_ago);
+        // Claimed as soon as it expired, by a request that never put nor forgot it (its
+        // client went away mid-request, say): more than the grace ago.
+        let claimed_at = nanos(MEMO_TTL + Duration::from_millis(1)) + 1;
+        memo.current.load().answers["abc"]
+            .refreshing
+            .store(claimed_at, Ordering::Release);
+        // Nobody is served the stale answer any longer: this caller prepares it, and it is
+        // gone for the next one too.
+        assert!(memo.get("abc", &at).is_none());
+        assert!(!memo.current.load().answers.contains_key("abc"));
+        assert!(memo.get("abc", &at).is_none());
+    }
+
+    #[test]
     fn matches_if_none_match() {
         let etag = HeaderValue::from_static("\"g-3-abc\"");
         let hits =
