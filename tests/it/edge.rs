@@ -146,6 +146,75 @@ async fn the_operation_beyond_the_cap_on_one_socket_is_refused_and_the_others_ru
     }
 }
 
+/// Reads until the socket closes; its close code.
+async fn close_code(sub: &mut Subscription) -> Option<u16> {
+    loop {
+        let message = sub
+            .next_message()
+            .await
+            .expect("a close frame, not a dropped socket");
+        if message["type"] == "__closed" {
+            return message["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+        }
+    }
+}
+
+/// graphql-transport-ws forbids a second operation under the id of a running one: the socket
+/// closes with 4409, whether the running one is shared with other sockets or runs on its own,
+/// and whichever the new one would be (before, a shared one and one of the protocol's could
+/// both run under one id). Completed, an id is free again. The legacy protocol has no such
+/// rule: its socket stays open and the new operation answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_subscribed_twice_closes_graphql_transport_ws_with_4409() {
+    let app = app(|_| {}).await;
+    let shared = json!({ "query": AGGREGATES_UPDATED });
+    // With an extension it does not join the shared execution: the protocol runs it alone.
+    let alone = json!({ "query": AGGREGATES_UPDATED, "extensions": { "client": "test" } });
+    for (first, second) in [(&shared, &shared), (&alone, &shared), (&shared, &alone)] {
+        let mut sub = Subscription::connect(app.addr(), Protocol::TransportWs).await;
+        sub.init().await;
+        sub.subscribe("1", first.clone()).await;
+        let (id, _) = sub.next_event().await.expect("the first result");
+        assert_eq!(id, "1");
+        sub.subscribe("1", second.clone()).await;
+        assert_eq!(
+            close_code(&mut sub).await,
+            Some(4409),
+            "{first} then {second}"
+        );
+    }
+
+    let mut sub = Subscription::connect(app.addr(), Protocol::TransportWs).await;
+    sub.init().await;
+    sub.subscribe("1", shared.clone()).await;
+    sub.next_event().await.expect("the first result");
+    sub.unsubscribe("1").await;
+    sub.subscribe("1", shared.clone()).await;
+    let (id, payload) = loop {
+        let (id, payload) = sub.next_event().await.expect("the socket stays open");
+        // The server may confirm the end of the first before the second's result.
+        if !payload.is_null() {
+            break (id, payload);
+        }
+    };
+    assert_eq!(id, "1");
+    assert!(
+        payload["data"]["aggregatesUpdated"].is_object(),
+        "{payload}"
+    );
+
+    let mut legacy = Subscription::connect(app.addr(), Protocol::LegacyGraphqlWs).await;
+    legacy.init().await;
+    legacy.subscribe("1", shared.clone()).await;
+    legacy.next_event().await.expect("the first result");
+    legacy.subscribe("1", alone.clone()).await;
+    let (id, _) = legacy
+        .next_event()
+        .await
+        .expect("the legacy socket stays open");
+    assert_eq!(id, "1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handshake_promises_the_protocol_the_server_then_speaks() {
     let app = app(|_| {}).await;

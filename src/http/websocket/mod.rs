@@ -7,8 +7,9 @@
 //! very sub-protocol the server then speaks, an Origin check, caps on connections (per address
 //! and in all), on message size and on operations per socket, WebSocket pings (any frame from
 //! the client, a Pong included, proves it alive), a deadline for `connection_init`, a write
-//! timeout so a client that stops reading is dropped, and at shutdown a `complete` for every
-//! running operation before the close frame.
+//! timeout so a client that stops reading is dropped, at shutdown a `complete` for every
+//! running operation before the close frame, and graphql-transport-ws's close with 4409 for
+//! a second operation under the id of a running one (async-graphql replaces the first).
 //!
 //! Subscriptions to the snapshot alone do not reach async-graphql's protocol: every socket
 //! that asks the same joins one shared execution of it (see [`cohorts`]), and writes each
@@ -37,7 +38,7 @@ use tokio_stream::StreamMap;
 pub use cohorts::Cohorts;
 use cohorts::{Event, Member};
 pub use gate::{WebSocketGate, WebSocketLimits};
-use operations::{Inbound, Operations};
+use operations::{Inbound, Operations, CLOSE_DUPLICATE_ID};
 use share::Shareable;
 
 use super::HttpState;
@@ -129,6 +130,8 @@ enum Control {
     Join(Box<Shareable>),
     /// The client ended this operation (which the protocol may run instead).
     Leave(String),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -196,6 +199,10 @@ async fn serve(
                         let _ = refusals_tx.send(refusal);
                         None
                     }
+                    Inbound::Duplicate(reason) => {
+                        let _ = controls_tx.send(Control::Close(CLOSE_DUPLICATE_ID, reason));
+                        None
+                    }
                 })
             })
     };
@@ -249,11 +256,13 @@ async fn serve(
                 Some(control) = controls.recv() => match control {
                     Control::Join(shared) => {
                         let Shareable { id, key, request } = *shared;
-                        // A running id given again replaces its operation, as in the protocol.
+                        // A running id given again (legacy protocol only: graphql-transport-ws
+                        // closes the socket first) replaces its operation, as in the protocol.
                         members.insert(id.clone(), state.cohorts.join(key, request));
                         unpaid.insert(id);
                         continue;
                     }
+                    Control::Close(code, reason) => close(code, &reason),
                     Control::Leave(id) => {
                         seen.remove(&id);
                         if members.remove(&id).is_none() {

@@ -28,7 +28,13 @@ pub enum Inbound {
     /// Hand it to the protocol: the client ends operation `id` (which may run elsewhere than
     /// in the protocol, shared).
     Ended(String),
+    /// A new operation under the id of a running one, which graphql-transport-ws forbids:
+    /// close the socket with [`CLOSE_DUPLICATE_ID`] and this reason.
+    Duplicate(String),
 }
+
+/// graphql-transport-ws's close code for a second operation under a running id.
+pub const CLOSE_DUPLICATE_ID: u16 = 4409;
 
 pub struct Operations {
     protocol: WebSocketProtocols,
@@ -72,9 +78,17 @@ impl Operations {
         match (envelope.kind, envelope.id) {
             ("subscribe" | "start", Some(id)) => {
                 if self.running.contains(id) {
-                    // A duplicate id: async-graphql replaces the running operation with the
-                    // new one (it does not close with 4409), and so does a shared one.
-                    return Inbound::Pass;
+                    return match self.protocol {
+                        // The protocol's rule, which async-graphql does not keep (it replaces
+                        // the running operation): without it, an operation running shared and
+                        // a new one under its id in the protocol would both answer to the id.
+                        WebSocketProtocols::GraphQLWS => {
+                            Inbound::Duplicate(format!("Subscriber for {id} already exists"))
+                        }
+                        // The legacy protocol has no such rule: the new operation replaces the
+                        // old, in the protocol and among the shared ones alike.
+                        WebSocketProtocols::SubscriptionsTransportWS => Inbound::Pass,
+                    };
                 }
                 if self.running.len() >= self.limit {
                     return Inbound::Refuse(self.refusal(id));
@@ -164,5 +178,27 @@ mod tests {
         ops.outbound(r#"{"id":"3","type":"complete"}"#);
         assert!(ops.is_empty());
         assert_eq!(ops.inbound(b"not json"), Inbound::Pass);
+    }
+
+    #[test]
+    fn a_running_id_given_again_closes_graphql_transport_ws_only() {
+        let mut ops = Operations::new(WebSocketProtocols::GraphQLWS, 5, Metrics::default());
+        assert_eq!(ops.inbound(&subscribe("1")), Inbound::Pass);
+        assert_eq!(
+            ops.inbound(&subscribe("1")),
+            Inbound::Duplicate("Subscriber for 1 already exists".into())
+        );
+        // Once completed, the id is free again.
+        ops.outbound(r#"{"id":"1","type":"complete"}"#);
+        assert_eq!(ops.inbound(&subscribe("1")), Inbound::Pass);
+
+        let mut legacy = Operations::new(
+            WebSocketProtocols::SubscriptionsTransportWS,
+            5,
+            Metrics::default(),
+        );
+        let start = br#"{"id":"1","type":"start","payload":{"query":"{ x }"}}"#;
+        assert_eq!(legacy.inbound(start), Inbound::Pass);
+        assert_eq!(legacy.inbound(start), Inbound::Pass);
     }
 }
