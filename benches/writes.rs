@@ -175,12 +175,9 @@ async fn by_pgbench(
     std::fs::create_dir_all(&dir).expect("bench dir");
     let figures = pgbench::run(url, concurrency, duration, &script, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
-    let figures = figures?;
-    Some(Run {
-        p50: figures.p50(),
-        p99: figures.p99(),
-        ..Run::measured(figures.rate, &[])
-    })
+    let mut figures = figures?;
+    figures.latencies.sort();
+    Some(Run::measured(figures.rate, &figures.latencies))
 }
 
 /// The mean time to parse [`SUBMIT`] and to clone its parsed document, which the server

@@ -6,13 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::percentile;
-
 /// What one pgbench run did.
 pub struct Figures {
     /// Transactions committed per second.
     pub rate: f64,
-    /// Committed transactions' latencies, sorted.
+    /// Committed transactions' latencies.
     pub latencies: Vec<Duration>,
 }
 
@@ -97,16 +95,5 @@ pub async fn run(
             Some(Duration::from_micros(micros))
         }));
     }
-    latencies.sort();
     Some(Figures { rate, latencies })
-}
-
-impl Figures {
-    pub fn p50(&self) -> Duration {
-        percentile(&self.latencies, 0.5)
-    }
-
-    pub fn p99(&self) -> Duration {
-        percentile(&self.latencies, 0.99)
-    }
 }

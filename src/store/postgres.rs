@@ -105,7 +105,7 @@ impl PostgresStore {
         let mut config = ManagerConfig::default();
         config.custom_setup = Box::new(move |url| establish(url, statement_timeout));
         // The default (`Verified`) sends `SELECT 1` before every checkout: a round trip per
-        // statement-sized request, 15 % of the write and tier-2 read rates here. `Fast` still
+        // statement-sized request, 6–15 % of the write rates in the writes bench. `Fast` still
         // drops a connection whose socket PostgreSQL closed or whose transaction broke (the
         // manager's `is_broken`); `ping_if_idle` verifies only connections left unused a while.
         config.recycling_method = RecyclingMethod::Fast;
