@@ -30,6 +30,7 @@ on_both_backends!(
     an_idempotency_key_sent_concurrently_writes_once,
     an_idempotency_key_raced_with_two_payloads_stores_one,
     keys_stored_before_the_upgrade_keep_their_scope_and_payload,
+    submissions_without_a_key_are_left_out_of_the_key_indexes,
     voter_tokens_scope_history_and_bad_tokens_are_refused,
     each_tier_answers_with_the_same_numbers,
     an_empty_summary_is_answered_by_live_sql,
@@ -743,6 +744,49 @@ const LEGACY_ROWS: &str = "
       ('00000000-0000-4000-8000-0000000000b1', '2026-11-20T11:00:00.000000Z'),
       ('00000000-0000-4000-8000-0000000000b2', '2026-11-20T12:00:00.000000Z');
 ";
+
+/// The unique indexes of idempotency keys hold only the rows that have a key: a row without
+/// one can never conflict (a unique index admits any number of NULLs), and indexing it cost
+/// two index entries per submission. That they still refuse a key taken twice is what the
+/// concurrent tests above show.
+async fn submissions_without_a_key_are_left_out_of_the_key_indexes(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let definitions = app
+        .query_texts(match backend {
+            Backend::Postgres => {
+                "SELECT indexdef AS text FROM pg_indexes
+                 WHERE tablename = 'submissions' AND indexname LIKE 'submissions_key%'
+                 ORDER BY indexname"
+            }
+            Backend::Sqlite => {
+                "SELECT sql AS text FROM sqlite_schema
+                 WHERE type = 'index' AND name LIKE 'submissions_key%' ORDER BY name"
+            }
+        })
+        .await;
+    let definitions: Vec<String> = definitions
+        .iter()
+        .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(definitions.len(), 2, "{definitions:#?}");
+    for definition in &definitions {
+        assert!(
+            definition.starts_with("CREATE UNIQUE INDEX"),
+            "{definition}"
+        );
+        assert!(
+            definition.contains("idempotency_key_hash IS NOT NULL"),
+            "not limited to rows with a key: {definition}"
+        );
+    }
+    assert!(
+        definitions[0].contains("created_voter"),
+        "the anonymous scope's index keeps its condition: {}",
+        definitions[0]
+    );
+}
 
 /// Keys stored before keys were scoped and hashed: the migration hashes them and tells the
 /// keys that created voters from a voter's own, and their payload is their allocations.
