@@ -165,7 +165,8 @@ pub struct WorkerArgs {
     /// long (milliseconds); an idle worker folds at once when woken. Unset: 50 on SQLite,
     /// where a fold and a batch of submissions take turns at the one write lock and fewer,
     /// larger folds leave more turns to the writes; 100 on PostgreSQL, where a fold costs
-    /// about as much for a few dozen rows as for a few hundred.
+    /// about as much for a few dozen rows as for a few hundred. A full fold (the batch size)
+    /// is followed at once.
     #[arg(long, env = "WORKER_FOLD_INTERVAL_MS")]
     pub worker_fold_interval_ms: Option<u64>,
 

@@ -25,8 +25,8 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// Test hook, see [`FoldBatch::pause_before_commit`].
     pub fold_pause: Duration,
-    /// After a busy fold (at least [`BUSY_FOLD_ROWS`] rows), the next starts no sooner than
-    /// this after it started.
+    /// After a busy fold (at least [`BUSY_FOLD_ROWS`] rows, fewer than `batch_size`), the
+    /// next starts no sooner than this after it started.
     pub fold_interval: Duration,
 }
 
@@ -60,11 +60,19 @@ impl WorkerWaker {
     }
 }
 
-/// How long to wait before the next fold, after one of `rows` rows that started `since_start`
-/// ago: while busy, the next starts `interval` after this one did, gathering what comes
-/// meanwhile; otherwise at once.
-fn rest_before_next_fold(rows: usize, since_start: Duration, interval: Duration) -> Duration {
-    if rows >= BUSY_FOLD_ROWS {
+/// How long to wait before the next fold, after one of `rows` rows (at most `batch_size`) that
+/// started `since_start` ago: while busy, the next starts `interval` after this one did,
+/// gathering what comes meanwhile; otherwise at once. A full fold left rows behind: resting
+/// then would cap the fold at `batch_size` rows per interval (5,000 a second by default on
+/// PostgreSQL), below what the writes can reach, and the outbox would grow without end.
+fn rest_before_next_fold(
+    rows: usize,
+    batch_size: i64,
+    since_start: Duration,
+    interval: Duration,
+) -> Duration {
+    let full = usize::try_from(batch_size).is_ok_and(|size| rows >= size);
+    if rows >= BUSY_FOLD_ROWS && !full {
         interval.saturating_sub(since_start)
     } else {
         Duration::ZERO
@@ -148,7 +156,12 @@ impl Worker {
                         started.elapsed(),
                     );
                     idle_ticks = 0;
-                    let rest = rest_before_next_fold(fold.rows, started.elapsed(), fold_interval);
+                    let rest = rest_before_next_fold(
+                        fold.rows,
+                        batch_size,
+                        started.elapsed(),
+                        fold_interval,
+                    );
                     if !rest.is_zero() {
                         tokio::select! {
                             _ = tokio::time::sleep(rest) => {}
@@ -185,18 +198,30 @@ mod tests {
     #[test]
     fn only_a_busy_fold_makes_the_next_wait_out_the_interval() {
         let ms = Duration::from_millis;
-        assert_eq!(rest_before_next_fold(BUSY_FOLD_ROWS, ms(8), ms(50)), ms(42));
-        assert_eq!(rest_before_next_fold(500, ms(8), ms(50)), ms(42));
+        let rest = |rows, since_start| rest_before_next_fold(rows, 500, since_start, ms(50));
+        assert_eq!(rest(BUSY_FOLD_ROWS, ms(8)), ms(42));
+        assert_eq!(rest(499, ms(8)), ms(42));
         // A fold that took the whole interval, or none configured: at once.
-        assert_eq!(rest_before_next_fold(500, ms(60), ms(50)), Duration::ZERO);
+        assert_eq!(rest(499, ms(60)), Duration::ZERO);
         assert_eq!(
-            rest_before_next_fold(500, ms(8), Duration::ZERO),
+            rest_before_next_fold(499, 500, ms(8), Duration::ZERO),
             Duration::ZERO
         );
         // A few submissions are folded as soon as they come.
+        assert_eq!(rest(BUSY_FOLD_ROWS - 1, ms(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_full_fold_is_followed_at_once() {
+        let ms = Duration::from_millis;
         assert_eq!(
-            rest_before_next_fold(BUSY_FOLD_ROWS - 1, ms(1), ms(50)),
+            rest_before_next_fold(500, 500, ms(8), ms(50)),
             Duration::ZERO
         );
+        assert_eq!(
+            rest_before_next_fold(20, 20, ms(1), ms(60_000)),
+            Duration::ZERO
+        );
+        assert_eq!(rest_before_next_fold(19, 20, ms(1), ms(50)), ms(49));
     }
 }

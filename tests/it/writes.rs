@@ -14,7 +14,8 @@ use tax_budget::worker::BUSY_FOLD_ROWS;
 
 on_both_backends!(
     a_burst_of_mixed_submissions_gets_one_answer_each,
-    after_a_busy_fold_the_next_waits_out_the_fold_interval
+    after_a_busy_fold_the_next_waits_out_the_fold_interval,
+    a_backlog_beyond_one_fold_is_folded_without_resting
 );
 
 const UNEVEN: [f64; 10] = [20.0, 0.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0];
@@ -218,4 +219,31 @@ async fn after_a_busy_fold_the_next_waits_out_the_fold_interval(backend: Backend
         "the fold after a busy one came {waited:?} after it, inside the {FOLD_INTERVAL:?} interval"
     );
     app.assert_folded_exactly(busy + 1).await;
+}
+
+/// A full fold (as many rows as `--worker-batch-size`) left rows behind, so the worker goes
+/// on at once, whatever the fold interval: pacing is for a worker that keeps up, and resting
+/// after a full fold would cap it at one batch per interval. Here the interval is longer than
+/// the tests' deadline, so any rest between the folds of the backlog fails the test.
+async fn a_backlog_beyond_one_fold_is_folded_without_resting(backend: Backend) {
+    const BATCH: i64 = 20;
+    let options = Options {
+        tweak: |c| {
+            c.worker_fold_interval = Some(Duration::from_secs(600));
+            c.worker_batch_size = BATCH;
+        },
+        ..Options::without_worker()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    // Three full folds and a partial one wait in the outbox before a worker starts.
+    let backlog = 3 * BATCH + BATCH / 2;
+    for _ in 0..backlog {
+        let submitted = app.submit(EVEN, None).await;
+        assert!(!submitted.submission.id.is_empty());
+    }
+    let _worker = app.app.spawn_worker();
+    app.wait_folded(backlog).await;
+    app.assert_folded_exactly(backlog).await;
 }
