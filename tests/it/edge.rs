@@ -202,17 +202,63 @@ async fn an_id_subscribed_twice_closes_graphql_transport_ws_with_4409() {
         payload["data"]["aggregatesUpdated"].is_object(),
         "{payload}"
     );
+}
 
-    let mut legacy = Subscription::connect(app.addr(), Protocol::LegacyGraphqlWs).await;
-    legacy.init().await;
-    legacy.subscribe("1", shared.clone()).await;
-    legacy.next_event().await.expect("the first result");
-    legacy.subscribe("1", alone.clone()).await;
-    let (id, _) = legacy
-        .next_event()
-        .await
-        .expect("the legacy socket stays open");
-    assert_eq!(id, "1");
+/// Legacy graphql-ws has no such rule: an operation given again under a running id replaces
+/// the running one, which the client then hears of no more (no `complete` for it either, as
+/// that protocol's reference server has it), wherever either runs: shared, or alone in the
+/// protocol. Before, an old shared operation and a new one alone (or the reverse) both
+/// answered to the id, two results per update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_subscribed_twice_is_replaced_quietly_on_legacy_graphql_ws() {
+    let app = app(|_| {}).await;
+    let shared = json!({ "query": AGGREGATES_UPDATED });
+    let alone = json!({ "query": AGGREGATES_UPDATED, "extensions": { "client": "test" } });
+    let total = |payload: &Value| payload["data"]["aggregatesUpdated"]["totalSubmissions"].as_i64();
+    let mut submitted = 0;
+    for (first, second) in [
+        (&shared, &alone),
+        (&alone, &shared),
+        (&shared, &shared),
+        (&alone, &alone),
+    ] {
+        let case = format!("{first} then {second}");
+        let mut sub = Subscription::connect(app.addr(), Protocol::LegacyGraphqlWs).await;
+        sub.init().await;
+        sub.subscribe("1", first.clone()).await;
+        let (id, payload) = sub.next_event().await.expect("the first's result");
+        assert_eq!(
+            (id.as_str(), total(&payload)),
+            ("1", Some(submitted)),
+            "{case}"
+        );
+        sub.subscribe("1", second.clone()).await;
+        let (id, payload) = sub.next_event().await.expect("the second's result");
+        assert_eq!(
+            (id.as_str(), total(&payload)),
+            ("1", Some(submitted)),
+            "{case}"
+        );
+
+        app.submit(EVEN, None).await;
+        submitted += 1;
+        loop {
+            let (id, payload) = sub.next_event().await.expect("the socket stays open");
+            assert!(
+                !payload.is_null(),
+                "{case}: a `complete` for {id}, still running"
+            );
+            if total(&payload) == Some(submitted) {
+                break;
+            }
+        }
+        // One operation answers to the id: one result for the update, not two.
+        assert_eq!(
+            sub.stay_idle(Duration::from_millis(500)).await,
+            None,
+            "{case}: more after the update's result"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

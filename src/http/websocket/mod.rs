@@ -9,7 +9,8 @@
 //! the client, a Pong included, proves it alive), a deadline for `connection_init`, a write
 //! timeout so a client that stops reading is dropped, at shutdown a `complete` for every
 //! running operation before the close frame, and graphql-transport-ws's close with 4409 for
-//! a second operation under the id of a running one (async-graphql replaces the first).
+//! a second operation under the id of a running one (async-graphql replaces the first); on
+//! legacy graphql-ws such a second operation replaces the first wherever each runs.
 //!
 //! Subscriptions to the snapshot alone do not reach async-graphql's protocol: every socket
 //! that asks the same joins one shared execution of it (see [`cohorts`]), and writes each
@@ -38,7 +39,7 @@ use tokio_stream::StreamMap;
 pub use cohorts::Cohorts;
 use cohorts::{Event, Member};
 pub use gate::{WebSocketGate, WebSocketLimits};
-use operations::{Inbound, Operations, CLOSE_DUPLICATE_ID};
+use operations::{Inbound, Operations, Replacement, Runs, CLOSE_DUPLICATE_ID};
 use share::Shareable;
 
 use super::HttpState;
@@ -130,6 +131,9 @@ enum Control {
     Join(Box<Shareable>),
     /// The client ended this operation (which the protocol may run instead).
     Leave(String),
+    /// This operation's id now names one the protocol runs: stop the shared one, without a
+    /// `complete` (legacy graphql-ws replaces an operation given again under its id).
+    Quit(String),
     /// Close the socket with this code and reason.
     Close(u16, String),
 }
@@ -174,23 +178,47 @@ async fn serve(
                     Ok(Message::Binary(bytes)) => bytes.to_vec(),
                     _ => return futures_util::future::ready(None),
                 };
-                let inbound = operations
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .inbound(&bytes);
+                let mut operations = operations.lock().unwrap_or_else(PoisonError::into_inner);
+                let inbound = operations.inbound(&bytes);
+                // Before `connection_init` the protocol closes the socket for any operation:
+                // let it.
+                let shared = || {
+                    initialised
+                        .load(Ordering::Acquire)
+                        .then(|| share::shareable(&bytes))
+                        .flatten()
+                };
                 futures_util::future::ready(match inbound {
-                    // Before `connection_init` the protocol closes the socket for any
-                    // operation: let it.
-                    Inbound::Pass if initialised.load(Ordering::Acquire) => {
-                        match share::shareable(&bytes) {
+                    Inbound::Pass => match shared() {
+                        Some(shared) => {
+                            operations.shared(&shared.id);
+                            let _ = controls_tx.send(Control::Join(Box::new(shared)));
+                            None
+                        }
+                        None => Some(bytes),
+                    },
+                    Inbound::Replace(id) => {
+                        let shared = shared();
+                        let runs = if shared.is_some() {
+                            Runs::Shared
+                        } else {
+                            Runs::Protocol
+                        };
+                        let replacement = operations.replace(&id, runs);
+                        if replacement == Replacement::LeaveCohort {
+                            let _ = controls_tx.send(Control::Quit(id));
+                        }
+                        match shared {
                             Some(shared) => {
                                 let _ = controls_tx.send(Control::Join(Box::new(shared)));
-                                None
+                                match replacement {
+                                    Replacement::StopInProtocol(stop) => Some(stop),
+                                    _ => None,
+                                }
                             }
                             None => Some(bytes),
                         }
                     }
-                    Inbound::Pass => Some(bytes),
                     Inbound::Ended(id) => {
                         let _ = controls_tx.send(Control::Leave(id));
                         Some(bytes)
@@ -246,7 +274,13 @@ async fn serve(
             tokio::select! {
                 message = messages.next() => match message {
                     Some(WsMessage::Text(text)) => {
-                        operations.lock().unwrap_or_else(PoisonError::into_inner).outbound(&text);
+                        let pass = operations
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .protocol_says(&text);
+                        if !pass {
+                            continue;
+                        }
                         Message::Text(text.into())
                     }
                     Some(WsMessage::Close(code, reason)) => close(code, &reason),
@@ -259,10 +293,17 @@ async fn serve(
                         // A running id given again (legacy protocol only: graphql-transport-ws
                         // closes the socket first) replaces its operation, as in the protocol.
                         members.insert(id.clone(), state.cohorts.join(key, request));
+                        seen.remove(&id);
                         unpaid.insert(id);
                         continue;
                     }
                     Control::Close(code, reason) => close(code, &reason),
+                    Control::Quit(id) => {
+                        members.remove(&id);
+                        unpaid.remove(&id);
+                        seen.remove(&id);
+                        continue;
+                    }
                     Control::Leave(id) => {
                         seen.remove(&id);
                         if members.remove(&id).is_none() {

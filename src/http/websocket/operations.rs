@@ -2,7 +2,7 @@
 //! directions: the server caps how many may run at once, and at shutdown waits until each has
 //! been completed before it closes the socket.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
@@ -31,6 +31,32 @@ pub enum Inbound {
     /// A new operation under the id of a running one, which graphql-transport-ws forbids:
     /// close the socket with [`CLOSE_DUPLICATE_ID`] and this reason.
     Duplicate(String),
+    /// Legacy graphql-ws: a new operation under the id of a running one, which it replaces
+    /// without a word to the client, wherever either runs (see [`Operations::replace`]).
+    Replace(String),
+}
+
+/// Where a running operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// In async-graphql's protocol, for this socket alone.
+    Protocol,
+    /// In a cohort, shared with other sockets.
+    Shared,
+}
+
+/// How to replace a running operation (legacy graphql-ws), given where the old one runs and
+/// where the new one will.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// Both in the same place: that place replaces it (the protocol's map of streams, or the
+    /// socket's map of cohort members, keyed by id).
+    InPlace,
+    /// The old one is shared, the new one goes to the protocol: leave the cohort quietly.
+    LeaveCohort,
+    /// The old one runs in the protocol, the new one is shared: send the protocol this `stop`
+    /// instead of the `start`; the `complete` it answers is not passed on.
+    StopInProtocol(Vec<u8>),
 }
 
 /// graphql-transport-ws's close code for a second operation under a running id.
@@ -39,7 +65,10 @@ pub const CLOSE_DUPLICATE_ID: u16 = 4409;
 pub struct Operations {
     protocol: WebSocketProtocols,
     limit: usize,
-    running: HashSet<String>,
+    running: HashMap<String, Runs>,
+    /// Operations the protocol was told to stop because a shared one replaced them: the
+    /// client did not end them, and must not see their `complete`.
+    stopped_quietly: HashSet<String>,
     /// Counts the running operations of every socket (`subscriptions_active`).
     metrics: Metrics,
 }
@@ -49,20 +78,48 @@ impl Operations {
         Operations {
             protocol,
             limit,
-            running: HashSet::new(),
+            running: HashMap::new(),
+            stopped_quietly: HashSet::new(),
             metrics,
         }
     }
 
     fn start(&mut self, id: &str) {
-        if self.running.insert(id.to_owned()) {
+        if self.running.insert(id.to_owned(), Runs::Protocol).is_none() {
             self.metrics.subscription_started();
         }
     }
 
     fn end(&mut self, id: &str) {
-        if self.running.remove(id) {
+        if self.running.remove(id).is_some() {
             self.metrics.subscription_ended();
+        }
+    }
+
+    /// Operation `id`, just started, runs shared rather than in the protocol.
+    pub fn shared(&mut self, id: &str) {
+        if let Some(runs) = self.running.get_mut(id) {
+            *runs = Runs::Shared;
+        }
+    }
+
+    /// The running operation `id` is replaced by one that runs as `new` says (legacy
+    /// graphql-ws, after [`Inbound::Replace`]). That protocol's reference server drops the old
+    /// operation without telling the client, and async-graphql does the same within its own
+    /// map; but an old one running shared and a new one in the protocol (or the reverse)
+    /// would both go on answering to the id.
+    pub fn replace(&mut self, id: &str, new: Runs) -> Replacement {
+        let Some(old) = self.running.insert(id.to_owned(), new) else {
+            return Replacement::InPlace;
+        };
+        match (old, new) {
+            (Runs::Shared, Runs::Protocol) => Replacement::LeaveCohort,
+            (Runs::Protocol, Runs::Shared) => {
+                self.stopped_quietly.insert(id.to_owned());
+                let stop = json!({ "id": id, "type": "stop" });
+                Replacement::StopInProtocol(stop.to_string().into_bytes())
+            }
+            _ => Replacement::InPlace,
         }
     }
 
@@ -77,7 +134,7 @@ impl Operations {
         };
         match (envelope.kind, envelope.id) {
             ("subscribe" | "start", Some(id)) => {
-                if self.running.contains(id) {
+                if self.running.contains_key(id) {
                     return match self.protocol {
                         // The protocol's rule, which async-graphql does not keep (it replaces
                         // the running operation): without it, an operation running shared and
@@ -86,8 +143,10 @@ impl Operations {
                             Inbound::Duplicate(format!("Subscriber for {id} already exists"))
                         }
                         // The legacy protocol has no such rule: the new operation replaces the
-                        // old, in the protocol and among the shared ones alike.
-                        WebSocketProtocols::SubscriptionsTransportWS => Inbound::Pass,
+                        // old.
+                        WebSocketProtocols::SubscriptionsTransportWS => {
+                            Inbound::Replace(id.to_owned())
+                        }
                     };
                 }
                 if self.running.len() >= self.limit {
@@ -102,6 +161,24 @@ impl Operations {
             }
             _ => Inbound::Pass,
         }
+    }
+
+    /// Reads a message from the protocol to the client; whether to pass it on (not the
+    /// `complete` of an operation stopped by [`Self::replace`]).
+    pub fn protocol_says(&mut self, message: &str) -> bool {
+        if !self.stopped_quietly.is_empty() {
+            if let Ok(Envelope {
+                kind: "complete",
+                id: Some(id),
+            }) = serde_json::from_str::<Envelope>(message)
+            {
+                if self.stopped_quietly.remove(id) {
+                    return false;
+                }
+            }
+        }
+        self.outbound(message);
+        true
     }
 
     /// Reads a message to the client: `complete` and `error` end an operation.
@@ -199,6 +276,37 @@ mod tests {
         );
         let start = br#"{"id":"1","type":"start","payload":{"query":"{ x }"}}"#;
         assert_eq!(legacy.inbound(start), Inbound::Pass);
-        assert_eq!(legacy.inbound(start), Inbound::Pass);
+        assert_eq!(legacy.inbound(start), Inbound::Replace("1".into()));
+    }
+
+    #[test]
+    fn a_legacy_replacement_stops_the_old_operation_where_it_runs() {
+        let mut ops = Operations::new(
+            WebSocketProtocols::SubscriptionsTransportWS,
+            5,
+            Metrics::default(),
+        );
+        let start = |id: &str| {
+            json!({ "id": id, "type": "start", "payload": { "query": "{ x }" } })
+                .to_string()
+                .into_bytes()
+        };
+        assert_eq!(ops.inbound(&start("1")), Inbound::Pass);
+        assert_eq!(ops.replace("1", Runs::Protocol), Replacement::InPlace);
+        // Shared after the protocol: the protocol is told to stop, and its `complete` kept
+        // from the client, once; the id runs on (shared).
+        let Replacement::StopInProtocol(stop) = ops.replace("1", Runs::Shared) else {
+            panic!("the protocol's operation is stopped");
+        };
+        let stop: serde_json::Value = serde_json::from_slice(&stop).unwrap();
+        assert_eq!(stop, json!({ "id": "1", "type": "stop" }));
+        assert!(!ops.protocol_says(r#"{"type":"complete","id":"1"}"#));
+        assert!(!ops.is_empty());
+        assert!(ops.protocol_says(r#"{"type":"data","id":"1","payload":{}}"#));
+        // Back to the protocol: the cohort is left; later completes pass and end the id.
+        assert_eq!(ops.replace("1", Runs::Protocol), Replacement::LeaveCohort);
+        assert_eq!(ops.replace("1", Runs::Protocol), Replacement::InPlace);
+        assert!(ops.protocol_says(r#"{"type":"complete","id":"1"}"#));
+        assert!(ops.is_empty());
     }
 }
