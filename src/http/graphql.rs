@@ -279,21 +279,6 @@ pub async fn get_or_websocket(State(state): State<Arc<HttpState>>, request: Requ
     uncached(get(&state, &parts).await)
 }
 
-/// The hash of a request's `persistedQuery` extension, when it is one this server reads.
-fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
-    let Some(Value::Object(persisted)) = request.extensions.get("persistedQuery") else {
-        return None;
-    };
-    match (persisted.get("version"), persisted.get("sha256Hash")) {
-        (Some(Value::Number(version)), Some(Value::String(hash)))
-            if version.as_i64() == Some(1) =>
-        {
-            Some(hash.clone())
-        }
-        _ => None,
-    }
-}
-
 /// A request ready to run, with what the transport needs to know of it first.
 struct Prepared {
     request: async_graphql::Request,
@@ -322,7 +307,7 @@ async fn prepare(
     // always runs (clients send it once, after `PersistedQueryNotFound`).
     let registers = !request.query.is_empty() && request.extensions.contains_key("persistedQuery");
     let document_hash = if request.query.is_empty() {
-        let Some(hash) = persisted_hash(&request) else {
+        let Some(hash) = read_cache::persisted_hash(&request) else {
             // Malformed, or no query at all: the schema says how.
             return Err(graphql_response(
                 media,

@@ -111,6 +111,22 @@ pub fn document_hash(query: &str) -> String {
     format!("{:x}", Sha256::digest(query.as_bytes()))
 }
 
+/// The hash of a request's `persistedQuery` extension, when it is one this server reads.
+pub fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
+    let Some(async_graphql::Value::Object(persisted)) = request.extensions.get("persistedQuery")
+    else {
+        return None;
+    };
+    match (persisted.get("version"), persisted.get("sha256Hash")) {
+        (Some(async_graphql::Value::Number(version)), Some(async_graphql::Value::String(hash)))
+            if version.as_i64() == Some(1) =>
+        {
+            Some(hash.clone())
+        }
+        _ => None,
+    }
+}
+
 /// What is asked, as a SHA-256 in hex: the document's hash, the operation name, the
 /// variables and the media type of the answer.
 pub fn request_hash(document: &str, request: &async_graphql::Request, media: &str) -> String {

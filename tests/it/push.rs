@@ -171,6 +171,48 @@ async fn fifty_subscribers_share_one_execution_per_operation_and_version(backend
     }
 }
 
+/// A subscription sent by the hash of a persisted query alone joins the shared execution of
+/// the same document sent as text: the hash is the text's SHA-256, so it is the same cohort.
+/// (One that registers the document, its text and its hash together, still runs alone, so
+/// that the schema's extension registers it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_by_persisted_hash_joins_the_shared_execution() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .expect("SQLite always runs");
+    let computed = || app.app.updates_computed.get();
+    let mut registering = connected(&app, Protocol::TransportWs).await;
+    registering.subscribe("r", per_socket(SMALL)).await;
+    let first = result_for(&mut registering, "r").await;
+    assert_eq!(computed(), 1);
+
+    let hash = hex::encode(Sha256::digest(SMALL.as_bytes()));
+    let by_hash =
+        json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } });
+    let mut a = connected(&app, Protocol::TransportWs).await;
+    let mut b = connected(&app, Protocol::LegacyGraphqlWs).await;
+    let mut c = connected(&app, Protocol::TransportWs).await;
+    a.subscribe("1", by_hash.clone()).await;
+    b.subscribe("1", by_hash).await;
+    c.subscribe("1", shared(SMALL)).await;
+    for socket in [&mut a, &mut b, &mut c] {
+        assert_eq!(result_for(socket, "1").await, first);
+    }
+    // The registering subscription runs alone; the three share one execution.
+    assert_eq!(computed(), 2);
+
+    app.submit(EVEN, None).await;
+    let second = result_for(&mut a, "1").await;
+    assert_eq!(total(&second), 1);
+    assert_eq!(result_for(&mut b, "1").await, second);
+    assert_eq!(result_for(&mut c, "1").await, second);
+    assert_eq!(result_for(&mut registering, "r").await, second);
+    assert_eq!(computed(), 4, "one execution per version for the three");
+    for socket in [registering, a, b, c] {
+        socket.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_member_stops_the_others_go_on_and_the_last_one_out_ends_the_execution() {
     let options = Options {

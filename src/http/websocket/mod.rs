@@ -168,71 +168,85 @@ async fn serve(
     let input = {
         let (last_heard, operations) = (last_heard.clone(), operations.clone());
         let initialised = initialised.clone();
-        stream
-            .take_while(|message| futures_util::future::ready(message.is_ok()))
-            .filter_map(move |message| {
-                // Any frame proves the client alive, Pongs to our pings included.
-                last_heard.store(elapsed_ms(started), Ordering::Relaxed);
-                let bytes = match message {
-                    Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
-                    Ok(Message::Binary(bytes)) => bytes.to_vec(),
-                    _ => return futures_util::future::ready(None),
-                };
-                let mut operations = operations.lock().unwrap_or_else(PoisonError::into_inner);
-                let inbound = operations.inbound(&bytes);
-                // Before `connection_init` the protocol closes the socket for any operation:
-                // let it.
-                let shared = || {
-                    initialised
-                        .load(Ordering::Acquire)
-                        .then(|| share::shareable(&bytes))
-                        .flatten()
-                };
-                futures_util::future::ready(match inbound {
-                    Inbound::Pass => match shared() {
-                        Some(shared) => {
-                            operations.shared(&shared.id);
-                            let _ = controls_tx.send(Control::Join(Box::new(shared)));
-                            None
-                        }
-                        None => Some(bytes),
-                    },
-                    Inbound::Replace(id) => {
-                        let shared = shared();
-                        let runs = if shared.is_some() {
-                            Runs::Shared
-                        } else {
-                            Runs::Protocol
+        let persisted = state.persisted.clone();
+        // Boxed: the protocol reads a stream it can move, and a persisted document is looked up
+        // (awaited) before a start by its hash is handed on.
+        Box::pin(
+            stream
+                .take_while(|message| futures_util::future::ready(message.is_ok()))
+                .filter_map(move |message| {
+                    // Any frame proves the client alive, Pongs to our pings included.
+                    last_heard.store(elapsed_ms(started), Ordering::Relaxed);
+                    let (operations, initialised) = (operations.clone(), initialised.clone());
+                    let (persisted, controls_tx) = (persisted.clone(), controls_tx.clone());
+                    let refusals_tx = refusals_tx.clone();
+                    async move {
+                        let bytes = match message {
+                            Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
+                            Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                            _ => return None,
                         };
-                        let replacement = operations.replace(&id, runs);
-                        if replacement == Replacement::LeaveCohort {
-                            let _ = controls_tx.send(Control::Quit(id));
-                        }
-                        match shared {
-                            Some(shared) => {
-                                let _ = controls_tx.send(Control::Join(Box::new(shared)));
-                                match replacement {
-                                    Replacement::StopInProtocol(stop) => Some(stop),
-                                    _ => None,
+                        let inbound = operations
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .inbound(&bytes);
+                        // Before `connection_init` the protocol closes the socket for any
+                        // operation: let it.
+                        let starts = matches!(inbound, Inbound::Pass | Inbound::Replace(_))
+                            && initialised.load(Ordering::Acquire);
+                        let shared = match starts {
+                            true => share::shareable(&bytes, &persisted).await,
+                            false => None,
+                        };
+                        let mut operations =
+                            operations.lock().unwrap_or_else(PoisonError::into_inner);
+                        match inbound {
+                            Inbound::Pass => match shared {
+                                Some(shared) => {
+                                    operations.shared(&shared.id);
+                                    let _ = controls_tx.send(Control::Join(Box::new(shared)));
+                                    None
+                                }
+                                None => Some(bytes),
+                            },
+                            Inbound::Replace(id) => {
+                                let runs = if shared.is_some() {
+                                    Runs::Shared
+                                } else {
+                                    Runs::Protocol
+                                };
+                                let replacement = operations.replace(&id, runs);
+                                if replacement == Replacement::LeaveCohort {
+                                    let _ = controls_tx.send(Control::Quit(id));
+                                }
+                                match shared {
+                                    Some(shared) => {
+                                        let _ = controls_tx.send(Control::Join(Box::new(shared)));
+                                        match replacement {
+                                            Replacement::StopInProtocol(stop) => Some(stop),
+                                            _ => None,
+                                        }
+                                    }
+                                    None => Some(bytes),
                                 }
                             }
-                            None => Some(bytes),
+                            Inbound::Ended(id) => {
+                                let _ = controls_tx.send(Control::Leave(id));
+                                Some(bytes)
+                            }
+                            Inbound::Refuse(refusal) => {
+                                let _ = refusals_tx.send(refusal);
+                                None
+                            }
+                            Inbound::Duplicate(reason) => {
+                                let _ =
+                                    controls_tx.send(Control::Close(CLOSE_DUPLICATE_ID, reason));
+                                None
+                            }
                         }
                     }
-                    Inbound::Ended(id) => {
-                        let _ = controls_tx.send(Control::Leave(id));
-                        Some(bytes)
-                    }
-                    Inbound::Refuse(refusal) => {
-                        let _ = refusals_tx.send(refusal);
-                        None
-                    }
-                    Inbound::Duplicate(reason) => {
-                        let _ = controls_tx.send(Control::Close(CLOSE_DUPLICATE_ID, reason));
-                        None
-                    }
-                })
-            })
+                }),
+        )
     };
     let (initialised_tx, mut initialised_rx) = tokio::sync::oneshot::channel::<()>();
     let mut connection_data = Data::default();

@@ -1,17 +1,18 @@
 //! Which operations a socket hands to a cohort (see [`super::cohorts`]) instead of running
 //! them itself, and the protocol messages that carry a shared result.
 //!
-//! Shared: a `subscribe` (legacy `start`) with the document's text and no extensions, whose
-//! operation is a subscription selecting only `aggregatesUpdated` (and `__typename`): its
-//! results are the same for every subscriber. A request by persisted-query hash, or one that
-//! registers a document, runs on its own, so that the schema's extension sees it.
+//! Shared: a `subscribe` (legacy `start`) whose operation is a subscription selecting only
+//! `aggregatesUpdated` (and `__typename`), sent with the document's text and no extensions,
+//! or by the hash of a persisted query alone: its results are the same for every subscriber.
+//! One by a hash the server does not know, or one that registers a document (its text and
+//! its hash), runs on its own, so that the schema's extension answers or registers it.
 
 use async_graphql::http::WebSocketProtocols;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::Request;
 use serde::Deserialize;
 
-use crate::graphql::ApiError;
+use crate::graphql::{ApiError, PersistedQueries};
 use crate::http::read_cache;
 
 /// Top-level fields of a subscription whose results do not depend on who asks.
@@ -34,18 +35,74 @@ struct Start {
     payload: Request,
 }
 
-/// The subscription `message` starts, when a cohort can run it.
-pub fn shareable(message: &[u8]) -> Option<Shareable> {
+/// The subscription `message` starts, when a cohort can run it: by its text, or by the hash
+/// of a document `persisted` holds.
+pub async fn shareable(message: &[u8], persisted: &PersistedQueries) -> Option<Shareable> {
+    if let Some(shared) = by_text(message) {
+        return Some(shared);
+    }
+    let started = by_hash(message)?;
+    let document = persisted.document(&started.hash).await?;
+    started.shareable(document)
+}
+
+/// The subscription `message` starts with its document's text, when a cohort can run it.
+fn by_text(message: &[u8]) -> Option<Shareable> {
     let Start { kind, id, payload } = serde_json::from_slice(message).ok()?;
     if !matches!(kind.as_str(), "subscribe" | "start") {
         return None;
     }
-    let mut request = payload;
+    let request = payload;
     if request.query.is_empty() || !request.extensions.is_empty() {
         return None;
     }
     // A document that does not parse runs on its own: the schema reports it.
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let document_hash = read_cache::document_hash(&request.query);
+    shared(id, &document_hash, request, document)
+}
+
+/// A subscription started by the hash of a persisted query alone, whose document is still to
+/// be looked up.
+struct ByHash {
+    id: String,
+    hash: String,
+    /// Without its extension: its document is given to it here, as over HTTP.
+    request: Request,
+}
+
+impl ByHash {
+    /// Shared when `document`, registered under the hash, asks for the snapshot alone. The
+    /// hash is the SHA-256 of the document's text (the extension checks it when a document
+    /// is registered), so the cohort is the one of the same subscription sent as text.
+    fn shareable(self, document: ExecutableDocument) -> Option<Shareable> {
+        shared(self.id, &self.hash, self.request, document)
+    }
+}
+
+/// The subscription `message` starts by a persisted query's hash alone (no text, no other
+/// extension).
+fn by_hash(message: &[u8]) -> Option<ByHash> {
+    let Start { kind, id, payload } = serde_json::from_slice(message).ok()?;
+    if !matches!(kind.as_str(), "subscribe" | "start") {
+        return None;
+    }
+    let mut request = payload;
+    if !request.query.is_empty() || request.extensions.len() != 1 {
+        return None;
+    }
+    let hash = read_cache::persisted_hash(&request)?;
+    request.extensions.clear();
+    Some(ByHash { id, hash, request })
+}
+
+/// `request` with its `document` (whose text hashes to `document_hash`), when it can be shared.
+fn shared(
+    id: String,
+    document_hash: &str,
+    mut request: Request,
+    document: ExecutableDocument,
+) -> Option<Shareable> {
     let operation = read_cache::selected_operation(&document, request.operation_name.as_deref())?;
     if !read_cache::selects_only(
         &document,
@@ -55,11 +112,7 @@ pub fn shareable(message: &[u8]) -> Option<Shareable> {
     ) {
         return None;
     }
-    let key = read_cache::request_hash(
-        &read_cache::document_hash(&request.query),
-        &request,
-        "subscription",
-    );
+    let key = read_cache::request_hash(document_hash, &request, "subscription");
     request.set_parsed_query(document);
     Some(Shareable { id, key, request })
 }
@@ -111,7 +164,7 @@ mod tests {
 
     #[test]
     fn shares_subscriptions_to_the_snapshot_only() {
-        let shared = |q: &str| shareable(&start(q)).map(|s| s.key);
+        let shared = |q: &str| by_text(&start(q)).map(|s| s.key);
         let plain = shared("subscription { aggregatesUpdated { version } }").expect("shared");
         assert!(shared("subscription S { a: aggregatesUpdated { version } __typename }").is_some());
         assert!(shared(
@@ -133,15 +186,52 @@ mod tests {
         let by_hash = serde_json::json!({ "id": "1", "type": "subscribe", "payload": {
             "query": "subscription { aggregatesUpdated { version } }",
             "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "x" } } } });
-        assert!(shareable(by_hash.to_string().as_bytes()).is_none());
-        assert!(shareable(br#"{"id":"1","type":"complete"}"#).is_none());
+        assert!(by_text(by_hash.to_string().as_bytes()).is_none());
+        // Registering a document (text and hash) is not a start by hash alone either.
+        assert!(super::by_hash(by_hash.to_string().as_bytes()).is_none());
+        assert!(by_text(br#"{"id":"1","type":"complete"}"#).is_none());
         let with_variables = |v: i32| {
             let message = serde_json::json!({ "id": "1", "type": "start", "payload": {
                 "query": "subscription($v: Boolean!) { aggregatesUpdated @include(if: $v) { version } }",
                 "variables": { "v": v == 1 } } });
-            shareable(message.to_string().as_bytes()).map(|s| s.key)
+            by_text(message.to_string().as_bytes()).map(|s| s.key)
         };
         assert_ne!(with_variables(1), with_variables(2));
+    }
+
+    #[test]
+    fn a_start_by_hash_alone_shares_the_cohort_of_its_text() {
+        let text = "subscription { aggregatesUpdated { version } }";
+        let hash = read_cache::document_hash(text);
+        let start_by_hash = |extensions: serde_json::Value| {
+            serde_json::json!({ "id": "h", "type": "start",
+                "payload": { "query": "", "extensions": extensions } })
+            .to_string()
+            .into_bytes()
+        };
+        let persisted =
+            serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+        let started = by_hash(&start_by_hash(persisted)).expect("a start by hash");
+        assert_eq!(started.hash, hash);
+        let document = async_graphql::parser::parse_query(text).expect("parses");
+        let shared = started.shareable(document).expect("shared");
+        assert_eq!(Some(shared.key), by_text(&start(text)).map(|s| s.key));
+        assert_eq!(shared.id, "h");
+        assert!(shared.request.extensions.is_empty());
+        // Another version, another extension beside it, or a document of other fields: alone.
+        let v2 = serde_json::json!({ "persistedQuery": { "version": 2, "sha256Hash": hash } });
+        assert!(by_hash(&start_by_hash(v2)).is_none());
+        let more = serde_json::json!({
+            "persistedQuery": { "version": 1, "sha256Hash": hash }, "client": "x" });
+        assert!(by_hash(&start_by_hash(more)).is_none());
+        let persisted =
+            serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": "h" } });
+        let other =
+            async_graphql::parser::parse_query("{ aggregates { version } }").expect("parses");
+        assert!(by_hash(&start_by_hash(persisted))
+            .expect("a start by hash")
+            .shareable(other)
+            .is_none());
     }
 
     #[test]
