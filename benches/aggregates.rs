@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl, SqliteSync};
 
-use common::{env_number, percentile, BenchDatabase};
+use common::{env_number, percentile, scratch_dir, BenchDatabase};
 
 const AGGREGATES: &str =
     "{ aggregates { version totalSubmissions source categories { averagePercentage } } }";
@@ -187,14 +187,14 @@ async fn serve(config: Config) -> (Bench, Server) {
 async fn sqlite_durability(writes: usize) {
     let mut rates = Vec::new();
     for sync in [SqliteSync::Normal, SqliteSync::Full] {
-        let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-        let mut config = Config::for_database(DatabaseUrl::Sqlite(dir.join("bench.sqlite3")));
+        let dir = scratch_dir();
+        let mut config =
+            Config::for_database(DatabaseUrl::Sqlite(dir.path().join("bench.sqlite3")));
         config.sqlite_synchronous = sync;
         let (bench, server) = serve(config).await;
         print!("SQLITE_SYNCHRONOUS={sync:?}: ");
         rates.push(bench.writes(writes, 32).await);
         server.shutdown(Duration::from_secs(5)).await;
-        let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
         "durability: FULL writes at {:.2}x the rate of NORMAL ({:.0} vs {:.0} submissions/s)",

@@ -24,7 +24,7 @@ use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 
 use common::wrk::{self, Figures};
-use common::{env_number, percentile};
+use common::{env_number, percentile, scratch_dir};
 
 const DASHBOARD: &str = "query Dashboard { aggregates { version totalSubmissions updatedAt source \
      categories { category { id slug name color displayOrder } averagePercentage } } }";
@@ -91,8 +91,8 @@ async fn main() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-    let mut config = Config::for_database(DatabaseUrl::Sqlite(dir.join("bench.sqlite3")));
+    let dir = scratch_dir();
+    let mut config = Config::for_database(DatabaseUrl::Sqlite(dir.path().join("bench.sqlite3")));
     config.queries.prepared_reads = true;
     let app = App::start(config).await.expect("start");
     app.rebuild_aggregates().await.expect("rebuild");
@@ -148,8 +148,7 @@ async fn main() {
     tokio::spawn(async move { axum::serve(plain_listener, plain).await });
 
     let duration = Duration::from_secs(seconds);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let script = wrk::post_script(&dir, "dashboard.lua", &body);
+    let script = wrk::post_script(dir.path(), "dashboard.lua", &body);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("{seconds} s per run, {} bytes per answer", prepared.len());
     println!(
@@ -186,5 +185,4 @@ async fn main() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

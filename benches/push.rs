@@ -39,7 +39,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::env_number;
+use common::{env_number, scratch_dir};
 
 const DASHBOARD: &str = "subscription Dashboard { aggregatesUpdated { version totalSubmissions \
      updatedAt source categories { category { id slug name color displayOrder } \
@@ -310,11 +310,10 @@ struct FanOut {
 }
 
 async fn fan_out(n: usize, updates: usize, path: Path) -> FanOut {
-    let dir = std::env::temp_dir().join(format!("tax-budget-push-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch_dir();
     let server = ServerProcess::spawn(&[(
         "DATABASE_URL",
-        dir.join("bench.sqlite3").display().to_string(),
+        dir.path().join("bench.sqlite3").display().to_string(),
     )]);
     let http = reqwest::Client::new();
     // Warm: one read, so the idle figure includes what the first request allocates.
@@ -341,8 +340,9 @@ async fn fan_out(n: usize, updates: usize, path: Path) -> FanOut {
             .await;
     }
     subscribers.close();
+    // The process first: it holds the database open.
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     FanOut {
         kib_per_socket: connected.saturating_sub(idle) as f64 / n as f64,
         latencies,

@@ -33,7 +33,7 @@ use tax_budget::store::{NewSubmission, VoterRef};
 use tax_budget::submissions::Credentials;
 use tax_budget::voter_token::VoterToken;
 
-use common::{env_number, percentile, pgbench, wrk, BenchDatabase};
+use common::{env_number, percentile, pgbench, scratch_dir, wrk, BenchDatabase};
 use tax_budget::config::DatabaseUrl;
 
 const SUBMIT: &str =
@@ -171,11 +171,8 @@ async fn by_pgbench(
     let categories: Vec<i32> = app.categories.iter().map(|c| c.id.0).collect();
     let share = 10_000 / i32::try_from(categories.len()).expect("a few categories");
     let script = pgbench::submission_script(&categories, share);
-    let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let figures = pgbench::run(url, concurrency, duration, &script, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut figures = figures?;
+    let dir = scratch_dir();
+    let mut figures = pgbench::run(url, concurrency, duration, &script, dir.path()).await?;
     figures.latencies.sort();
     Some(Run::measured(figures.rate, &figures.latencies))
 }
@@ -340,9 +337,8 @@ async fn over_wrk(
     concurrency: usize,
     duration: Duration,
 ) -> Option<wrk::Figures> {
-    let dir = std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let script = wrk::post_script(&dir, "submit.lua", body);
+    let dir = scratch_dir();
+    let script = wrk::post_script(dir.path(), "submit.lua", body);
     let stored = async || {
         app.store
             .live_snapshot()
@@ -351,9 +347,7 @@ async fn over_wrk(
             .total_submissions
     };
     let before = stored().await;
-    let figures = wrk::run(url, concurrency, duration, &script).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let figures = figures?;
+    let figures = wrk::run(url, concurrency, duration, &script).await?;
     // Requests cut off at the end may still commit: at least one row per answer.
     let written = stored().await - before;
     assert!(

@@ -53,6 +53,8 @@ pub struct BenchDatabase {
     pub url: DatabaseUrl,
     /// The admin URL and the database's name, on PostgreSQL.
     admin: Option<(String, String)>,
+    /// The SQLite file's directory, removed when dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl BenchDatabase {
@@ -70,34 +72,59 @@ impl BenchDatabase {
                 BenchDatabase {
                     url: DatabaseUrl::Postgres(format!("{base}/{name}")),
                     admin: Some((admin, name)),
+                    _dir: None,
                 }
             }
             None => {
-                let dir =
-                    std::env::temp_dir().join(format!("tax-budget-bench-{}", uuid::Uuid::new_v4()));
+                let dir = scratch_dir();
                 BenchDatabase {
-                    url: DatabaseUrl::Sqlite(dir.join("bench.sqlite3")),
+                    url: DatabaseUrl::Sqlite(dir.path().join("bench.sqlite3")),
                     admin: None,
+                    _dir: Some(dir),
                 }
             }
         }
     }
 
     /// Drops the PostgreSQL database, or removes the SQLite file's directory.
-    pub async fn remove(self) {
-        match (self.admin, &self.url) {
-            (Some((admin, name)), _) => {
-                let mut conn = AsyncPgConnection::establish(&admin).await.expect("admin");
-                let _ = conn
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            }
-            (None, DatabaseUrl::Sqlite(path)) => {
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-            (None, DatabaseUrl::Postgres(_)) => {}
+    pub async fn remove(mut self) {
+        if let Some((admin, name)) = self.admin.take() {
+            drop_database(admin, name).await;
         }
+    }
+}
+
+/// A bench that panics (a failed check, a tool that failed) still leaves no database behind.
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.admin.take() {
+            // Its own thread and runtime: this may run on the bench's runtime, unwinding.
+            let _ = std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(drop_database(admin, name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A new directory under the system's temporary one, removed with everything in it when
+/// dropped.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tax-budget-bench-")
+        .tempdir()
+        .expect("scratch directory")
+}
+
+async fn drop_database(admin: String, name: String) {
+    if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+        let _ = conn
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
     }
 }
