@@ -371,7 +371,8 @@ async fn main() {
     let mut config = Config::for_database(database.clone());
     // The fold's pacing, for trying others without a rebuild (the backend's default if unset).
     if let Ok(ms) = std::env::var("WORKER_FOLD_INTERVAL_MS") {
-        config.worker_fold_interval = ms.parse().ok().map(Duration::from_millis);
+        let ms = ms.parse().expect("WORKER_FOLD_INTERVAL_MS: milliseconds");
+        config.worker_fold_interval = Some(Duration::from_millis(ms));
     }
     // The server's group-commit settings, for trying others without a rebuild.
     let defaults = GroupCommitSettings {

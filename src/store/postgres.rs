@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::Untyped;
 use diesel::sql_types::{
-    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz as PgTimestamptz, Uuid as PgUuid,
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz as PgTimestamptz, Untyped,
+    Uuid as PgUuid,
 };
 use diesel::{sql_query, OptionalExtension, QueryDsl, QueryResult, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool, PoolError};

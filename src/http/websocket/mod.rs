@@ -24,7 +24,7 @@ mod share;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage};
@@ -33,6 +33,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 
@@ -43,6 +44,7 @@ use operations::{Inbound, Operations, Replacement, Runs, CLOSE_DUPLICATE_ID};
 use share::Shareable;
 
 use super::HttpState;
+use crate::graphql::PersistedQueries;
 use crate::metrics::Metrics;
 use crate::submissions::ClientAddr;
 
@@ -138,6 +140,86 @@ enum Control {
     Close(u16, String),
 }
 
+/// What reads the client's messages on their way to the protocol: the socket's operations,
+/// whether `connection_init` came, the persisted documents (a start by hash alone), and the
+/// channels to the socket's loop.
+struct Intake {
+    operations: Arc<Mutex<Operations>>,
+    initialised: Arc<AtomicBool>,
+    persisted: PersistedQueries,
+    controls: UnboundedSender<Control>,
+    refusals: UnboundedSender<String>,
+}
+
+impl Intake {
+    /// What of the client's `message` the protocol gets, if anything; what else it asks for
+    /// goes to the socket's loop.
+    async fn admit(&self, message: Vec<u8>) -> Option<Vec<u8>> {
+        let inbound = self.operations().inbound(&message);
+        // Before `connection_init` the protocol closes the socket for any operation: let it.
+        let starts = matches!(inbound, Inbound::Pass | Inbound::Replace(_))
+            && self.initialised.load(Ordering::Acquire);
+        let shared = if starts {
+            share::shareable(&message, &self.persisted).await
+        } else {
+            None
+        };
+        let mut operations = self.operations();
+        match inbound {
+            Inbound::Pass => {
+                let Some(shared) = shared else {
+                    return Some(message);
+                };
+                operations.shared(&shared.id);
+                self.control(Control::Join(Box::new(shared)));
+                None
+            }
+            Inbound::Replace(id) => {
+                let runs = if shared.is_some() {
+                    Runs::Shared
+                } else {
+                    Runs::Protocol
+                };
+                let replacement = operations.replace(&id, runs);
+                if replacement == Replacement::LeaveCohort {
+                    self.control(Control::Quit(id));
+                }
+                let Some(shared) = shared else {
+                    return Some(message);
+                };
+                self.control(Control::Join(Box::new(shared)));
+                match replacement {
+                    Replacement::StopInProtocol(stop) => Some(stop),
+                    _ => None,
+                }
+            }
+            Inbound::Ended(id) => {
+                self.control(Control::Leave(id));
+                Some(message)
+            }
+            Inbound::Refuse(refusal) => {
+                let _ = self.refusals.send(refusal);
+                None
+            }
+            Inbound::Duplicate(reason) => {
+                self.control(Control::Close(CLOSE_DUPLICATE_ID, reason));
+                None
+            }
+        }
+    }
+
+    fn operations(&self) -> MutexGuard<'_, Operations> {
+        self.operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `control` to the socket's loop, which outlives every message read.
+    fn control(&self, control: Control) {
+        let _ = self.controls.send(control);
+    }
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -165,89 +247,33 @@ async fn serve(
     // (as the refusals'), which lives as long as this socket's loop below.
     let (controls_tx, mut controls) = tokio::sync::mpsc::unbounded_channel::<Control>();
     let (mut sink, stream) = socket.split();
-    let input = {
-        let (last_heard, operations) = (last_heard.clone(), operations.clone());
-        let initialised = initialised.clone();
-        let persisted = state.persisted.clone();
-        // Boxed: the protocol reads a stream it can move, and a persisted document is looked up
-        // (awaited) before a start by its hash is handed on.
-        Box::pin(
-            stream
-                .take_while(|message| futures_util::future::ready(message.is_ok()))
-                .filter_map(move |message| {
-                    // Any frame proves the client alive, Pongs to our pings included.
-                    last_heard.store(elapsed_ms(started), Ordering::Relaxed);
-                    let (operations, initialised) = (operations.clone(), initialised.clone());
-                    let (persisted, controls_tx) = (persisted.clone(), controls_tx.clone());
-                    let refusals_tx = refusals_tx.clone();
-                    async move {
-                        let bytes = match message {
-                            Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
-                            Ok(Message::Binary(bytes)) => bytes.to_vec(),
-                            _ => return None,
-                        };
-                        let inbound = operations
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .inbound(&bytes);
-                        // Before `connection_init` the protocol closes the socket for any
-                        // operation: let it.
-                        let starts = matches!(inbound, Inbound::Pass | Inbound::Replace(_))
-                            && initialised.load(Ordering::Acquire);
-                        let shared = match starts {
-                            true => share::shareable(&bytes, &persisted).await,
-                            false => None,
-                        };
-                        let mut operations =
-                            operations.lock().unwrap_or_else(PoisonError::into_inner);
-                        match inbound {
-                            Inbound::Pass => match shared {
-                                Some(shared) => {
-                                    operations.shared(&shared.id);
-                                    let _ = controls_tx.send(Control::Join(Box::new(shared)));
-                                    None
-                                }
-                                None => Some(bytes),
-                            },
-                            Inbound::Replace(id) => {
-                                let runs = if shared.is_some() {
-                                    Runs::Shared
-                                } else {
-                                    Runs::Protocol
-                                };
-                                let replacement = operations.replace(&id, runs);
-                                if replacement == Replacement::LeaveCohort {
-                                    let _ = controls_tx.send(Control::Quit(id));
-                                }
-                                match shared {
-                                    Some(shared) => {
-                                        let _ = controls_tx.send(Control::Join(Box::new(shared)));
-                                        match replacement {
-                                            Replacement::StopInProtocol(stop) => Some(stop),
-                                            _ => None,
-                                        }
-                                    }
-                                    None => Some(bytes),
-                                }
-                            }
-                            Inbound::Ended(id) => {
-                                let _ = controls_tx.send(Control::Leave(id));
-                                Some(bytes)
-                            }
-                            Inbound::Refuse(refusal) => {
-                                let _ = refusals_tx.send(refusal);
-                                None
-                            }
-                            Inbound::Duplicate(reason) => {
-                                let _ =
-                                    controls_tx.send(Control::Close(CLOSE_DUPLICATE_ID, reason));
-                                None
-                            }
-                        }
-                    }
-                }),
-        )
-    };
+    let intake = Arc::new(Intake {
+        operations: operations.clone(),
+        initialised: initialised.clone(),
+        persisted: state.persisted.clone(),
+        controls: controls_tx,
+        refusals: refusals_tx,
+    });
+    let last_heard_in = last_heard.clone();
+    // Boxed: the protocol reads a stream it can move, and a persisted document may be looked
+    // up (awaited) before a start by its hash is handed on.
+    let input = Box::pin(
+        stream
+            .take_while(|message| futures_util::future::ready(message.is_ok()))
+            .filter_map(move |message| {
+                // Any frame proves the client alive, Pongs to our pings included.
+                last_heard_in.store(elapsed_ms(started), Ordering::Relaxed);
+                let intake = intake.clone();
+                async move {
+                    let bytes = match message {
+                        Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
+                        Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                        _ => return None,
+                    };
+                    intake.admit(bytes).await
+                }
+            }),
+    );
     let (initialised_tx, mut initialised_rx) = tokio::sync::oneshot::channel::<()>();
     let mut connection_data = Data::default();
     if let Some(client) = client {

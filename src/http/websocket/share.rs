@@ -28,38 +28,19 @@ pub struct Shareable {
 }
 
 #[derive(Deserialize)]
-struct Start {
+struct StartMessage {
     #[serde(rename = "type")]
     kind: String,
     id: String,
     payload: Request,
 }
 
-/// The subscription `message` starts, when a cohort can run it: by its text, or by the hash
-/// of a document `persisted` holds.
-pub async fn shareable(message: &[u8], persisted: &PersistedQueries) -> Option<Shareable> {
-    if let Some(shared) = by_text(message) {
-        return Some(shared);
-    }
-    let started = by_hash(message)?;
-    let document = persisted.document(&started.hash).await?;
-    started.shareable(document)
-}
-
-/// The subscription `message` starts with its document's text, when a cohort can run it.
-fn by_text(message: &[u8]) -> Option<Shareable> {
-    let Start { kind, id, payload } = serde_json::from_slice(message).ok()?;
-    if !matches!(kind.as_str(), "subscribe" | "start") {
-        return None;
-    }
-    let request = payload;
-    if request.query.is_empty() || !request.extensions.is_empty() {
-        return None;
-    }
-    // A document that does not parse runs on its own: the schema reports it.
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
-    let document_hash = read_cache::document_hash(&request.query);
-    shared(id, &document_hash, request, document)
+/// A start a cohort may run, as one reading of the message tells.
+enum Start {
+    /// Sent with its document's text, and shareable.
+    Text(Shareable),
+    /// Sent by a persisted query's hash alone: shareable if its document is.
+    ByHash(ByHash),
 }
 
 /// A subscription started by the hash of a persisted query alone, whose document is still to
@@ -80,20 +61,42 @@ impl ByHash {
     }
 }
 
-/// The subscription `message` starts by a persisted query's hash alone (no text, no other
-/// extension).
-fn by_hash(message: &[u8]) -> Option<ByHash> {
-    let Start { kind, id, payload } = serde_json::from_slice(message).ok()?;
+/// The subscription `message` starts, when a cohort can run it: by its text, or by the hash
+/// of a document `persisted` holds.
+pub async fn shareable(message: &[u8], persisted: &PersistedQueries) -> Option<Shareable> {
+    match start(message)? {
+        Start::Text(shared) => Some(shared),
+        Start::ByHash(started) => {
+            let document = persisted.document(&started.hash).await?;
+            started.shareable(document)
+        }
+    }
+}
+
+/// What `message` starts, if a cohort may run it: with the document's text and no extension,
+/// or by a persisted query's hash and nothing else. One that registers a document (text and
+/// hash together) is neither.
+fn start(message: &[u8]) -> Option<Start> {
+    let StartMessage { kind, id, payload } = serde_json::from_slice(message).ok()?;
     if !matches!(kind.as_str(), "subscribe" | "start") {
         return None;
     }
     let mut request = payload;
-    if !request.query.is_empty() || request.extensions.len() != 1 {
+    if request.query.is_empty() {
+        if request.extensions.len() != 1 {
+            return None;
+        }
+        let hash = read_cache::persisted_hash(&request)?;
+        request.extensions.clear();
+        return Some(Start::ByHash(ByHash { id, hash, request }));
+    }
+    if !request.extensions.is_empty() {
         return None;
     }
-    let hash = read_cache::persisted_hash(&request)?;
-    request.extensions.clear();
-    Some(ByHash { id, hash, request })
+    // A document that does not parse runs on its own: the schema reports it.
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let document_hash = read_cache::document_hash(&request.query);
+    shared(id, &document_hash, request, document).map(Start::Text)
 }
 
 /// `request` with its `document` (whose text hashes to `document_hash`), when it can be shared.
@@ -156,6 +159,22 @@ pub fn refusal(refused: ApiError) -> String {
 mod tests {
     use super::*;
 
+    /// The start, when it is shareable by its text.
+    fn by_text(message: &[u8]) -> Option<Shareable> {
+        match super::start(message)? {
+            Start::Text(shared) => Some(shared),
+            Start::ByHash(_) => None,
+        }
+    }
+
+    /// The start, when it is by a hash alone.
+    fn by_hash(message: &[u8]) -> Option<ByHash> {
+        match super::start(message)? {
+            Start::ByHash(started) => Some(started),
+            Start::Text(_) => None,
+        }
+    }
+
     fn start(query: &str) -> Vec<u8> {
         serde_json::json!({ "id": "a\"1", "type": "subscribe", "payload": { "query": query } })
             .to_string()
@@ -188,7 +207,7 @@ mod tests {
             "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "x" } } } });
         assert!(by_text(by_hash.to_string().as_bytes()).is_none());
         // Registering a document (text and hash) is not a start by hash alone either.
-        assert!(super::by_hash(by_hash.to_string().as_bytes()).is_none());
+        assert!(super::start(by_hash.to_string().as_bytes()).is_none());
         assert!(by_text(br#"{"id":"1","type":"complete"}"#).is_none());
         let with_variables = |v: i32| {
             let message = serde_json::json!({ "id": "1", "type": "start", "payload": {
