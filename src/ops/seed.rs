@@ -7,9 +7,9 @@
 //! (the proven rebuild), and caches and publishes the result, so every server shows it.
 //!
 //! On PostgreSQL the time of a batch was mostly its foreign-key triggers (21 calls per
-//! submission); where the role may, each batch checks its references once instead and skips
-//! them (see [`ReferenceChecks::PerBatch`]), and says so; otherwise it falls back to the
-//! triggers, slower but as exact.
+//! submission, one now that allocations have none); each batch checks its references once,
+//! and where the role may, skips the triggers (see [`ReferenceChecks::PerBatch`]) and says
+//! so; otherwise the triggers check each submission's voter too, slower but as exact.
 //!
 //! The summary is marked stale first: readers then use live SQL, which counts what is written
 //! so far, instead of a summary that lacks it; and if the seed dies half-way, the stale mark is

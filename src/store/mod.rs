@@ -418,8 +418,10 @@ pub struct SeedBatch {
 /// categories.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReferenceChecks {
-    /// The database's foreign keys, row by row (on PostgreSQL one trigger call per
-    /// allocation and reference: 21 per submission, most of a batch's time).
+    /// The database's foreign keys, row by row (on SQLite every reference; on PostgreSQL
+    /// each submission's voter, one trigger call per submission, while the batch's
+    /// categories, which allocations no longer check per row there, are checked by one
+    /// query).
     #[default]
     PerRow,
     /// PostgreSQL only: the batch's distinct references are checked (and locked against

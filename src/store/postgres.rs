@@ -413,7 +413,9 @@ impl BatchColumns {
 /// Raw SQL: one statement, so one round trip and one commit for the whole batch, atomic
 /// by itself; the DSL has neither data-modifying CTEs nor `unnest`. Foreign keys are
 /// checked at the end of the statement, so voters may be inserted after the submissions
-/// that name them. A submission whose idempotency key is taken in its scope (by an
+/// that name them. Allocations have none: one is written only here, joined to the
+/// submissions this statement inserted, and its category was checked against the catalogue
+/// when the submission was validated. A submission whose idempotency key is taken in its scope (by an
 /// earlier row of the batch too; a concurrent insert of the same key waits for the
 /// first to commit) is not in `s`, and nothing else of it is written either. No
 /// conflict target, as in `queries::insert_submission`: the scope decides which index
@@ -748,22 +750,23 @@ impl Store for PostgresStore {
     async fn insert_seeded(&self, batch: SeedBatch) -> Result<(), StoreError> {
         let columns = SeedColumns::of(&batch);
         let mut conn = self.conn().await?;
-        if !batch.checks.per_batch() {
-            return insert_seed_rows(&mut conn, &columns, &batch.hundredths).await;
-        }
         // Measured on a batch of 5,000 submissions (50,000 allocations): 0.56-0.78 s with the
-        // 105,000 foreign-key trigger calls (0.6 s of it in the triggers), 0.14-0.21 s
-        // without. So the batch's distinct references (its categories, and the earlier
-        // voters its further submissions name: a few thousand rows, not 105,000 checks) are
-        // checked and locked FOR KEY SHARE by one query, as the triggers would lock them, and
-        // the triggers are skipped for this transaction only. What else the triggers check
-        // holds by construction: every allocation names a submission of this same statement,
-        // and every voter a submission creates is inserted by it. CHECK constraints, NOT NULL
-        // and unique indexes are not triggers and still apply.
+        // 105,000 foreign-key trigger calls it then had (0.6 s of it in the triggers),
+        // 0.14-0.21 s without. So the batch's distinct references (its categories, and the
+        // earlier voters its further submissions name: a few thousand rows, not 105,000
+        // checks) are checked and locked FOR KEY SHARE by one query, as the triggers would
+        // lock them, and where the role may, the triggers are skipped for this transaction
+        // only. What else the triggers check holds by construction: every voter a submission
+        // creates is inserted by this same statement. CHECK constraints, NOT NULL and unique
+        // indexes are not triggers and still apply. The query runs with the triggers too:
+        // allocations carry no foreign keys any more (see the migration
+        // `allocations_unchecked_per_row`), so it is what checks their categories.
         conn.transaction::<_, StoreError, _>(async |conn| {
-            // Raw SQL: a setting has no DSL. LOCAL: it ends with this transaction (also when
-            // it fails), so the pooled connection goes back as it came.
-            conn.batch_execute(SKIP_TRIGGERS).await?;
+            if batch.checks.per_batch() {
+                // Raw SQL: a setting has no DSL. LOCAL: it ends with this transaction (also
+                // when it fails), so the pooled connection goes back as it came.
+                conn.batch_execute(SKIP_TRIGGERS).await?;
+            }
             check_seed_references(conn, &batch).await?;
             insert_seed_rows(conn, &columns, &batch.hundredths).await
         })

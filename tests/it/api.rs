@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tax_budget::config::DatabaseUrl;
 
 use crate::harness::gql::{
     AggregateSource, AggregatesData, CategoriesData, GqlResponse, GraphqlError, MySubmissionsData,
@@ -786,6 +788,57 @@ async fn submissions_without_a_key_are_left_out_of_the_key_indexes(backend: Back
         "the anonymous scope's index keeps its condition: {}",
         definitions[0]
     );
+}
+
+/// On PostgreSQL an allocation is written with no per-row reference checks (its two foreign
+/// keys were half of what a batch of submissions cost the database); a category that
+/// allocations name still cannot be deleted or renumbered, and one that none names still can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_that_allocations_name_cannot_be_deleted_or_renumbered() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let foreign_keys = app
+        .query_texts(
+            "SELECT conname AS text FROM pg_constraint
+             WHERE conrelid = 'allocations'::regclass AND contype = 'f'",
+        )
+        .await;
+    assert_eq!(foreign_keys, Vec::<String>::new());
+    app.submit(EVEN, None).await;
+    app.execute_sql(
+        "INSERT INTO categories (id, slug, name, description, color, display_order)
+         VALUES (99, 'unnamed', 'Unnamed', 'named by no allocation', '#000000', 99)",
+    )
+    .await;
+
+    let DatabaseUrl::Postgres(url) = &app.backend.db.url else {
+        unreachable!("a PostgreSQL backend");
+    };
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    for refused in [
+        "DELETE FROM categories WHERE id = 1",
+        "UPDATE categories SET id = 100 WHERE id = 2",
+    ] {
+        let error = conn.batch_execute(refused).await.expect_err(refused);
+        assert!(
+            error.to_string().contains("is named by allocations"),
+            "{refused}: {error}"
+        );
+    }
+    conn.batch_execute("UPDATE categories SET id = 3, name = 'Renamed' WHERE id = 3")
+        .await
+        .expect("a category keeping its id may change");
+    conn.batch_execute("UPDATE categories SET id = 98 WHERE id = 99")
+        .await
+        .expect("an unnamed category may be renumbered");
+    conn.batch_execute("DELETE FROM categories WHERE id = 98")
+        .await
+        .expect("an unnamed category may be deleted");
+    let left = app
+        .query_texts("SELECT count(*)::text AS text FROM categories")
+        .await;
+    assert_eq!(left, ["10"]);
 }
 
 /// Keys stored before keys were scoped and hashed: the migration hashes them and tells the
