@@ -18,6 +18,8 @@
 //! by-hand run is followed by the same transaction written as plain statements and sent by
 //! pgbench (simple protocol, one commit each): the reference the issue's figures were taken
 //! with. The app's own statement, kept prepared per connection, is the stronger of the two.
+//! A second pgbench run writes 20 submissions per transaction in one statement: the ceiling
+//! batching alone reaches on that database, with no server in front (the issue's stretch).
 
 mod common;
 
@@ -38,6 +40,10 @@ use tax_budget::config::DatabaseUrl;
 
 const SUBMIT: &str =
     "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { submission { id } } }";
+
+/// Submissions per transaction in the batched pgbench run: the issue's "batched 20 at a
+/// time by hand".
+const PGBENCH_SUBMISSIONS_PER_TRANSACTION: usize = 20;
 
 /// One run's figures.
 struct Run {
@@ -158,23 +164,34 @@ async fn by_hand(app: &Arc<App>, concurrency: usize, duration: Duration) -> Run 
 }
 
 /// The same transaction as plain statements from pgbench, one commit each (the issue's
-/// reference), on PostgreSQL when pgbench is installed.
+/// reference), on PostgreSQL when pgbench is installed; with `per_transaction` above one,
+/// that many submissions in each transaction instead, written as one statement (the
+/// ceiling batching could reach). Rates count submissions, not transactions; a submission's
+/// latency is its transaction's.
 async fn by_pgbench(
     app: &Arc<App>,
     database: &DatabaseUrl,
     concurrency: usize,
     duration: Duration,
+    per_transaction: usize,
 ) -> Option<Run> {
     let DatabaseUrl::Postgres(url) = database else {
         return None;
     };
     let categories: Vec<i32> = app.categories.iter().map(|c| c.id.0).collect();
     let share = 10_000 / i32::try_from(categories.len()).expect("a few categories");
-    let script = pgbench::submission_script(&categories, share);
+    let script = if per_transaction == 1 {
+        pgbench::submission_script(&categories, share)
+    } else {
+        pgbench::batched_submission_script(&categories, share, per_transaction)
+    };
     let dir = scratch_dir();
     let mut figures = pgbench::run(url, concurrency, duration, &script, dir.path()).await?;
     figures.latencies.sort();
-    Some(Run::measured(figures.rate, &figures.latencies))
+    Some(Run::measured(
+        figures.rate * per_transaction as f64,
+        &figures.latencies,
+    ))
 }
 
 /// The mean time to parse [`SUBMIT`] and to clone its parsed document, which the server
@@ -394,7 +411,15 @@ async fn main() {
 
     let app = App::start(config.clone()).await.expect("start");
     let hand = by_hand(&app, concurrency, duration).await;
-    let pgbench = by_pgbench(&app, &database, concurrency, duration).await;
+    let pgbench = by_pgbench(&app, &database, concurrency, duration, 1).await;
+    let pgbench_batched = by_pgbench(
+        &app,
+        &database,
+        concurrency,
+        duration,
+        PGBENCH_SUBMISSIONS_PER_TRANSACTION,
+    )
+    .await;
     app.shutdown.cancel();
     drop(app);
     let grouped_in_process = in_process(&config, defaults, concurrency, duration).await;
@@ -422,6 +447,12 @@ async fn main() {
     hand.print("by hand: one transaction per submission", references);
     if let Some(pgbench) = &pgbench {
         pgbench.print("pgbench: the same as plain statements", references);
+    }
+    if let Some(batched) = &pgbench_batched {
+        batched.print(
+            &format!("pgbench: {PGBENCH_SUBMISSIONS_PER_TRANSACTION} per transaction (ceiling)"),
+            references,
+        );
     }
     grouped_in_process.print("group commit in process, no HTTP or GraphQL", references);
     grouped.print(

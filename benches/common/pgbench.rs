@@ -40,6 +40,32 @@ pub fn submission_script(categories: &[i32], hundredths: i32) -> String {
     )
 }
 
+/// The same rows for `per_transaction` submissions in one transaction: one statement, each
+/// table a multi-row insert (what group commit does, written by hand). The stretch
+/// reference: how far batching alone can take the database, with no server in front.
+pub fn batched_submission_script(
+    categories: &[i32],
+    hundredths: i32,
+    per_transaction: usize,
+) -> String {
+    let categories = categories
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH v AS (INSERT INTO voters (id, token_hash, created_at) \
+         SELECT {TIME_ORDERED_ID}, md5(random()::text), now() \
+         FROM generate_series(1, {per_transaction}) RETURNING id), \
+         s AS (INSERT INTO submissions (id, voter_id, created_at, created_voter) \
+         SELECT {TIME_ORDERED_ID}, v.id, now(), true FROM v RETURNING id), \
+         a AS (INSERT INTO allocations (submission_id, category_id, hundredths) \
+         SELECT s.id, c, {hundredths} FROM s CROSS JOIN unnest(ARRAY[{categories}]) AS c), \
+         o AS (INSERT INTO aggregate_outbox (submission_id) SELECT id FROM s) \
+         SELECT count(*) FROM s;\n"
+    )
+}
+
 /// Runs `script` against the database at `url` from `concurrency` connections on one thread
 /// for `duration`, its transactions logged into `dir`; `None` when pgbench is not installed.
 /// Panics when a transaction failed.
