@@ -7,6 +7,7 @@
 
 mod postgres;
 mod queries;
+mod relations;
 mod schema;
 mod sql_types;
 mod sqlite;

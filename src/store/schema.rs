@@ -127,8 +127,6 @@ diesel::joinable!(aggregate_distribution -> categories (category_id));
 diesel::joinable!(aggregate_outbox -> submissions (submission_id));
 diesel::joinable!(aggregate_totals -> categories (category_id));
 diesel::joinable!(aggregate_trend_totals -> categories (category_id));
-diesel::joinable!(allocations -> categories (category_id));
-diesel::joinable!(allocations -> submissions (submission_id));
 diesel::joinable!(submissions -> voters (voter_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
