@@ -415,9 +415,9 @@ impl BatchColumns {
 /// checked at the end of the statement, so voters may be inserted after the submissions
 /// that name them. Allocations have none: one is written only here, joined to the
 /// submissions this statement inserted, and its category was checked against the catalogue
-/// when the submission was validated. A submission whose idempotency key is taken in its scope (by an
-/// earlier row of the batch too; a concurrent insert of the same key waits for the
-/// first to commit) is not in `s`, and nothing else of it is written either. No
+/// when the submission was validated. A submission whose idempotency key is taken in its
+/// scope (by an earlier row of the batch too; a concurrent insert of the same key waits for
+/// the first to commit) is not in `s`, and nothing else of it is written either. No
 /// conflict target, as in `queries::insert_submission`: the scope decides which index
 /// conflicts. Rows go in in key order, so that two batches that share keys wait for
 /// each other in one order and cannot deadlock.

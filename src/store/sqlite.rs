@@ -31,7 +31,7 @@ use crate::metrics::PoolUsage;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 /// Raw SQL (PRAGMAs have no DSL), applied to every connection: wait for the write lock instead
-/// of failing at once; checkpoint the WAL every [`WAL_CHECKPOINT_PAGES`] pages.
+/// of failing at once. Each connection also sets [`WAL_CHECKPOINT_PAGES`] (see `open`).
 const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;";
 /// How long the WAL grows (in 4 KiB pages: 64 MiB) before a commit copies it into the database
 /// file. SQLite's default, 1,000 pages, meant a checkpoint (its writes and a sync of the file)

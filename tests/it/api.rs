@@ -1,5 +1,6 @@
 //! The behaviour suite: every test runs against the embedded default (SQLite, in-process
-//! cache and bus) and against PostgreSQL + Redis, through real HTTP and WebSocket.
+//! cache and bus) and against PostgreSQL + Redis, through real HTTP and WebSocket, except
+//! one about PostgreSQL's schema alone.
 
 use std::sync::Arc;
 
