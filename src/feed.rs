@@ -63,6 +63,12 @@ impl SnapshotFeed {
         current.version >= 0 && current.generation == snapshot.generation
     }
 
+    /// What `read` makes of the newest snapshot, read in place: a hot read that needs only its
+    /// version should not pay for a copy of every total.
+    pub fn peek<T>(&self, read: impl FnOnce(&Snapshot) -> T) -> T {
+        read(&self.sender.borrow())
+    }
+
     pub fn current(&self) -> Snapshot {
         self.sender.borrow().clone()
     }

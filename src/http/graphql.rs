@@ -13,16 +13,15 @@ use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Response as GqlResponse, ServerError, Value};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde_json::json;
 
 use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
+use crate::domain::Snapshot;
 use crate::graphql::{request_error_code, SnapshotReads, PERSISTED_QUERY_NOT_FOUND};
 use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
@@ -201,23 +200,17 @@ fn uncached(mut response: Response) -> Response {
 }
 
 /// POST is never cached: caches do not keep POST answers, and mutations come this way.
-pub async fn post(
-    State(state): State<Arc<HttpState>>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    uncached(post_uncached(state, connect_info, headers, body).await)
+pub async fn post(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+    uncached(post_uncached(&state, request).await)
 }
 
-async fn post_uncached(
-    state: Arc<HttpState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let client = connect_info.map(|Extension(info)| client_addr(&info));
-    let body = match body {
+async fn post_uncached(state: &HttpState, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    // Moved out rather than cloned, as the `HeaderMap` extractor would: on a prepared read
+    // that copy and its drop are a few per cent of the request.
+    let headers = std::mem::take(&mut parts.headers);
+    let client = peer(&parts.extensions);
+    let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
         Ok(body) => body,
         Err(rejection) => {
             return refusal(rejection.status(), "BAD_REQUEST", &rejection.body_text());
@@ -240,6 +233,13 @@ async fn post_uncached(
             "send the request as application/json",
         );
     }
+    let media = negotiate(&headers);
+    let memo_missed =
+        match media.map(|media| known_read(state, &headers, client, &body, media, false)) {
+            Some(Known::Answered(response)) => return response,
+            Some(Known::MemoMissed) => true,
+            Some(Known::Unknown) | None => false,
+        };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
@@ -250,12 +250,76 @@ async fn post_uncached(
             )
         }
     };
-    let Some(media) = negotiate(&headers) else {
+    let Some(media) = media else {
         return not_acceptable();
     };
-    match prepare(&state, request, media, client, &headers).await {
-        Ok(prepared) => answer(&state, &headers, client, prepared, media, false).await,
+    match prepare(state, request, media, client, &headers).await {
+        Ok(prepared) => {
+            remember_read(state, &prepared, &body, media, false);
+            answer(state, &headers, client, prepared, media, false, memo_missed).await
+        }
         Err(answer) => answer,
+    }
+}
+
+/// What a request gets from its text alone, before it is parsed.
+enum Known {
+    /// Seen before as a read of the snapshot, and answered without running.
+    Answered(Response),
+    /// Seen before as a read of the snapshot, but the memo has no answer at the current
+    /// snapshot (or has one for this request to prepare again): it runs, without asking the
+    /// memo a second time.
+    MemoMissed,
+    /// Not seen before as a read of the snapshot: it takes the usual way.
+    Unknown,
+}
+
+/// Answers `text` (a POST body, or a GET's query string) when the same text was seen before
+/// as a read of the snapshot alone: nothing parsed, nothing hashed (see
+/// [`read_cache::KnownReads`]).
+fn known_read(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    text: &[u8],
+    media: MediaType,
+    by_get: bool,
+) -> Known {
+    let Some(memo) = &state.memo else {
+        return Known::Unknown;
+    };
+    let sent = read_cache::Sent {
+        by_get,
+        media: media.name(),
+    };
+    let Some(hash) = memo.known.get(text, sent) else {
+        return Known::Unknown;
+    };
+    // Read in place: a copy of the snapshot would cost as much as the rest of the answer.
+    let answered = state.feed.peek(|snapshot| {
+        if snapshot.version < 0 {
+            return None;
+        }
+        let etag = by_get.then(|| read_cache::etag(snapshot, &hash)).flatten();
+        without_running(state, headers, client, &hash, snapshot, media, etag, true).ok()
+    });
+    answered.map_or(Known::MemoMissed, Known::Answered)
+}
+
+/// Remembers the text of a read of the snapshot alone, for [`known_read`].
+fn remember_read(
+    state: &HttpState,
+    prepared: &Prepared,
+    text: &[u8],
+    media: MediaType,
+    by_get: bool,
+) {
+    if let (Some(memo), Some(hash)) = (&state.memo, &prepared.snapshot_read) {
+        let sent = read_cache::Sent {
+            by_get,
+            media: media.name(),
+        };
+        memo.known.put(text, sent, hash);
     }
 }
 
@@ -374,7 +438,27 @@ async fn prepare(
 /// carry an `ETag` and may be cached for a second; a matching `If-None-Match` is answered 304
 /// without running anything.
 async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response {
-    let request = match parse_query_string(parts.uri.query().unwrap_or("")) {
+    // Mutations are refused below, so the address is not needed for the limit; it is
+    // passed anyway so every HTTP request carries the same data.
+    let client = peer(&parts.extensions);
+    let query_string = parts.uri.query().unwrap_or("");
+    let media = negotiate(&parts.headers);
+    let known = media.map(|media| {
+        known_read(
+            state,
+            &parts.headers,
+            client,
+            query_string.as_bytes(),
+            media,
+            true,
+        )
+    });
+    let memo_missed = match known {
+        Some(Known::Answered(response)) => return response,
+        Some(Known::MemoMissed) => true,
+        Some(Known::Unknown) | None => false,
+    };
+    let request = match parse_query_string(query_string) {
         Ok(request)
             if !request.query.is_empty() || request.extensions.contains_key("persistedQuery") =>
         {
@@ -388,12 +472,9 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
             )
         }
     };
-    let Some(media) = negotiate(&parts.headers) else {
+    let Some(media) = media else {
         return not_acceptable();
     };
-    // Mutations are refused below, so the address is not needed for the limit; it is
-    // passed anyway so every HTTP request carries the same data.
-    let client = peer(&parts.extensions);
     let prepared = match prepare(state, request, media, client, &parts.headers).await {
         Ok(prepared) => prepared,
         Err(answer) => return answer,
@@ -409,12 +490,23 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    answer(state, &parts.headers, client, prepared, media, true).await
+    remember_read(state, &prepared, query_string.as_bytes(), media, true);
+    answer(
+        state,
+        &parts.headers,
+        client,
+        prepared,
+        media,
+        true,
+        memo_missed,
+    )
+    .await
 }
 
 /// Runs a prepared request. A read of the snapshot is answered from the memo when it holds
-/// the answer at the current snapshot, and a complete answer read from the cache tier is kept
-/// there; by GET it also carries an `ETag`, and a matching `If-None-Match` is answered 304.
+/// the answer at the current snapshot (unless `memo_missed`: the memo was asked already), and
+/// a complete answer read from the cache tier is kept there; by GET it also carries an
+/// `ETag`, and a matching `If-None-Match` is answered 304.
 async fn answer(
     state: &HttpState,
     headers: &HeaderMap,
@@ -422,71 +514,99 @@ async fn answer(
     prepared: Prepared,
     media: MediaType,
     by_get: bool,
+    memo_missed: bool,
 ) -> Response {
     let Prepared {
-        mut request,
+        request,
         unparsed,
         snapshot_read,
         ..
     } = prepared;
     // Only now, when it is known to run.
-    let parsed = |mut request: async_graphql::Request| {
-        if let Some(hash) = &unparsed {
-            state.documents.attach(&mut request, hash);
-        }
-        request
-    };
+    let mut request = request;
+    if let Some(hash) = &unparsed {
+        state.documents.attach(&mut request, hash);
+    }
     // Taken before the query runs: a read never answers older than the feed.
     let snapshot = state.feed.current();
     let Some(hash) = snapshot_read.filter(|_| snapshot.version >= 0) else {
-        let request = parsed(request);
         return graphql_response(media, run(state, headers, client, request).await);
     };
     let etag = by_get.then(|| read_cache::etag(&snapshot, &hash)).flatten();
+    let etag = match without_running(
+        state,
+        headers,
+        client,
+        &hash,
+        &snapshot,
+        media,
+        etag,
+        !memo_missed,
+    ) {
+        Ok(answered) => return answered,
+        Err(etag) => etag,
+    };
+    let reads = SnapshotReads::default();
+    let response = run(state, headers, client, request.data(reads.clone())).await;
+    // Only a full answer read from the cache tier is worth keeping: an error may be gone at
+    // the next try. Otherwise an expired answer this request was to prepare again is given
+    // up, so that nobody is served it any longer.
+    let body = (response.errors.is_empty())
+        .then(|| serde_json::to_vec(&response).ok())
+        .flatten()
+        .map(Bytes::from);
+    if let Some(memo) = &state.memo {
+        match &body {
+            Some(body) if reads.all_cached_at(&snapshot.generation, snapshot.version) => {
+                memo.put(&hash, &snapshot, body.clone(), reads.cost());
+            }
+            _ => memo.forget(&hash, &snapshot),
+        }
+    }
+    match body {
+        Some(body) => snapshot_answer(body, media, etag),
+        None => graphql_response(media, response),
+    }
+}
+
+/// The answer to the read of the snapshot hashed `hash` that runs nothing: 304 when
+/// `If-None-Match` names `etag`, else, when `ask_memo`, the memo's prepared answer at
+/// `snapshot` (or the read budget's refusal of it). Errs with the `etag` when the read must
+/// run; when the memo was asked, this request is then the one to prepare the answer again.
+#[allow(clippy::too_many_arguments)]
+fn without_running(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+    hash: &str,
+    snapshot: &Snapshot,
+    media: MediaType,
+    etag: Option<HeaderValue>,
+    ask_memo: bool,
+) -> Result<Response, Option<HeaderValue>> {
     if let Some(etag) = &etag {
         if read_cache::none_match_hits(headers.get(header::IF_NONE_MATCH), etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             cacheable_headers(response.headers_mut(), etag.clone());
-            return response;
+            return Ok(response);
         }
     }
-    let prepared = state
-        .memo
-        .as_ref()
-        .and_then(|memo| memo.get(&hash, &snapshot));
-    let body = match prepared {
-        Some(prepared) => {
-            if let Err(refused) = state.limits.charge_read(prepared.cost, client) {
-                let errors = vec![refused.into_server_error()];
-                return graphql_response(media, GqlResponse::from_errors(errors));
-            }
-            prepared.body
-        }
-        None => {
-            let reads = SnapshotReads::default();
-            request = parsed(request).data(reads.clone());
-            let response = run(state, headers, client, request).await;
-            // Only a full answer read from the cache tier is worth keeping: an error may be
-            // gone at the next try. Otherwise an expired answer this request was to prepare
-            // again is given up, so that nobody is served it any longer.
-            let body = (response.errors.is_empty())
-                .then(|| serde_json::to_vec(&response).ok())
-                .flatten()
-                .map(Bytes::from);
-            if let Some(memo) = &state.memo {
-                match &body {
-                    Some(body) if reads.all_cached_at(&snapshot.generation, snapshot.version) => {
-                        memo.put(&hash, &snapshot, body.clone(), reads.cost());
-                    }
-                    _ => memo.forget(&hash, &snapshot),
-                }
-            }
-            match body {
-                Some(body) => body,
-                None => return graphql_response(media, response),
-            }
-        }
+    let prepared = match &state.memo {
+        Some(memo) if ask_memo => memo.get(hash, snapshot),
+        _ => None,
     };
+    let Some(prepared) = prepared else {
+        return Err(etag);
+    };
+    if let Err(refused) = state.limits.charge_read(prepared.cost, client) {
+        let errors = vec![refused.into_server_error()];
+        return Ok(graphql_response(media, GqlResponse::from_errors(errors)));
+    }
+    Ok(snapshot_answer(prepared.body, media, etag))
+}
+
+/// A complete answer to a read of the snapshot, as `body`.
+fn snapshot_answer(body: Bytes, media: MediaType, etag: Option<HeaderValue>) -> Response {
     let mut http = (StatusCode::OK, body).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, media.header());

@@ -215,6 +215,9 @@ pub struct Memo {
     current: ArcSwap<AtSnapshot>,
     /// The kinds of the documents asked, so that a prepared answer needs no parse.
     pub kinds: Kinds,
+    /// The request hashes of reads of the snapshot by their text, so that a prepared answer
+    /// needs no hash either.
+    pub known: KnownReads,
 }
 
 impl Default for Memo {
@@ -225,6 +228,7 @@ impl Default for Memo {
                 ..AtSnapshot::default()
             }),
             kinds: Kinds::default(),
+            known: KnownReads::default(),
         }
     }
 }
@@ -387,6 +391,70 @@ impl Kinds {
     }
 }
 
+/// How many request texts [`KnownReads`] remembers.
+const KNOWN_READS: usize = 512;
+/// Longest request text [`KnownReads`] remembers (bytes): the web app's reads are a few
+/// hundred; with [`KNOWN_READS`] this bounds its memory to a megabyte.
+const KNOWN_READ_BYTES: usize = 2048;
+
+/// How a request text was sent: by POST (its body) or by GET (its query string), and the
+/// media type of the answer asked for. Each makes its own request hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub by_get: bool,
+    pub media: &'static str,
+}
+
+/// The request hashes of texts already seen to be reads of the snapshot alone, by the exact
+/// text and how it was sent. A hot read that sends the same bytes again (a dashboard polling,
+/// a client retrying) is then answered from the memo without being parsed as JSON or hashed:
+/// its hash, its kind and its variables follow from its text alone. A by-hash persisted query
+/// is no exception: the hash names one document for good (its SHA-256). At most
+/// [`KNOWN_READS`] texts (see [`BoundedSwapMap`] past it) of at most [`KNOWN_READ_BYTES`].
+pub struct KnownReads {
+    entries: BoundedSwapMap<Vec<(Sent, Arc<str>)>>,
+}
+
+impl Default for KnownReads {
+    fn default() -> Self {
+        KnownReads {
+            entries: BoundedSwapMap::new(KNOWN_READS),
+        }
+    }
+}
+
+impl KnownReads {
+    /// The request hash of `text` sent as `sent`, when it was seen to read the snapshot alone.
+    pub fn get(&self, text: &[u8], sent: Sent) -> Option<Arc<str>> {
+        // Not UTF-8: not a request that ever ran either.
+        let text = std::str::from_utf8(text).ok()?;
+        self.entries
+            .load()
+            .get(text)?
+            .iter()
+            .find(|(seen, _)| *seen == sent)
+            .map(|(_, hash)| Arc::clone(hash))
+    }
+
+    /// Remembers that `text` sent as `sent` is the read of the snapshot hashed `request_hash`.
+    pub fn put(&self, text: &[u8], sent: Sent, request_hash: &str) {
+        let Ok(text) = std::str::from_utf8(text) else {
+            return;
+        };
+        if text.len() > KNOWN_READ_BYTES || self.get(text.as_bytes(), sent).is_some() {
+            return;
+        }
+        let hash: Arc<str> = Arc::from(request_hash);
+        self.entries.update(text, |known| {
+            let mut ways = known.cloned().unwrap_or_default();
+            ways.retain(|(seen, _)| *seen != sent);
+            // At most one per way of sending: four.
+            ways.push((sent, Arc::clone(&hash)));
+            ways
+        });
+    }
+}
+
 /// Whether `If-None-Match` names `etag` (or is `*`). Weak tags compare equal to strong ones,
 /// as RFC 9110 asks of `If-None-Match`.
 pub fn none_match_hits(if_none_match: Option<&HeaderValue>, etag: &HeaderValue) -> bool {
@@ -537,6 +605,41 @@ mod tests {
         // Learnt again (the same document and name): the newer kind.
         kinds.put("doc", Some("Read"), write);
         assert_eq!(kinds.get("doc", Some("Read")), Some(write));
+    }
+
+    #[test]
+    fn knows_a_read_by_its_exact_text_and_how_it_was_sent() {
+        let known = KnownReads::default();
+        let post = Sent {
+            by_get: false,
+            media: "application/json",
+        };
+        let get = Sent {
+            by_get: true,
+            ..post
+        };
+        let text = br#"{"query":"{ aggregates { version } }"}"#;
+        assert_eq!(known.get(text, post), None);
+        known.put(text, post, "h1");
+        known.put(text, get, "h2");
+        assert_eq!(known.get(text, post).as_deref(), Some("h1"));
+        assert_eq!(known.get(text, get).as_deref(), Some("h2"));
+        let other_media = Sent {
+            media: "application/graphql-response+json",
+            ..post
+        };
+        assert_eq!(known.get(text, other_media), None);
+        // Another byte is another text.
+        assert_eq!(
+            known.get(br#"{"query":"{ aggregates { version }}"}"#, post),
+            None
+        );
+        // Not UTF-8, or too long to keep: never known.
+        known.put(b"\xff\xfe", post, "h3");
+        assert_eq!(known.get(b"\xff\xfe", post), None);
+        let long = vec![b'a'; KNOWN_READ_BYTES + 1];
+        known.put(&long, post, "h4");
+        assert_eq!(known.get(&long, post), None);
     }
 
     #[test]

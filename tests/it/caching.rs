@@ -1,7 +1,7 @@
 //! Hot reads: Automatic Persisted Queries, and HTTP caching of GET reads of the snapshot
 //! (`ETag`, `Cache-Control`, 304 for a matching `If-None-Match`).
 
-use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
 use reqwest::Response;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -223,6 +223,47 @@ async fn hot_reads_are_answered_from_prepared_bytes(backend: Backend) {
     }
     let body: Value = serde_json::from_slice(&first).unwrap();
     assert_eq!(body["data"]["aggregates"]["source"], "CACHE", "{body}");
+
+    // The same bytes asking for another media type get their own answer, typed as asked,
+    // again and again (the second time and on: by their text alone, unparsed).
+    for _ in 0..3 {
+        for (accept, media) in [
+            ("application/json", "application/json; charset=utf-8"),
+            (
+                "application/graphql-response+json",
+                "application/graphql-response+json; charset=utf-8",
+            ),
+        ] {
+            let response = reqwest::Client::new()
+                .post(app.url("/graphql"))
+                .json(&json!({ "query": AGGREGATES }))
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(header(&response, CONTENT_TYPE), Some(media));
+            assert_eq!(response.bytes().await.unwrap(), first);
+        }
+    }
+
+    // By GET too: the same query string is answered, and revalidated, as the first was.
+    let response = get(&app, &[("query", AGGREGATES)], None).await;
+    assert_eq!(response.status(), 200);
+    let etag = header(&response, ETAG).expect("an ETag").to_owned();
+    assert_eq!(response.bytes().await.unwrap(), first);
+    for _ in 0..3 {
+        let response = get(&app, &[("query", AGGREGATES)], None).await;
+        assert_eq!(header(&response, ETAG), Some(etag.as_str()));
+        assert_eq!(header(&response, CACHE_CONTROL), Some(SNAPSHOT_CACHE));
+        assert_eq!(response.bytes().await.unwrap(), first);
+        let response = get(&app, &[("query", AGGREGATES)], Some(&etag)).await;
+        assert_eq!(response.status(), 304);
+        assert!(response.bytes().await.unwrap().is_empty());
+    }
+    // A query string asking the same in other bytes is another text: the same answer still.
+    let spaced = format!("{AGGREGATES} ");
+    let response = get(&app, &[("query", spaced.as_str())], None).await;
+    assert_eq!(response.bytes().await.unwrap(), first);
 
     // A fold moves the snapshot on: the prepared answer is not served for the new one.
     app.submit(EVEN, None).await;

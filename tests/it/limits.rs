@@ -326,6 +326,30 @@ async fn deep_queries_and_bad_fragments_are_refused_before_running() {
     );
 }
 
+/// POSTs `query` (costing 102) until it is refused, the `i`th time accepting `accept(i)`;
+/// checks that exactly nine were answered, and returns the refusal.
+async fn nine_reads_fit_in_a_budget_of_1000(
+    app: &TestApp,
+    query: &str,
+    accept: impl Fn(usize) -> Option<&'static str>,
+) -> Answer {
+    let mut accepted = 0;
+    let refused = loop {
+        let answer = post_accepting(app, query, None, accept(accepted)).await;
+        if answer.status != StatusCode::OK {
+            break answer;
+        }
+        answer.assert_ok();
+        accepted += 1;
+        assert!(
+            accepted <= 9,
+            "more than 9 reads of 102 in a budget of 1,000"
+        );
+    };
+    assert_eq!(accepted, 9);
+    refused
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_beyond_the_budget_per_minute_are_rate_limited() {
     let options = Options {
@@ -340,20 +364,7 @@ async fn reads_beyond_the_budget_per_minute_are_rate_limited() {
         .expect("sqlite app");
     // 100 for the read, 1 for the field, 1 for `version`.
     let query = "{ aggregates { version } }";
-    let mut accepted = 0;
-    let refused = loop {
-        let answer = post(&app, query, None).await;
-        if answer.status != StatusCode::OK {
-            break answer;
-        }
-        answer.assert_ok();
-        accepted += 1;
-        assert!(
-            accepted <= 9,
-            "more than 9 reads of 102 in a budget of 1,000"
-        );
-    };
-    assert_eq!(accepted, 9);
+    let refused = nine_reads_fit_in_a_budget_of_1000(&app, query, |_| None).await;
     refused.assert_refused(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
     let retry = refused.body["errors"][0]["extensions"]["retryAfterSeconds"]
         .as_u64()
@@ -376,6 +387,30 @@ async fn reads_beyond_the_budget_per_minute_are_rate_limited() {
     // Waiting the advertised time is enough.
     tokio::time::sleep(Duration::from_secs(retry)).await;
     post(&app, query, None).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_answered_from_prepared_bytes_spend_the_budget_as_reads_that_run() {
+    let options = Options {
+        queries: QueryLimitsConfig {
+            read_cost_per_minute: 1_000,
+            ..QueryLimitsConfig::default()
+        },
+        tweak: |config| config.queries.prepared_reads = true,
+        ..Options::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, options)
+        .await
+        .expect("sqlite app");
+    // The same text each time: after the first, answered by its bytes alone, and charged
+    // 102 all the same, whichever media type it asks for.
+    let query = "{ aggregates { version } }";
+    let medias = ["application/json", "application/graphql-response+json"];
+    let refused = nine_reads_fit_in_a_budget_of_1000(&app, query, |i| Some(medias[i % 2])).await;
+    refused.assert_refused(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    post_accepting(&app, query, None, Some("application/json"))
+        .await
+        .assert_refused(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
