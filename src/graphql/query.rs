@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +9,7 @@ use super::types::{
     AggregateSnapshotView, AggregatesTrendView, CategoryView, SubmissionView, TrendBucket,
     DETAIL_FIELDS,
 };
-use crate::domain::{DetailedSnapshot, Resolution, TrendError, TrendRange};
+use crate::domain::{Resolution, TrendError, TrendRange};
 
 pub struct QueryRoot;
 
@@ -167,16 +165,6 @@ fn buckets_between(
     let step = resolution.step().num_seconds().max(1);
     let to = to.unwrap_or_else(Utc::now);
     from.map(|from| (to - from).num_seconds().abs() / step + 1)
-}
-
-/// The newest snapshot with its distributions: at least as new as any this process has
-/// served, read through the read permits when it is not already at hand.
-pub(super) async fn newest_details(ctx: &Context<'_>) -> Result<Arc<DetailedSnapshot>> {
-    let services = super::services(ctx);
-    let aggregates = &services.aggregates;
-    let _permit = services.reads.acquire().await.or_gql()?;
-    let wanted = aggregates.feed().current();
-    aggregates.read_detailed(&wanted).await.or_gql()
 }
 
 /// The request's loaders, which `build_schema` always provides.

@@ -84,12 +84,22 @@ impl AllocationView {
     // Costs what a plain field costs: the distributions it reads are read at most once per
     // version by the whole process (see `Aggregates::read_detailed`), not once per field.
     async fn percentile_rank(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
-        let detailed = super::query::newest_details(ctx).await?;
+        let detailed = newest_details(ctx).await?;
         Ok(detailed
             .distribution(self.category_id)
             .percent_rank(self.value)
             .map(Hundredths::as_percent))
     }
+}
+
+/// The newest snapshot with its distributions: at least as new as any this process has
+/// served, read through the read permits when it is not already at hand.
+async fn newest_details(ctx: &Context<'_>) -> Result<Arc<DetailedSnapshot>> {
+    let services = super::services(ctx);
+    let aggregates = &services.aggregates;
+    let _permit = services.reads.acquire().await.or_gql()?;
+    let wanted = aggregates.feed().current();
+    aggregates.read_detailed(&wanted).await.or_gql()
 }
 
 /// One citizen's split of their taxes.

@@ -116,8 +116,8 @@ fn percent(share: crate::domain::Hundredths) -> String {
 
 /// The tags of a preview, every value escaped.
 pub fn meta_tags(preview: &Preview) -> String {
-    let title = super::web::escape_html(&preview.title);
-    let description = super::web::escape_html(&preview.description);
+    let title = escape_html(&preview.title);
+    let description = escape_html(&preview.description);
     format!(
         "<meta property=\"og:site_name\" content=\"Tax Budget Allocator\" />\n\
          <meta property=\"og:type\" content=\"article\" />\n\
@@ -145,10 +145,34 @@ pub fn inject(page: &str, tags: &str) -> String {
     }
 }
 
+/// `text` as HTML reads it as text, in an element or a quoted attribute.
+pub(super) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{CategoryId, Hundredths};
+
+    #[test]
+    fn escapes_what_html_would_read_as_markup() {
+        assert_eq!(
+            escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+    }
 
     fn category(id: i32, name: &str) -> Category {
         Category {

@@ -33,7 +33,7 @@ use axum::Router;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use super::share::{self, SharedResults};
+use super::share::{self, escape_html, SharedResults};
 
 /// What the app and its bundled GraphiQL need and nothing more: their own scripts and styles
 /// (Chart.js and GraphiQL's editor set inline style attributes, hence `'unsafe-inline'` for
@@ -368,21 +368,6 @@ fn with_web_headers(mut response: Response, cache: &'static str) -> Response {
     response
 }
 
-pub(super) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The page with `tag` at the end of its head; a page without `</head>` is left as it is.
 fn in_head(page: &str, tag: &str) -> String {
     match page.find("</head>") {
@@ -481,14 +466,6 @@ mod embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_what_html_would_read_as_markup() {
-        assert_eq!(
-            escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn the_not_built_page_says_where_it_looked_and_how_to_build() {
