@@ -104,34 +104,48 @@ async fn newest_details(ctx: &Context<'_>) -> Result<Arc<DetailedSnapshot>> {
 
 /// One citizen's split of their taxes.
 #[derive(SimpleObject)]
-#[graphql(name = "Submission")]
+#[graphql(name = "Submission", complex)]
 pub struct SubmissionView {
     /// Unguessable identifier; a result page can be shared by it.
     pub id: ID,
     pub created_at: DateTime<Utc>,
-    /// One entry per category, in display order; they add up to 100.
-    #[graphql(complexity = "cost::list(cost::CATEGORIES, child_complexity)")]
-    pub allocations: Vec<AllocationView>,
+    /// Its shares by category, made views of only when selected: `submitAllocation` is
+    /// usually asked for the id alone (the web app's is), and ten category views (five
+    /// strings each) were the largest part of its resolver.
+    #[graphql(skip)]
+    shares: Vec<(CategoryId, Hundredths)>,
+    #[graphql(skip)]
+    categories: Arc<Vec<Category>>,
 }
 
 impl SubmissionView {
-    pub fn new(submission: StoredSubmission, categories: &[Category]) -> Self {
-        let mut allocations: Vec<AllocationView> = submission
-            .allocations
+    pub fn new(submission: StoredSubmission, categories: &Arc<Vec<Category>>) -> Self {
+        SubmissionView {
+            id: ID(submission.id.to_string()),
+            created_at: submission.created_at,
+            shares: submission.allocations,
+            categories: Arc::clone(categories),
+        }
+    }
+}
+
+#[ComplexObject]
+impl SubmissionView {
+    /// One entry per category, in display order; they add up to 100.
+    #[graphql(complexity = "cost::list(cost::CATEGORIES, child_complexity)")]
+    async fn allocations(&self) -> Vec<AllocationView> {
+        let mut allocations: Vec<AllocationView> = self
+            .shares
             .iter()
             .map(|&(id, value)| AllocationView {
-                category: category_view(categories, id),
+                category: category_view(&self.categories, id),
                 percentage: value.as_percent(),
                 category_id: id,
                 value,
             })
             .collect();
         allocations.sort_by_key(|a| a.category.display_order);
-        SubmissionView {
-            id: ID(submission.id.to_string()),
-            created_at: submission.created_at,
-            allocations,
-        }
+        allocations
     }
 }
 
