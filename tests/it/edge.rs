@@ -501,6 +501,38 @@ async fn every_shutdown_completes_every_subscription_before_closing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_origin_listed_no_answer_carries_cors_headers() {
+    let app = app(|_| {}).await;
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .expect("options");
+    assert!(!preflight.status().is_success(), "{}", preflight.status());
+    let read = http
+        .post(app.url("/graphql"))
+        .header("Origin", "https://evil.example")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("post");
+    // Answered (a page of another origin is refused by the browser, not by the server), and
+    // without a header that would let the browser hand the answer to that page.
+    assert_eq!(read.status(), 200);
+    let cors: Vec<_> = read
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "{cors:?}");
+    assert!(!read.headers()["x-request-id"].is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_carry_an_id_and_only_listed_origins_get_cors() {
     let app = app(|c| c.websocket.allowed_origins = vec!["https://partner.example".into()]).await;
     let http = reqwest::Client::new();
