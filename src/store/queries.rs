@@ -790,37 +790,37 @@ pub(super) fn fold_rows(outbox_ids: Vec<i64>) -> _ {
 #[derive(Insertable)]
 #[diesel(table_name = aggregate_totals)]
 pub(super) struct TotalsInsert {
-    category_id: i32,
-    sum_hundredths: i64,
-    allocations: i64,
-    sum_squares: i64,
+    pub(super) category_id: i32,
+    pub(super) sum_hundredths: i64,
+    pub(super) allocations: i64,
+    pub(super) sum_squares: i64,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = aggregate_distribution)]
 pub(super) struct ValueInsert {
-    category_id: i32,
-    hundredths: i32,
-    submissions: i64,
+    pub(super) category_id: i32,
+    pub(super) hundredths: i32,
+    pub(super) submissions: i64,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = aggregate_trend)]
 pub(super) struct TrendCountInsert {
-    resolution: &'static str,
+    pub(super) resolution: &'static str,
     #[diesel(serialize_as = Bind<DateTime<Utc>>)]
-    bucket_start: DateTime<Utc>,
-    submissions: i64,
+    pub(super) bucket_start: DateTime<Utc>,
+    pub(super) submissions: i64,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = aggregate_trend_totals)]
 pub(super) struct TrendSumInsert {
-    resolution: &'static str,
+    pub(super) resolution: &'static str,
     #[diesel(serialize_as = Bind<DateTime<Utc>>)]
-    bucket_start: DateTime<Utc>,
-    category_id: i32,
-    sum_hundredths: i64,
+    pub(super) bucket_start: DateTime<Utc>,
+    pub(super) category_id: i32,
+    pub(super) sum_hundredths: i64,
 }
 
 /// The rows a fold adds to each table, for the `upsert_*` macros below.
@@ -876,9 +876,9 @@ impl From<FoldDelta> for FoldInserts {
     }
 }
 
-// The upserts that add a fold's rows ([`FoldInserts`]) to the summary's tables, given one row
-// or (PostgreSQL) a list of rows for one multi-row statement; SQLite runs one cached statement
-// per row, as diesel has no multi-row upsert for it. Macros, because diesel cannot name an
+// The upserts that add a fold's rows ([`FoldInserts`]) to the summary's tables, given a list of
+// rows for one multi-row statement (PostgreSQL; SQLite writes its own, see
+// `sqlite::SummaryUpsert`). Macros, because diesel cannot name an
 // upsert's type (`auto_type` does not know `on_conflict`), so no function can return it.
 
 /// Inserts `$values` into `$table`; where a row with the same `$key` columns exists, adds the
