@@ -234,12 +234,11 @@ async fn post_uncached(state: &HttpState, request: Request) -> Response {
         );
     }
     let media = negotiate(&headers);
-    let memo_missed =
-        match media.map(|media| known_read(state, &headers, client, &body, media, false)) {
-            Some(Known::Answered(response)) => return response,
-            Some(Known::MemoMissed) => true,
-            Some(Known::Unknown) | None => false,
-        };
+    let memo_missed = match known_read(state, &headers, client, &body, media, false) {
+        Known::Answered(response) => return response,
+        Known::MemoMissed => true,
+        Known::Unknown => false,
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
@@ -276,16 +275,16 @@ enum Known {
 
 /// Answers `text` (a POST body, or a GET's query string) when the same text was seen before
 /// as a read of the snapshot alone: nothing parsed, nothing hashed (see
-/// [`read_cache::KnownReads`]).
+/// [`read_cache::KnownReads`]). Without an acceptable `media`, the usual way refuses it.
 fn known_read(
     state: &HttpState,
     headers: &HeaderMap,
     client: Option<ClientAddr>,
     text: &[u8],
-    media: MediaType,
+    media: Option<MediaType>,
     by_get: bool,
 ) -> Known {
-    let Some(memo) = &state.memo else {
+    let (Some(memo), Some(media)) = (&state.memo, media) else {
         return Known::Unknown;
     };
     let sent = read_cache::Sent {
@@ -443,20 +442,18 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
     let client = peer(&parts.extensions);
     let query_string = parts.uri.query().unwrap_or("");
     let media = negotiate(&parts.headers);
-    let known = media.map(|media| {
-        known_read(
-            state,
-            &parts.headers,
-            client,
-            query_string.as_bytes(),
-            media,
-            true,
-        )
-    });
+    let known = known_read(
+        state,
+        &parts.headers,
+        client,
+        query_string.as_bytes(),
+        media,
+        true,
+    );
     let memo_missed = match known {
-        Some(Known::Answered(response)) => return response,
-        Some(Known::MemoMissed) => true,
-        Some(Known::Unknown) | None => false,
+        Known::Answered(response) => return response,
+        Known::MemoMissed => true,
+        Known::Unknown => false,
     };
     let request = match parse_query_string(query_string) {
         Ok(request)
@@ -517,13 +514,12 @@ async fn answer(
     memo_missed: bool,
 ) -> Response {
     let Prepared {
-        request,
+        mut request,
         unparsed,
         snapshot_read,
         ..
     } = prepared;
     // Only now, when it is known to run.
-    let mut request = request;
     if let Some(hash) = &unparsed {
         state.documents.attach(&mut request, hash);
     }

@@ -316,74 +316,51 @@ impl QueryId for SummaryUpsert<'_> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
+/// Pushes `INSERT INTO $table (keys…, sums…) VALUES (…) ON CONFLICT (keys…) DO UPDATE SET
+/// sum = sum + excluded.sum, …`, binding the field of `$row` that each column is named after:
+/// the same shape as `queries::upsert_adding!`, one row at a time.
+macro_rules! push_upsert_adding {
+    ($out:ident, $row:ident, $table:ident ($($key:ident: $key_ty:ty),+) += ($($sum:ident: $sum_ty:ty),+)) => {{
+        let keys = [$(stringify!($key)),+];
+        let sums = [$(stringify!($sum)),+];
+        $out.push_sql(concat!("INSERT INTO ", stringify!($table), " ("));
+        $out.push_sql(&[&keys[..], &sums[..]].concat().join(", "));
+        $out.push_sql(") VALUES (");
+        let mut separator = "";
+        $(
+            $out.push_sql(separator);
+            separator = ", ";
+            $out.push_bind_param::<$key_ty, _>(&$row.$key)?;
+        )+
+        $(
+            $out.push_sql(separator);
+            $out.push_bind_param::<$sum_ty, _>(&$row.$sum)?;
+        )+
+        $out.push_sql(") ON CONFLICT (");
+        $out.push_sql(&keys.join(", "));
+        $out.push_sql(") DO UPDATE SET ");
+        let adds: Vec<String> = sums.iter().map(|s| format!("{s} = {s} + excluded.{s}")).collect();
+        $out.push_sql(&adds.join(", "));
+    }};
+}
+
 impl QueryFragment<Sqlite> for SummaryUpsert<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        use sql_types::Timestamptz;
         match self {
-            SummaryUpsert::Totals(row) => {
-                out.push_sql(
-                    "INSERT INTO aggregate_totals \
-                     (category_id, sum_hundredths, allocations, sum_squares) VALUES (",
-                );
-                out.push_bind_param::<Integer, _>(&row.category_id)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.sum_hundredths)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.allocations)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.sum_squares)?;
-                out.push_sql(
-                    ") ON CONFLICT (category_id) DO UPDATE SET \
-                     sum_hundredths = sum_hundredths + excluded.sum_hundredths, \
-                     allocations = allocations + excluded.allocations, \
-                     sum_squares = sum_squares + excluded.sum_squares",
-                );
-            }
-            SummaryUpsert::Value(row) => {
-                out.push_sql(
-                    "INSERT INTO aggregate_distribution (category_id, hundredths, submissions) \
-                     VALUES (",
-                );
-                out.push_bind_param::<Integer, _>(&row.category_id)?;
-                out.push_sql(", ");
-                out.push_bind_param::<Integer, _>(&row.hundredths)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.submissions)?;
-                out.push_sql(
-                    ") ON CONFLICT (category_id, hundredths) DO UPDATE SET \
-                     submissions = submissions + excluded.submissions",
-                );
-            }
-            SummaryUpsert::TrendCount(row) => {
-                out.push_sql(
-                    "INSERT INTO aggregate_trend (resolution, bucket_start, submissions) VALUES (",
-                );
-                out.push_bind_param::<Text, _>(&row.resolution)?;
-                out.push_sql(", ");
-                out.push_bind_param::<sql_types::Timestamptz, _>(&row.bucket_start)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.submissions)?;
-                out.push_sql(
-                    ") ON CONFLICT (resolution, bucket_start) DO UPDATE SET \
-                     submissions = submissions + excluded.submissions",
-                );
-            }
-            SummaryUpsert::TrendSum(row) => {
-                out.push_sql(
-                    "INSERT INTO aggregate_trend_totals \
-                     (resolution, bucket_start, category_id, sum_hundredths) VALUES (",
-                );
-                out.push_bind_param::<Text, _>(&row.resolution)?;
-                out.push_sql(", ");
-                out.push_bind_param::<sql_types::Timestamptz, _>(&row.bucket_start)?;
-                out.push_sql(", ");
-                out.push_bind_param::<Integer, _>(&row.category_id)?;
-                out.push_sql(", ");
-                out.push_bind_param::<BigInt, _>(&row.sum_hundredths)?;
-                out.push_sql(
-                    ") ON CONFLICT (resolution, bucket_start, category_id) DO UPDATE SET \
-                     sum_hundredths = sum_hundredths + excluded.sum_hundredths",
-                );
-            }
+            SummaryUpsert::Totals(row) => push_upsert_adding!(out, row,
+                aggregate_totals (category_id: Integer)
+                    += (sum_hundredths: BigInt, allocations: BigInt, sum_squares: BigInt)),
+            SummaryUpsert::Value(row) => push_upsert_adding!(out, row,
+                aggregate_distribution (category_id: Integer, hundredths: Integer)
+                    += (submissions: BigInt)),
+            SummaryUpsert::TrendCount(row) => push_upsert_adding!(out, row,
+                aggregate_trend (resolution: Text, bucket_start: Timestamptz)
+                    += (submissions: BigInt)),
+            SummaryUpsert::TrendSum(row) => push_upsert_adding!(out, row,
+                aggregate_trend_totals
+                    (resolution: Text, bucket_start: Timestamptz, category_id: Integer)
+                    += (sum_hundredths: BigInt)),
         }
         Ok(())
     }
