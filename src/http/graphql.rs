@@ -179,7 +179,10 @@ async fn run(
     }
     let mut response = state.schema.execute(request).await;
     // An error a user reports can be found in the logs by the id it carries.
-    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+    if let Some(id) = headers
+        .get(&super::request_id::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+    {
         for error in &mut response.errors {
             error
                 .extensions

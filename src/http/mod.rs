@@ -7,6 +7,7 @@ mod metrics;
 mod pages;
 mod poll_again;
 mod read_cache;
+mod request_id;
 mod server;
 mod share;
 mod swap_map;
@@ -24,14 +25,13 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -39,6 +39,7 @@ use tracing::Level;
 use crate::feed::SnapshotFeed;
 use crate::graphql::{AppSchema, PersistedQueries, QueryLimits};
 use crate::metrics::Metrics;
+use request_id::{RequestIdLayer, REQUEST_ID};
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -69,10 +70,6 @@ pub struct HttpState {
     /// Subscriptions shared by every socket that asks the same.
     pub cohorts: Arc<Cohorts<AppSchema>>,
 }
-
-/// The request id header: taken from the client (or a proxy in front) when it sends one, made
-/// up otherwise, echoed in the response and named in every log line of the request.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// CORS for the origins besides the server's own whose pages may call the API from the
 /// browser. `None` when there are none: the app's own pages need no CORS, and a page of
@@ -124,9 +121,9 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
     let api = api.with_state(Arc::new(state));
     // One stack, applied once: each `Router::layer` call boxes the route again, and every box
     // is a clone and an allocation per request. Outermost first: the id is set before the
-    // span opens, and copied to the response.
+    // span opens (which names it in every log line of the request), and copied to the response.
     let middleware = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(RequestIdLayer)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -144,7 +141,6 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .option_layer(cors)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -362,9 +362,13 @@ async fn serve(
                             .flatten();
                         match refused {
                             None => {
-                                let skipped = seen
-                                    .insert(id.clone(), published.seq)
-                                    .map_or(0, |last| published.seq.saturating_sub(last + 1));
+                                // Updated in place: a socket meets this for every result.
+                                let last = match seen.get_mut(&id) {
+                                    Some(last) => Some(std::mem::replace(last, published.seq)),
+                                    None => seen.insert(id.clone(), published.seq),
+                                };
+                                let skipped =
+                                    last.map_or(0, |last| published.seq.saturating_sub(last + 1));
                                 state.metrics.pushed(skipped);
                                 Message::Text(share::next(protocol, &id, &published.body).into())
                             }

@@ -127,16 +127,27 @@ pub fn next(protocol: WebSocketProtocols, id: &str, payload: &str) -> String {
         WebSocketProtocols::GraphQLWS => "next",
         WebSocketProtocols::SubscriptionsTransportWS => "data",
     };
-    let id = serde_json::Value::from(id).to_string();
     let mut message = String::with_capacity(payload.len() + id.len() + 40);
     message.push_str(r#"{"type":""#);
     message.push_str(kind);
     message.push_str(r#"","id":"#);
-    message.push_str(&id);
+    push_json_string(&mut message, id);
     message.push_str(r#","payload":"#);
     message.push_str(payload);
     message.push('}');
     message
+}
+
+/// `text` as a JSON string. Written in place when nothing in it needs escaping, as with the
+/// ids clients choose ("1", a UUID): every socket's every result writes its id.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::Value::from(text).to_string());
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
 }
 
 /// The message that ends operation `id`, in both protocols.
@@ -264,5 +275,23 @@ mod tests {
         let legacy = super::next(WebSocketProtocols::SubscriptionsTransportWS, "7", "{}");
         assert_eq!(legacy, r#"{"type":"data","id":"7","payload":{}}"#);
         assert_eq!(complete("7"), r#"{"type":"complete","id":"7"}"#);
+    }
+
+    #[test]
+    fn ids_are_written_as_serde_json_writes_them() {
+        for id in [
+            "1",
+            "",
+            "é✓ 𝄞",
+            "tab\there",
+            "quote\"",
+            "back\\slash",
+            "\u{1f}",
+            "\u{7f}",
+        ] {
+            let mut written = String::new();
+            push_json_string(&mut written, id);
+            assert_eq!(written, serde_json::Value::from(id).to_string(), "{id:?}");
+        }
     }
 }
