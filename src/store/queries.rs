@@ -771,20 +771,32 @@ impl From<FoldRow> for FoldedRow {
     }
 }
 
-/// The allocations of the submissions of the given outbox rows, read once per fold: what
-/// [`FoldDelta::of`] adds up.
+/// The allocations of the submissions of the outbox rows, each with its row: what
+/// [`FoldDelta::of`] adds up; the callers say which rows.
 #[auto_type]
-pub(super) fn fold_rows(outbox_ids: Vec<i64>) -> _ {
+fn fold_source() -> _ {
     aggregate_outbox::table
         .inner_join(submissions::table.on(submissions::id.eq(aggregate_outbox::submission_id)))
         .left_join(allocations::table.on(allocations::submission_id.eq(submissions::id)))
-        .filter(aggregate_outbox::id.eq_any(outbox_ids))
         .select((
             aggregate_outbox::id,
             submissions::created_at,
             allocations::category_id.nullable(),
             allocations::hundredths.nullable(),
         ))
+}
+
+/// What the given outbox rows fold, read once per fold.
+#[auto_type]
+pub(super) fn fold_rows(outbox_ids: Vec<i64>) -> _ {
+    fold_source().filter(aggregate_outbox::id.eq_any(outbox_ids))
+}
+
+/// What the outbox rows up to `last_id` fold: a text that is the same for every batch, where
+/// a list of ids is not (SQLite has no array to bind it as one value).
+#[auto_type]
+pub(super) fn fold_rows_through(last_id: i64) -> _ {
+    fold_source().filter(aggregate_outbox::id.le(last_id))
 }
 
 #[derive(Insertable)]
@@ -1135,6 +1147,12 @@ pub(super) fn trend_rebuild(bucket: TrendBucketSql) -> (Vec<String>, Vec<String>
 
 pub(super) fn delete_outbox(outbox_ids: Vec<i64>) -> impl Statement {
     diesel::delete(aggregate_outbox::table.filter(aggregate_outbox::id.eq_any(outbox_ids)))
+}
+
+/// Deletes the outbox rows up to `last_id`, in one text for every batch (see
+/// [`fold_rows_through`]).
+pub(super) fn delete_outbox_through(last_id: i64) -> impl Statement {
+    diesel::delete(aggregate_outbox::table.filter(aggregate_outbox::id.le(last_id)))
 }
 
 /// Counts `folded` more submissions into the summary and moves its version on.

@@ -60,13 +60,18 @@ const MAX_FOLD_ROWS: i64 = 10_000;
 
 pub struct SqliteStore {
     pool: deadpool::managed::Pool<Manager>,
-    /// Writers of this process queue here instead of in SQLite's busy handler, which sleeps
-    /// in growing steps and would add milliseconds to every contended write. Other processes
-    /// on the same file still meet the busy timeout.
-    write_lock: tokio::sync::Mutex<()>,
+    /// The one connection this process writes with. Writers of this process queue for it
+    /// instead of in SQLite's busy handler, which sleeps in growing steps and would add
+    /// milliseconds to every contended write; other processes on the same file still meet
+    /// the busy timeout. One connection also keeps its cached pages: SQLite drops all of a
+    /// connection's pages when another connection has written since its last transaction,
+    /// so writes taking turns on pooled connections read every page they touch again (about
+    /// 20 reads from the file a submission, a tenth of its instructions at a low rate).
+    writer: deadpool::managed::Pool<Manager>,
 }
 
 /// Opens connections for the pool, each in a blocking task.
+#[derive(Clone)]
 struct Manager {
     url: String,
     sync: SqliteSync,
@@ -166,15 +171,17 @@ impl SqliteStore {
             url: path.to_string_lossy().into_owned(),
             sync,
         };
-        let pool = deadpool::managed::Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Pool(Box::new(e)))?;
+        let pool = |manager, size: usize| {
+            deadpool::managed::Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Pool(Box::new(e)))
+        };
         let store = SqliteStore {
-            pool,
-            write_lock: tokio::sync::Mutex::new(()),
+            pool: pool(manager.clone(), pool_size.max(1))?,
+            writer: pool(manager, 1)?,
         };
         // Also opens the file now, so that a bad path fails the start.
         store.run(|c| Ok(c.batch_execute(WAL)?)).await?;
@@ -187,25 +194,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| StoreError::from_pool(e, |e| e))?;
-        tokio::task::spawn_blocking(move || work(&mut conn))
-            .await
-            .map_err(StoreError::Task)?
+        run_on(&self.pool, work).await
     }
 
-    /// Like [`Self::run`], for work that writes.
+    /// Like [`Self::run`], for work that writes: on the writer's connection, in turn.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _turn = self.write_lock.lock().await;
-        self.run(work).await
+        run_on(&self.writer, work).await
     }
+}
+
+async fn run_on<T, F>(pool: &deadpool::managed::Pool<Manager>, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
+{
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::from_pool(e, |e| e))?;
+    tokio::task::spawn_blocking(move || work(&mut conn))
+        .await
+        .map_err(StoreError::Task)?
 }
 
 /// Runs one of the shared statements; returns the number of rows it wrote.
@@ -282,91 +295,100 @@ fn trend_bucket(resolution: &str, time: &str) -> String {
     )
 }
 
-/// Adds what the submissions of the given outbox rows add to the summary's tables: their
-/// allocations read once, added up here, written with an upsert per row.
-fn add_to_summary(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
-    let rows: Vec<queries::FoldRow> = queries::fold_rows(ids.to_vec()).load(conn)?;
+/// Adds what the submissions of the outbox rows up to `last_id` add to the summary's tables:
+/// their allocations read once, added up here, written with an upsert per row.
+fn add_to_summary(conn: &mut SqliteConnection, last_id: i64) -> Result<(), StoreError> {
+    let rows: Vec<queries::FoldRow> = queries::fold_rows_through(last_id).load(conn)?;
     let adds = queries::FoldInserts::from(FoldDelta::of(rows.into_iter().map(Into::into)));
-    let upserts = (adds.totals.iter().map(SummaryUpsert::Totals))
-        .chain(adds.values.iter().map(SummaryUpsert::Value))
-        .chain(adds.trend_counts.iter().map(SummaryUpsert::TrendCount))
-        .chain(adds.trend_sums.iter().map(SummaryUpsert::TrendSum));
-    for upsert in upserts {
-        upsert.execute(conn)?;
-    }
+    adds.totals.iter().try_for_each(|row| upsert(conn, row))?;
+    adds.values.iter().try_for_each(|row| upsert(conn, row))?;
+    adds.trend_counts
+        .iter()
+        .try_for_each(|row| upsert(conn, row))?;
+    adds.trend_sums
+        .iter()
+        .try_for_each(|row| upsert(conn, row))?;
     Ok(())
+}
+
+fn upsert<R: AddedRow>(conn: &mut SqliteConnection, row: &R) -> QueryResult<()> {
+    SummaryUpsert(row).execute(conn).map(drop)
 }
 
 /// One row a fold adds to a summary table: inserted, or added to the row with its key.
 ///
 /// A query type of its own, because diesel never keeps an `ON CONFLICT … DO UPDATE` prepared
 /// (neither as its DSL nor as `sql_query`): a fold prepared its few dozen statements again
-/// every time, a third of the instructions of a submission at a low rate. Each of these four
-/// texts is the same for every row, so each pooled connection prepares it once.
-enum SummaryUpsert<'a> {
-    Totals(&'a queries::TotalsInsert),
-    Value(&'a queries::ValueInsert),
-    TrendCount(&'a queries::TrendCountInsert),
-    TrendSum(&'a queries::TrendSumInsert),
+/// every time, a third of the instructions of a submission at a low rate. Its text is fixed
+/// per row type, so it is kept by type: diesel neither writes the text again nor hashes it to
+/// find the prepared statement, which cost a submission as much again as preparing had.
+struct SummaryUpsert<'a, R>(&'a R);
+
+/// A row type of a summary table, whose upsert [`upsert_adding!`] writes.
+trait AddedRow: 'static {
+    fn walk_upsert<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()>;
 }
 
-impl QueryId for SummaryUpsert<'_> {
-    type QueryId = ();
-    /// Kept by its text (and bind types) in the connection's statement cache.
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<R: AddedRow> QueryId for SummaryUpsert<'_, R> {
+    type QueryId = R;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-/// Pushes `INSERT INTO $table (keys…, sums…) VALUES (…) ON CONFLICT (keys…) DO UPDATE SET
-/// sum = sum + excluded.sum, …`, binding the field of `$row` that each column is named after:
-/// the same shape as `queries::upsert_adding!`, one row at a time.
-macro_rules! push_upsert_adding {
-    ($out:ident, $row:ident, $table:ident ($($key:ident: $key_ty:ty),+) += ($($sum:ident: $sum_ty:ty),+)) => {{
-        let keys = [$(stringify!($key)),+];
-        let sums = [$(stringify!($sum)),+];
-        $out.push_sql(concat!("INSERT INTO ", stringify!($table), " ("));
-        $out.push_sql(&[&keys[..], &sums[..]].concat().join(", "));
-        $out.push_sql(") VALUES (");
-        let mut separator = "";
-        $(
-            $out.push_sql(separator);
-            separator = ", ";
-            $out.push_bind_param::<$key_ty, _>(&$row.$key)?;
-        )+
-        $(
-            $out.push_sql(separator);
-            $out.push_bind_param::<$sum_ty, _>(&$row.$sum)?;
-        )+
-        $out.push_sql(") ON CONFLICT (");
-        $out.push_sql(&keys.join(", "));
-        $out.push_sql(") DO UPDATE SET ");
-        let adds: Vec<String> = sums.iter().map(|s| format!("{s} = {s} + excluded.{s}")).collect();
-        $out.push_sql(&adds.join(", "));
-    }};
-}
-
-impl QueryFragment<Sqlite> for SummaryUpsert<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        use sql_types::Timestamptz;
-        match self {
-            SummaryUpsert::Totals(row) => push_upsert_adding!(out, row,
-                aggregate_totals (category_id: Integer)
-                    += (sum_hundredths: BigInt, allocations: BigInt, sum_squares: BigInt)),
-            SummaryUpsert::Value(row) => push_upsert_adding!(out, row,
-                aggregate_distribution (category_id: Integer, hundredths: Integer)
-                    += (submissions: BigInt)),
-            SummaryUpsert::TrendCount(row) => push_upsert_adding!(out, row,
-                aggregate_trend (resolution: Text, bucket_start: Timestamptz)
-                    += (submissions: BigInt)),
-            SummaryUpsert::TrendSum(row) => push_upsert_adding!(out, row,
-                aggregate_trend_totals
-                    (resolution: Text, bucket_start: Timestamptz, category_id: Integer)
-                    += (sum_hundredths: BigInt)),
-        }
-        Ok(())
+impl<R: AddedRow> QueryFragment<Sqlite> for SummaryUpsert<'_, R> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        self.0.walk_upsert(out)
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for SummaryUpsert<'_> {}
+impl<R: AddedRow> RunQueryDsl<SqliteConnection> for SummaryUpsert<'_, R> {}
+
+/// Makes `$row` an [`AddedRow`] of `$table`: `INSERT INTO $table (keys…, sums…) VALUES (…)
+/// ON CONFLICT (keys…) DO UPDATE SET sum = sum + excluded.sum, …`, binding the field of the
+/// row that each column is named after; the same shape as `queries::upsert_adding!`, one row
+/// at a time. The text is put together at compile time.
+macro_rules! upsert_adding {
+    ($row:ty => $table:ident
+        ($key0:ident: $key0_ty:ty $(, $key:ident: $key_ty:ty)*)
+        += ($sum0:ident: $sum0_ty:ty $(, $sum:ident: $sum_ty:ty)*)) => {
+        impl AddedRow for $row {
+            fn walk_upsert<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+                out.push_sql(concat!(
+                    "INSERT INTO ", stringify!($table), " (", stringify!($key0),
+                    $(", ", stringify!($key),)* ", ", stringify!($sum0), $(", ", stringify!($sum),)*
+                    ") VALUES ("
+                ));
+                out.push_bind_param::<$key0_ty, _>(&self.$key0)?;
+                $(
+                    out.push_sql(", ");
+                    out.push_bind_param::<$key_ty, _>(&self.$key)?;
+                )*
+                out.push_sql(", ");
+                out.push_bind_param::<$sum0_ty, _>(&self.$sum0)?;
+                $(
+                    out.push_sql(", ");
+                    out.push_bind_param::<$sum_ty, _>(&self.$sum)?;
+                )*
+                out.push_sql(concat!(
+                    ") ON CONFLICT (", stringify!($key0), $(", ", stringify!($key),)*
+                    ") DO UPDATE SET ",
+                    stringify!($sum0), " = ", stringify!($sum0), " + excluded.", stringify!($sum0),
+                    $(", ", stringify!($sum), " = ", stringify!($sum), " + excluded.", stringify!($sum),)*
+                ));
+                Ok(())
+            }
+        }
+    };
+}
+
+upsert_adding!(queries::TotalsInsert => aggregate_totals
+    (category_id: Integer) += (sum_hundredths: BigInt, allocations: BigInt, sum_squares: BigInt));
+upsert_adding!(queries::ValueInsert => aggregate_distribution
+    (category_id: Integer, hundredths: Integer) += (submissions: BigInt));
+upsert_adding!(queries::TrendCountInsert => aggregate_trend
+    (resolution: Text, bucket_start: sql_types::Timestamptz) += (submissions: BigInt));
+upsert_adding!(queries::TrendSumInsert => aggregate_trend_totals
+    (resolution: Text, bucket_start: sql_types::Timestamptz, category_id: Integer)
+        += (sum_hundredths: BigInt));
 
 /// The summary's distributions, squares and trend buckets as stored, for an audit.
 fn stored_derived(conn: &mut SqliteConnection) -> Result<DerivedRows, StoreError> {
@@ -429,17 +451,17 @@ fn trend_of(conn: &mut SqliteConnection, range: TrendRange) -> Result<TrendRows,
     ))
 }
 
-/// Raw SQL: the allocations of a whole batch in one statement, from one JSON array of
-/// `[submission id, category id, hundredths]` (diesel writes a multi-row insert on SQLite as
-/// one statement per row).
+/// Raw SQL up to its parameter (see [`InsertFromJson`]): the allocations of a whole batch in
+/// one statement, from one JSON array of `[submission id, category id, hundredths]` (diesel
+/// writes a multi-row insert on SQLite as one statement per row).
 const INSERT_ALLOCATIONS: &str =
     "INSERT INTO allocations (submission_id, category_id, hundredths) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
-     FROM json_each(?)";
+     FROM json_each(";
 /// Raw SQL, as above: the outbox rows of a batch, from `[submission id, created at]`, in the
 /// batch's order.
 const INSERT_OUTBOX: &str = "INSERT INTO aggregate_outbox (submission_id, created_at) \
-     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)";
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(";
 
 /// Writes a batch of submissions in the caller's transaction; says of each whether it was
 /// written (`false`: its idempotency key is taken in its scope, and nothing of it was written).
@@ -470,13 +492,15 @@ fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryRes
         written.push(inserted);
     }
     if !outbox.is_empty() {
-        for (statement, rows) in [
+        for (before_rows, rows) in [
             (INSERT_ALLOCATIONS, json_rows(&allocations)?),
             (INSERT_OUTBOX, json_rows(&outbox)?),
         ] {
-            diesel::sql_query(statement)
-                .bind::<diesel::sql_types::Text, _>(rows)
-                .execute(conn)?;
+            InsertFromJson {
+                before_rows,
+                rows: &rows,
+            }
+            .execute(conn)?;
         }
     }
     Ok(written)
@@ -485,6 +509,30 @@ fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryRes
 fn json_rows(rows: &impl serde::Serialize) -> QueryResult<String> {
     serde_json::to_string(rows).map_err(|e| diesel::result::Error::SerializationError(e.into()))
 }
+
+/// `INSERT … FROM json_each(?)` with a batch's rows as one JSON array: `before_rows` is the
+/// text up to the parameter. A query type of its own so that each connection keeps it
+/// prepared, by its text, as diesel never does a `sql_query`: every batch prepared both again.
+struct InsertFromJson<'a> {
+    before_rows: &'static str,
+    rows: &'a str,
+}
+
+impl QueryId for InsertFromJson<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<Sqlite> for InsertFromJson<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql(self.before_rows);
+        out.push_bind_param::<Text, _>(self.rows)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for InsertFromJson<'_> {}
 
 /// What holds the idempotency key of `new`, which wrote nothing because the key is taken.
 fn replay(conn: &mut SqliteConnection, new: &NewSubmission) -> Result<SubmitOutcome, StoreError> {
@@ -644,8 +692,12 @@ impl Store for SqliteStore {
                     return Ok(None);
                 }
                 ensure_summary(c)?;
-                add_to_summary(c, &ids)?;
-                let folded = exec(c, queries::delete_outbox(ids.clone()))?;
+                // The batch is the oldest rows, and the write lock keeps any other row from
+                // coming or going meanwhile: the rows up to its newest are the batch. Said so,
+                // the statements' texts stay the same for any batch, and stay prepared.
+                let last_id = ids.iter().copied().max().unwrap_or_default();
+                add_to_summary(c, last_id)?;
+                let folded = exec(c, queries::delete_outbox_through(last_id))?;
                 exec(c, queries::advance_summary(folded, Utc::now()))?;
                 if let Some(pause) = batch.pause(folded) {
                     std::thread::sleep(pause);
@@ -767,6 +819,26 @@ mod tests {
     use diesel::{sql_query, QueryableByName, RunQueryDsl};
 
     use super::*;
+
+    #[test]
+    fn a_summary_upsert_adds_its_sums_to_the_row_with_its_key() {
+        let row = queries::TotalsInsert {
+            category_id: 3,
+            sum_hundredths: 1250,
+            allocations: 1,
+            sum_squares: 1_562_500,
+        };
+        let upsert = diesel::debug_query::<Sqlite, _>(&SummaryUpsert(&row)).to_string();
+        assert_eq!(
+            upsert,
+            "INSERT INTO aggregate_totals (category_id, sum_hundredths, allocations, sum_squares) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (category_id) DO UPDATE SET \
+             sum_hundredths = sum_hundredths + excluded.sum_hundredths, \
+             allocations = allocations + excluded.allocations, \
+             sum_squares = sum_squares + excluded.sum_squares \
+             -- binds: [3, 1250, 1, 1562500]"
+        );
+    }
 
     #[derive(QueryableByName)]
     struct Synchronous {
