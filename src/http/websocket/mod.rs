@@ -297,7 +297,11 @@ async fn serve(
     let mut seen: HashMap<String, u64> = HashMap::new();
     // Messages to send before anything else (a refused member's `complete`).
     let mut queued: VecDeque<String> = VecDeque::new();
+    // One waiter for the whole connection: a new one each time round the loop would take the
+    // token's lock twice per message, on a token every socket shares.
     let shutdown = state.shutdown.clone();
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let drain_deadline = tokio::time::sleep(Duration::MAX / 4);
@@ -401,7 +405,7 @@ async fn serve(
                 // Subscriptions end with the shutdown token, and the protocol (or their
                 // cohort) then sends their `complete`s: wait for those (up to a deadline)
                 // before the close frame.
-                _ = shutdown.cancelled(), if !draining => {
+                _ = &mut shutting_down, if !draining => {
                     draining = true;
                     drain_deadline.as_mut().reset(Instant::now() + DRAIN_TIMEOUT);
                     if !idle(&operations) {
