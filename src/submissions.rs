@@ -219,7 +219,11 @@ impl Submissions {
             return Err(AuthError::Malformed.into());
         }
         let allocation = validate_allocation(raw, &self.categories)?;
-        let payload_hash = idempotency::payload_hash(allocation.entries());
+        // The payload a key is bound to: only a keyed submission needs it.
+        let keyed = key.map(|key| {
+            let payload_hash = idempotency::payload_hash(allocation.entries());
+            (key, payload_hash)
+        });
         let existing_voter = self.voter_of(credentials).await?;
 
         let (voter, new_token) = match existing_voter {
@@ -234,8 +238,8 @@ impl Submissions {
                 (voter, Some(token))
             }
         };
-        let record = match &key {
-            Some(key) => Some(KeyRecord {
+        let record = match &keyed {
+            Some((key, payload_hash)) => Some(KeyRecord {
                 key_hash: key.lookup_hash(),
                 payload_hash: payload_hash.clone(),
                 sealed_token: match (&voter, &new_token) {
@@ -249,13 +253,13 @@ impl Submissions {
             .writer
             .submit(NewSubmission::new(voter, allocation, record))
             .await?;
-        match (outcome, key) {
+        match (outcome, keyed) {
             (SubmitOutcome::Created(submission), _) => Ok(Submitted {
                 submission,
                 voter_token: new_token,
                 replayed: false,
             }),
-            (SubmitOutcome::Replayed(replay), Some(key)) => {
+            (SubmitOutcome::Replayed(replay), Some((key, payload_hash))) => {
                 Self::replayed(replay, &key, &payload_hash)
             }
             // The store replays only a submission that has a key.
