@@ -81,25 +81,19 @@ fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
     if allowed_origins.is_empty() {
         return None;
     }
+    let cors = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+        .expose_headers([REQUEST_ID]);
     if allowed_origins.iter().any(|o| o == "*") {
-        return Some(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::any())
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
-                .expose_headers([REQUEST_ID]),
-        );
+        return Some(cors.allow_origin(AllowOrigin::any()));
     }
     let origins: Vec<HeaderValue> = allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
-            .expose_headers([REQUEST_ID])
+        cors.allow_origin(AllowOrigin::list(origins))
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -299,8 +299,7 @@ async fn serve(
     let mut queued: VecDeque<String> = VecDeque::new();
     // One waiter for the whole connection: a new one each time round the loop would take the
     // token's lock twice per message, on a token every socket shares.
-    let shutdown = state.shutdown.clone();
-    let shutting_down = shutdown.cancelled();
+    let shutting_down = state.shutdown.cancelled();
     tokio::pin!(shutting_down);
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);

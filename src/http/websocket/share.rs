@@ -152,10 +152,11 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// The message that ends operation `id`, in both protocols.
 pub fn complete(id: &str) -> String {
-    format!(
-        r#"{{"type":"complete","id":{}}}"#,
-        serde_json::Value::from(id)
-    )
+    let mut message = String::with_capacity(id.len() + 30);
+    message.push_str(r#"{"type":"complete","id":"#);
+    push_json_string(&mut message, id);
+    message.push('}');
+    message
 }
 
 /// The response a refused request gets, as JSON: what the schema answers when its limits
