@@ -10,9 +10,10 @@
 //! - Fan-out: `PUSH_SUBSCRIBERS` (default 2,000) sockets on one `tax-budget serve` process
 //!   (SQLite in a temp dir, in-process cache and bus), all subscribed to the dashboard's
 //!   subscription; then `PUSH_UPDATES` (default 5) submissions one after another, each timed
-//!   from its POST until every subscriber got the new version. Memory: the server's VmRSS
-//!   with every socket subscribed, minus before the first connected, per socket. A fresh
-//!   process per path.
+//!   from its POST until every subscriber got the new version. CPU: the server's user and
+//!   system time over the updates, per socket and update (the submissions and folds
+//!   included). Memory: the server's VmRSS with every socket subscribed, minus before the
+//!   first connected, per socket. A fresh process per path.
 //! - Across instances (only with `TEST_DATABASE_URL` and `TEST_REDIS_URL`): two processes on
 //!   one new PostgreSQL database and Redis; 200 subscribers on B; submissions on A at
 //!   `PUSH_RATE` (default 50) per second for `PUSH_SECONDS` (default 5); for each submission
@@ -133,6 +134,23 @@ impl ServerProcess {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
+    }
+
+    /// CPU time the process has used (user and system), in microseconds: counted by the
+    /// kernel, so it does not move with what else runs, as the latencies do.
+    fn cpu_micros(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("/proc/<pid>/stat");
+        // Fields 14 and 15 (utime, stime) count after the command name, which may hold spaces.
+        let after_name = stat.rsplit_once(')').expect("stat fields").1;
+        let ticks: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|t| t.parse::<u64>().expect("ticks"))
+            .sum();
+        // USER_HZ is 100 on every Linux the bench runs on.
+        ticks * 10_000
     }
 }
 
@@ -302,9 +320,11 @@ impl Subscribers {
     }
 }
 
-/// One fan-out run on a fresh process: memory per socket, and latency percentiles.
+/// One fan-out run on a fresh process: memory per socket, latency percentiles, and the
+/// server's CPU time per socket and update.
 struct FanOut {
     kib_per_socket: f64,
+    cpu_micros_per_push: f64,
     latencies: Vec<Duration>,
     connect_secs: f64,
 }
@@ -327,6 +347,7 @@ async fn fan_out(n: usize, updates: usize, path: Path) -> FanOut {
     let connect_secs = started.elapsed().as_secs_f64();
     let connected = server.rss_kib();
     let mut latencies = Vec::with_capacity(n * updates);
+    let cpu_before = server.cpu_micros();
     for round in 1..=updates {
         let sent = Instant::now();
         submit(&http, server.addr, round).await;
@@ -339,12 +360,14 @@ async fn fan_out(n: usize, updates: usize, path: Path) -> FanOut {
             })
             .await;
     }
+    let cpu = server.cpu_micros().saturating_sub(cpu_before);
     subscribers.close();
     // The process first: it holds the database open.
     drop(server);
     drop(dir);
     FanOut {
         kib_per_socket: connected.saturating_sub(idle) as f64 / n as f64,
+        cpu_micros_per_push: cpu as f64 / (n * updates) as f64,
         latencies,
         connect_secs,
     }
@@ -483,13 +506,13 @@ async fn main() {
 
     println!("\nfan-out: one update to {n} idle subscribers on one process (SQLite)");
     println!(
-        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "path", "first ms", "p50 ms", "p99 ms", "max ms", "KiB/sock", "connect s"
+        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "path", "first ms", "p50 ms", "p99 ms", "max ms", "KiB/sock", "connect s", "CPU µs/push"
     );
     for path in [Path::Shared, Path::PerSocket] {
         let mut run = fan_out(n, updates, path).await;
         println!(
-            "{:<26} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
+            "{:<26} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>12.1}",
             path.name(),
             quantile(&mut run.latencies, 0.0),
             quantile(&mut run.latencies, 0.5),
@@ -497,6 +520,7 @@ async fn main() {
             quantile(&mut run.latencies, 1.0),
             run.kib_per_socket,
             run.connect_secs,
+            run.cpu_micros_per_push,
         );
     }
 

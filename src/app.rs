@@ -280,6 +280,7 @@ impl App {
         HttpState {
             cohorts: Arc::new(cohorts),
             schema: built.schema,
+            validated_once: built.validated_once,
             persisted: built.persisted,
             limits: built.limits,
             feed: self.aggregates.feed().clone(),

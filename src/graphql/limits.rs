@@ -250,6 +250,9 @@ impl Extension for RequestLimits {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let validated = next.run(ctx).await?;
+        if let Some(learns) = ctx.data_opt::<super::LearnsValidation>() {
+            learns.passed(ctx.schema_env);
+        }
         let operation = self.state().operation;
         let client = ctx.data_opt::<ClientAddr>().copied();
         let slot = self

@@ -9,6 +9,7 @@ mod observe;
 mod query;
 mod subscription;
 mod types;
+mod validate_once;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +18,7 @@ use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, CacheStorage, LruCacheStorage,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Context, Schema, SchemaBuilder};
+use async_graphql::{Context, Schema, SchemaBuilder, ValidationMode};
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregates::Aggregates;
@@ -33,6 +34,7 @@ pub use mutation::MutationRoot;
 pub use observe::{request_error_code, PERSISTED_QUERY_NOT_FOUND};
 pub use query::QueryRoot;
 pub use subscription::{SubscriptionRoot, UpdatesComputed};
+pub use validate_once::{KeptDocument, LearnsValidation};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -107,23 +109,26 @@ pub fn build_schema(services: Services, limits: &QueryLimitsConfig) -> BuiltSche
     let limits = Arc::new(QueryLimits::new(limits, services.metrics.clone()));
     let metrics = services.metrics.clone();
     let persisted = PersistedQueries::new(limits.clone());
-    let mut builder = builder();
-    if !limits.introspection() {
-        // Also refused, with a clearer error, by the limits before validation.
-        builder = builder.disable_introspection();
-    }
-    let schema = builder
-        .data(services)
-        // The extensions run in this order. First the metrics, which must see every answer;
-        // then the persisted queries, because the limits must see the document a hash stands
-        // for, not the empty query sent with it.
-        .extension(observe::RequestMetrics(metrics))
-        .extension(ApolloPersistedQueries::new(persisted.clone()))
-        .extension(limits::LimitsExtension(limits.clone()))
-        .extension(loaders::RequestLoaders)
-        .finish();
+    let schema = |mode: ValidationMode| {
+        let mut builder = builder().validation_mode(mode);
+        if !limits.introspection() {
+            // Also refused, with a clearer error, by the limits before validation.
+            builder = builder.disable_introspection();
+        }
+        builder
+            .data(services.clone())
+            // The extensions run in this order. First the metrics, which must see every
+            // answer; then the persisted queries, because the limits must see the document a
+            // hash stands for, not the empty query sent with it.
+            .extension(observe::RequestMetrics(metrics.clone()))
+            .extension(ApolloPersistedQueries::new(persisted.clone()))
+            .extension(limits::LimitsExtension(limits.clone()))
+            .extension(loaders::RequestLoaders)
+            .finish()
+    };
     BuiltSchema {
-        schema,
+        schema: schema(ValidationMode::Strict),
+        validated_once: schema(ValidationMode::Fast),
         persisted,
         limits,
     }
@@ -137,6 +142,9 @@ pub fn sdl() -> String {
 /// What a finished build gives the transports.
 pub struct BuiltSchema {
     pub schema: AppSchema,
+    /// The same schema, validating only cost and depth: for documents that passed the full
+    /// validation before, sent with variables that pass it (see [`KeptDocument`]).
+    pub validated_once: AppSchema,
     pub persisted: PersistedQueries,
     pub limits: Arc<QueryLimits>,
 }

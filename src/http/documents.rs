@@ -4,13 +4,15 @@
 //! async-graphql parses every request's text with a PEG parser; a profile of the writes bench
 //! had that parse at about 5 % of the server process. Cloning a parsed document costs a
 //! fraction of parsing it (the writes bench prints both). Depth and directive checks still run
-//! on the cached copy: the schema makes them on whatever document it is given.
+//! on the cached copy: the schema makes them on whatever document it is given. A kept document
+//! also learns whether it passed the full validation (see [`KeptDocument`]).
 
 use std::sync::Arc;
 
 use async_graphql::parser::types::ExecutableDocument;
 
 use super::swap_map::BoundedSwapMap;
+use crate::graphql::KeptDocument;
 
 /// Most documents kept (see [`BoundedSwapMap`] for what happens past it).
 const DOCUMENTS: usize = 256;
@@ -21,7 +23,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
 
 /// The documents parsed so far, each behind a pointer that a request clones the document of.
 pub struct Documents {
-    parsed: BoundedSwapMap<Arc<ExecutableDocument>>,
+    parsed: BoundedSwapMap<Arc<KeptDocument>>,
 }
 
 impl Default for Documents {
@@ -34,20 +36,25 @@ impl Default for Documents {
 
 impl Documents {
     /// Gives `request` its parsed document: the one kept under `hash` (the SHA-256 of its
-    /// text), else its text parsed now and kept. A document that does not parse, or is too
-    /// long to keep, is left for the schema to parse and report as usual.
-    pub fn attach(&self, request: &mut async_graphql::Request, hash: &str) {
-        if let Some(document) = self.parsed.load().get(hash) {
-            request.set_parsed_query(ExecutableDocument::clone(document));
-            return;
+    /// text), else its text parsed now and kept; returns the kept document. A document that
+    /// does not parse, or is too long to keep, is left for the schema to parse and report as
+    /// usual.
+    pub fn attach(
+        &self,
+        request: &mut async_graphql::Request,
+        hash: &str,
+    ) -> Option<Arc<KeptDocument>> {
+        if let Some(kept) = self.parsed.load().get(hash) {
+            request.set_parsed_query(ExecutableDocument::clone(kept.document()));
+            return Some(kept.clone());
         }
         if request.query.len() > MAX_DOCUMENT_BYTES {
-            return;
+            return None;
         }
-        if let Ok(document) = request.parsed_query() {
-            let document = Arc::new(document.clone());
-            self.parsed.update(hash, |_| document.clone());
-        }
+        let document = request.parsed_query().ok()?.clone();
+        let kept = Arc::new(KeptDocument::new(document));
+        self.parsed.update(hash, |_| kept.clone());
+        Some(kept)
     }
 
     #[cfg(test)]

@@ -22,7 +22,9 @@ use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
 use crate::domain::Snapshot;
-use crate::graphql::{request_error_code, SnapshotReads, PERSISTED_QUERY_NOT_FOUND};
+use crate::graphql::{
+    request_error_code, KeptDocument, LearnsValidation, SnapshotReads, PERSISTED_QUERY_NOT_FOUND,
+};
 use crate::submissions::{ClientAddr, Credentials};
 use crate::voter_token::VoterToken;
 
@@ -172,12 +174,22 @@ async fn run(
     headers: &HeaderMap,
     client: Option<ClientAddr>,
     request: async_graphql::Request,
+    kept: Option<&Arc<KeptDocument>>,
 ) -> GqlResponse {
     let mut request = request.data(credentials(headers));
     if let Some(client) = client {
         request = request.data(client);
     }
-    let mut response = state.schema.execute(request).await;
+    // A document that passed the full validation before needs only its variables checked.
+    let schema = match kept {
+        Some(kept) if kept.skips_validation(&request.variables) => &state.validated_once,
+        Some(kept) if kept.learning() => {
+            request = request.data(LearnsValidation(kept.clone()));
+            &state.schema
+        }
+        _ => &state.schema,
+    };
+    let mut response = schema.execute(request).await;
     // An error a user reports can be found in the logs by the id it carries.
     if let Some(id) = headers
         .get(&super::request_id::REQUEST_ID)
@@ -351,6 +363,8 @@ struct Prepared {
     /// The hash of the request's text when it has not been given its parsed document yet:
     /// a read that prepared bytes answer needs none.
     unparsed: Option<String>,
+    /// The kept document the request was given, if any.
+    kept: Option<Arc<KeptDocument>>,
     is_mutation: bool,
     /// The hash of what is asked (see [`read_cache::request_hash`]) when the operation reads
     /// only the snapshot.
@@ -377,7 +391,7 @@ async fn prepare(
             // Malformed, or no query at all: the schema says how.
             return Err(graphql_response(
                 media,
-                run(state, headers, client, request).await,
+                run(state, headers, client, request, None).await,
             ));
         };
         let Some(document) = state.persisted.document(&hash).await else {
@@ -400,9 +414,11 @@ async fn prepare(
         .and_then(|memo| memo.kinds.get(&document_hash, operation_name.as_deref()));
     // A document whose kind is known is not looked at here (a prepared answer needs none).
     let unparsed = (known.is_some() && !request.query.is_empty()).then(|| document_hash.clone());
-    if known.is_none() && !request.query.is_empty() {
-        state.documents.attach(&mut request, &document_hash);
-    }
+    let kept = if known.is_none() && !request.query.is_empty() {
+        state.documents.attach(&mut request, &document_hash)
+    } else {
+        None
+    };
     // Unparseable queries are neither mutations nor cacheable: execution reports them.
     let (is_mutation, snapshot_only) = match known {
         Some(kind) => (kind.is_mutation, kind.snapshot_only),
@@ -431,6 +447,7 @@ async fn prepare(
     Ok(Prepared {
         request,
         unparsed,
+        kept,
         is_mutation,
         snapshot_read,
     })
@@ -519,17 +536,21 @@ async fn answer(
     let Prepared {
         mut request,
         unparsed,
+        mut kept,
         snapshot_read,
         ..
     } = prepared;
     // Only now, when it is known to run.
     if let Some(hash) = &unparsed {
-        state.documents.attach(&mut request, hash);
+        kept = state.documents.attach(&mut request, hash);
     }
     // Taken before the query runs: a read never answers older than the feed.
     let snapshot = state.feed.current();
     let Some(hash) = snapshot_read.filter(|_| snapshot.version >= 0) else {
-        return graphql_response(media, run(state, headers, client, request).await);
+        return graphql_response(
+            media,
+            run(state, headers, client, request, kept.as_ref()).await,
+        );
     };
     let etag = by_get.then(|| read_cache::etag(&snapshot, &hash)).flatten();
     let etag = match without_running(
@@ -546,7 +567,14 @@ async fn answer(
         Err(etag) => etag,
     };
     let reads = SnapshotReads::default();
-    let response = run(state, headers, client, request.data(reads.clone())).await;
+    let response = run(
+        state,
+        headers,
+        client,
+        request.data(reads.clone()),
+        kept.as_ref(),
+    )
+    .await;
     // Only a full answer read from the cache tier is worth keeping: an error may be gone at
     // the next try. Otherwise an expired answer this request was to prepare again is given
     // up, so that nobody is served it any longer.

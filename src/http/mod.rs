@@ -49,6 +49,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// not a dozen.
 pub struct HttpState {
     pub schema: AppSchema,
+    /// The schema for documents validated once (see [`crate::graphql::KeptDocument`]).
+    pub validated_once: AppSchema,
     /// The documents of Automatic Persisted Queries, which a GET by hash alone runs.
     pub persisted: PersistedQueries,
     /// The newest snapshot, whose version makes the `ETag` of snapshot reads.

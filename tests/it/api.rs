@@ -349,43 +349,58 @@ async fn every_kind_of_bad_input_is_refused_and_nothing_is_written(backend: Back
         },
     ];
 
-    for row in table {
-        let name = row.name;
-        let request = json!({ "query": SUBMIT, "variables": { "input": row.input } });
-        let (status, response) = app.post::<SubmitData>(&request).await;
-        assert_eq!(status.as_u16(), row.status, "{name}: {response:?}");
-        assert!(response.data.is_none(), "{name}: {response:?}");
-        let error = response.first_error();
-        assert_eq!(error.extensions.code, row.code, "{name}: {error:?}");
-        assert_eq!(
-            error.extensions.field.as_deref(),
-            row.field,
-            "{name}: {error:?}"
-        );
-        assert!(
-            error.message.contains(row.words),
-            "{name}: message {:?} should mention {:?}",
-            error.message,
-            row.words
-        );
-        let problems: Vec<&str> = error
-            .extensions
-            .problems
-            .iter()
-            .map(|p| p.field.as_str())
-            .collect();
-        assert_eq!(problems, row.problems, "{name}: {error:?}");
-
-        // Nothing reached the database.
-        let live = app.app.store.live_snapshot().await.expect("live");
-        assert_eq!(live.total_submissions, 0, "{name}");
-        assert!(live.totals.is_empty(), "{name}");
-        assert_eq!(
-            app.app.store.outbox_len().await.expect("outbox"),
-            0,
-            "{name}"
-        );
+    // Twice: before the document has passed validation, and after (a valid submission of the
+    // same document lets later ones skip all but the check of their variables, which must
+    // then refuse exactly as the full validation did).
+    for written in [0, 1] {
+        if written == 1 {
+            let request =
+                json!({ "query": SUBMIT, "variables": { "input": list(allocation(ok)) } });
+            let (status, response) = app.post::<SubmitData>(&request).await;
+            assert_eq!(status.as_u16(), 200, "{response:?}");
+            assert!(response.errors.is_empty(), "{response:?}");
+        }
+        for row in &table {
+            assert_refused(&app, row, written).await;
+        }
     }
+}
+
+/// Sends `row`'s input and checks its refusal, and that the database holds no more than the
+/// `written` submissions it held.
+async fn assert_refused(app: &TestApp, row: &BadInput, written: i64) {
+    let name = row.name;
+    let request = json!({ "query": SUBMIT, "variables": { "input": &row.input } });
+    let (status, response) = app.post::<SubmitData>(&request).await;
+    assert_eq!(status.as_u16(), row.status, "{name}: {response:?}");
+    assert!(response.data.is_none(), "{name}: {response:?}");
+    let error = response.first_error();
+    assert_eq!(error.extensions.code, row.code, "{name}: {error:?}");
+    assert_eq!(
+        error.extensions.field.as_deref(),
+        row.field,
+        "{name}: {error:?}"
+    );
+    assert!(
+        error.message.contains(row.words),
+        "{name}: message {:?} should mention {:?}",
+        error.message,
+        row.words
+    );
+    let problems: Vec<&str> = error
+        .extensions
+        .problems
+        .iter()
+        .map(|p| p.field.as_str())
+        .collect();
+    assert_eq!(problems, row.problems, "{name}: {error:?}");
+
+    // Nothing reached the database.
+    let live = app.app.store.live_snapshot().await.expect("live");
+    assert_eq!(live.total_submissions, written, "{name}");
+    assert_eq!(live.totals.is_empty(), written == 0, "{name}");
+    let outbox = app.app.store.outbox_len().await.expect("outbox");
+    assert!(outbox <= written, "{name}: {outbox} outbox rows");
 }
 
 /// [`EVEN`] with 10 points moved from the second category to the first.
