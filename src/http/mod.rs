@@ -2,6 +2,7 @@
 
 mod documents;
 mod graphql;
+mod graphql_first;
 mod health;
 mod metrics;
 mod pages;
@@ -23,13 +24,19 @@ pub use websocket::{Cohorts, WebSocketGate, WebSocketLimits};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Bytes, HttpBody};
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
+use axum::BoxError;
 use axum::Router;
+use graphql_first::GraphqlFirst;
+use std::convert::Infallible;
+use std::future::Future;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Service;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -102,7 +109,20 @@ fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
 
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
 /// else 404) for every other path.
-pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
+pub fn router(
+    state: HttpState,
+    web: WebApp,
+    with_metrics: bool,
+) -> impl Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::http::Response<
+        impl HttpBody<Data = Bytes, Error = impl Into<BoxError>> + Send,
+    >,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::http::Response<impl HttpBody + Send>, Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
     let cors = cors(&state.websocket.limits().allowed_origins);
     let mut api = Router::new()
         .route(
@@ -114,10 +134,11 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
     if with_metrics {
         api = api.route("/metrics", get(metrics::metrics));
     }
-    let api = api.with_state(Arc::new(state));
-    // One stack, applied once: each `Router::layer` call boxes the route again, and every box
-    // is a clone and an allocation per request. Outermost first: the id is set before the
-    // span opens (which names it in every log line of the request), and copied to the response.
+    let state = Arc::new(state);
+    let api = api.with_state(state.clone());
+    // One stack, around the router and the route taken before it (see [`graphql_first`]).
+    // Outermost first: the id is set before the span opens (which names it in every log line
+    // of the request), and copied to the response.
     let middleware = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(
@@ -143,7 +164,10 @@ pub fn router(state: HttpState, web: WebApp, with_metrics: bool) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    api.merge(web.routes()).layer(middleware)
+    middleware.service(GraphqlFirst {
+        state,
+        router: api.merge(web.routes()),
+    })
 }
 
 /// `/metrics` alone, for an address of its own.
