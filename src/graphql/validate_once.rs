@@ -8,8 +8,8 @@
 //! same answer for the same document every time. So a document that passed once runs on a
 //! second schema that validates `Fast` (cost and depth only), as long as every variable its
 //! arguments take would pass that check: a [`Check`] read from the registry once answers it,
-//! and answers "no" wherever it is not sure. A request whose variables it does not accept is validated in
-//! full, as before, and gets the same errors as before.
+//! and answers "no" wherever it is not sure. A request whose variables it does not accept is
+//! validated in full, as before, and gets the same errors as before.
 //!
 //! Only documents simple enough for the check to be exact take part (see [`plan`]): one
 //! operation, no fragments, no directives, and each argument either a value without variables
@@ -30,11 +30,7 @@ pub struct KeptDocument {
     document: ExecutableDocument,
     /// Set when the document first passes the full validation: `None` when it is not simple
     /// enough for [`plan`].
-    learned: OnceLock<Option<Learned>>,
-}
-
-struct Learned {
-    checks: VariableChecks,
+    learned: OnceLock<Option<VariableChecks>>,
 }
 
 impl KeptDocument {
@@ -58,7 +54,7 @@ impl KeptDocument {
     /// validation that the fast one does not give it.
     pub fn skips_validation(&self, variables: &Variables) -> bool {
         match self.learned.get() {
-            Some(Some(learned)) => learned.checks.accept(variables),
+            Some(Some(checks)) => checks.accept(variables),
             _ => false,
         }
     }
@@ -66,7 +62,7 @@ impl KeptDocument {
     /// The document passed the full validation of the schema of `env`.
     fn passed(&self, env: &SchemaEnv) {
         self.learned
-            .get_or_init(|| plan(&env.registry, &self.document).map(|checks| Learned { checks }));
+            .get_or_init(|| plan(&env.registry, &self.document));
     }
 }
 
@@ -83,7 +79,7 @@ impl LearnsValidation {
 
 /// For each argument that takes a variable: the variable's name, and the check of the
 /// argument's type.
-pub struct VariableChecks(Vec<(String, Check)>);
+struct VariableChecks(Vec<(String, Check)>);
 
 impl VariableChecks {
     /// Whether every variable is accepted by the argument it is given to. A variable that
@@ -100,7 +96,7 @@ impl VariableChecks {
 
 /// The variable checks of `document`, a document that passed the full validation, when it is
 /// simple enough that they say all that the full validation would say of its variables.
-pub fn plan(registry: &Registry, document: &ExecutableDocument) -> Option<VariableChecks> {
+fn plan(registry: &Registry, document: &ExecutableDocument) -> Option<VariableChecks> {
     if !document.fragments.is_empty() {
         return None;
     }
@@ -123,7 +119,7 @@ pub fn plan(registry: &Registry, document: &ExecutableDocument) -> Option<Variab
     let root = match operation.ty {
         OperationType::Query => registry.query_type.as_str(),
         OperationType::Mutation => registry.mutation_type.as_deref()?,
-        // Subscriptions do not come this way.
+        // Not run over HTTP.
         OperationType::Subscription => return None,
     };
     let mut checks = Vec::new();

@@ -1,11 +1,11 @@
 //! `POST /graphql`, the one hot route, is handed to its handler before axum's router.
 //!
-//! The router costs a request about a tenth of a prepared read's instructions (callgrind): it
-//! looks the path up, inserts the url parameters and the matched path into the request's
-//! extensions (a map allocated for them), clones the route's boxed service, and boxes the
-//! response's body again after a layer. `POST /graphql` needs none of it. Every other request
-//! (GET and WebSocket on `/graphql` too) goes through the router as before, and the middleware
-//! wraps both.
+//! Routing, with the middleware applied per route, cost a prepared read about a sixth of its
+//! instructions (callgrind: 31,551 → 26,547 without it): the router looks the path up, inserts
+//! the url parameters and the matched path into the request's extensions (a map allocated for
+//! them), clones the route's boxed service, and boxes the response's body again after the
+//! route's layers. `POST /graphql` needs none of it. Every other request (GET and WebSocket on
+//! `/graphql` too) goes through the router as before, and the middleware wraps both.
 
 use std::convert::Infallible;
 use std::future::Future;
