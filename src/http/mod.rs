@@ -21,6 +21,8 @@ pub use share::SharedResults;
 pub use web::{WebApp, CONTENT_SECURITY_POLICY};
 pub use websocket::{Cohorts, WebSocketGate, WebSocketLimits};
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,13 +33,9 @@ use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
 use axum::BoxError;
 use axum::Router;
-use graphql_first::GraphqlFirst;
-use std::convert::Infallible;
-use std::future::Future;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::Service;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -46,6 +44,7 @@ use tracing::Level;
 use crate::feed::SnapshotFeed;
 use crate::graphql::{AppSchema, PersistedQueries, QueryLimits};
 use crate::metrics::Metrics;
+use graphql_first::GraphqlFirst;
 use request_id::{RequestIdLayer, REQUEST_ID};
 
 /// Far above any valid request (ten allocations), far below anything that could hurt.
@@ -108,7 +107,8 @@ fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// The whole HTTP surface: the API routes, then the web app's routes and its fallback (files,
-/// else 404) for every other path.
+/// else 404) for every other path, as one service for [`serve`] (a `Router` no longer: `POST
+/// /graphql` is taken before it, see [`graphql_first`]).
 pub fn router(
     state: HttpState,
     web: WebApp,

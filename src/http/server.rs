@@ -3,11 +3,10 @@
 //! otherwise) and a cap on open connections (over it a new connection is closed at once
 //! instead of queueing).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::body::HttpBody;
 use axum::extract::ConnectInfo;
@@ -33,8 +32,9 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
-/// Serves `router` (the app's service) on `listener` until `shutdown`, then waits for in-flight requests (the
-/// caller bounds the wait). Each request carries the peer address as `ConnectInfo`.
+/// Serves `router` (the app's service) on `listener` until `shutdown`, then waits for in-flight
+/// requests (the caller bounds the wait). Each request carries the peer address as
+/// `ConnectInfo`.
 pub async fn serve<S, B>(
     listener: TcpListener,
     router: S,
