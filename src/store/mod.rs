@@ -66,6 +66,9 @@ pub enum StoreError {
     /// A blocking task (SQLite work, a migration run) panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    /// A thread of the store (SQLite's checkpoints) could not be started.
+    #[error("cannot start a database thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// One error of a batch, shared by every submission it failed (see
     /// `submissions::group_commit`).
     #[error(transparent)]

@@ -5,6 +5,8 @@
 //! write lock up front, no upgrade deadlocks) and a fold needs no row locks: holding the write
 //! lock already serialises it with submissions, other folds and rebuilds.
 
+mod checkpoints;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     /// so writes taking turns on pooled connections read every page they touch again (about
     /// 20 reads from the file a submission, a tenth of its instructions at a low rate).
     writer: deadpool::managed::Pool<Manager>,
+    /// Copies the WAL into the file beside the writer rather than in its commits.
+    checkpoints: checkpoints::Checkpoints,
 }
 
 /// Opens connections for the pool, each in a blocking task.
@@ -179,13 +183,22 @@ impl SqliteStore {
                 .build()
                 .map_err(|e| StoreError::Pool(Box::new(e)))
         };
-        let store = SqliteStore {
+        let url = manager.url.clone();
+        // Opens the file now, so that a bad path fails the start. The checkpoint thread's
+        // connection sets WAL itself: a connection that has not yet read the file in WAL mode
+        // does nothing on a checkpoint.
+        let checkpointing = tokio::task::spawn_blocking(move || {
+            let mut conn = open(&url, sync)?;
+            conn.batch_execute(WAL)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(StoreError::Task)??;
+        Ok(SqliteStore {
             pool: pool(manager.clone(), pool_size.max(1))?,
             writer: pool(manager, 1)?,
-        };
-        // Also opens the file now, so that a bad path fails the start.
-        store.run(|c| Ok(c.batch_execute(WAL)?)).await?;
-        Ok(store)
+            checkpoints: checkpoints::Checkpoints::start(checkpointing)?,
+        })
     }
 
     /// Runs `work` on a pooled connection in a blocking task.
@@ -203,7 +216,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_on(&self.writer, work).await
+        let result = run_on(&self.writer, work).await;
+        self.checkpoints.wrote();
+        result
     }
 }
 
@@ -930,5 +945,54 @@ mod tests {
         // 2 is FULL.
         assert_eq!(level.synchronous, 2);
         assert_eq!(checkpoint.wal_autocheckpoint, WAL_CHECKPOINT_PAGES);
+    }
+
+    /// Waits up to ten seconds for `done`, checking every 10 ms.
+    async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        done()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn writes_reach_the_database_file_before_the_automatic_checkpoint_and_the_thread_ends_with_the_store(
+    ) {
+        let dir = std::env::temp_dir().join(format!("tax-budget-ckpt-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("db.sqlite3");
+        let wal = dir.join("db.sqlite3-wal");
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let store = SqliteStore::connect(&path, 1, SqliteSync::Full)
+            .await
+            .expect("connect");
+        let before = size(&path);
+        // About 2 MiB in 512 pages: an eighth of the automatic checkpoint's threshold, so
+        // only the background checkpoint copies it into the file.
+        store
+            .write(|c| {
+                Ok(c.batch_execute(
+                    "CREATE TABLE filler (b BLOB); \
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 512) \
+                     INSERT INTO filler SELECT zeroblob(4000) FROM n;",
+                )?)
+            })
+            .await
+            .expect("write");
+        let copied = eventually(|| size(&path) >= before + 2_000_000).await;
+        let grown = size(&path);
+        drop(store);
+        // SQLite removes the WAL file when the last connection to the database closes, so
+        // this also shows that the checkpoint thread let go of its connection.
+        let closed = eventually(|| !wal.exists()).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(copied, "database file {before} -> {grown} bytes");
+        assert!(
+            closed,
+            "the WAL file is still there: a connection stayed open"
+        );
     }
 }
