@@ -150,7 +150,7 @@ describe('consent', () => {
     expect(await storedToken()).toBeNull();
 
     await page.locator('#consent-accept').click();
-    expect(await storedToken()).toMatch(/^tbv1_[0-9a-f]{64}$/);
+    expect(await storedToken()).toMatch(/^tbv2_[0-9a-f]{96}$/);
     await page.reload();
     await page.goto(`${server.url}/history`);
     await page.locator('#history-list').waitFor();
