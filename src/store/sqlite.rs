@@ -43,7 +43,8 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 15000; PRAGMA foreign_ke
 /// while its callers wait, and each copying the same hot pages (the indexes' right edges, the
 /// summary's rows) again. At 16,384 group commit in process wrote 6,318-7,035 submissions/s
 /// against 4,526-4,713/s (README, Benchmarks). The cost: the WAL file keeps up to 64 MiB on
-/// disk, and recovery after a crash replays up to that much.
+/// disk, and recovery after a crash replays up to that much. Most of the copying is now done
+/// beside the writer ([`checkpoints`]); this threshold is what still starts the WAL over.
 const WAL_CHECKPOINT_PAGES: i32 = 16_384;
 
 /// By default (`FULL`) the WAL is synced at every commit, so a submission the API acknowledged
