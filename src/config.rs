@@ -161,12 +161,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_POLL_MS", default_value_t = DEFAULT_WORKER_POLL_MS)]
     pub worker_poll_ms: u64,
 
-    /// While writes keep coming (a fold found 10 rows or more), at most one fold per this
-    /// long (milliseconds); an idle worker folds at once when woken. Unset: 50 on SQLite,
+    /// While writes keep coming (a fold found 10 rows or more), the worker gathers rows this
+    /// long (milliseconds) from the start of one fold to the next; an idle worker folds at
+    /// once when woken. Unset: 50 on SQLite,
     /// where a fold and a batch of submissions take turns at the one write lock and fewer,
     /// larger folds leave more turns to the writes; 100 on PostgreSQL, where a fold costs
     /// about as much for a few dozen rows as for a few hundred. A full fold (the batch size)
-    /// is followed at once.
+    /// is followed at once, and when writes come faster than a batch per interval the next
+    /// fold starts once a batch has come in at the last fold's rate.
     #[arg(long, env = "WORKER_FOLD_INTERVAL_MS")]
     pub worker_fold_interval_ms: Option<u64>,
 
@@ -373,7 +375,8 @@ pub struct Config {
     pub worker_batch_size: i64,
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
-    /// Least time between the starts of two folds while writes keep coming; `None`: the
+    /// How long the worker gathers rows between the starts of two folds while writes keep
+    /// coming (less once a batch has come in); `None`: the
     /// backend's default, see [`Config::fold_interval`].
     pub worker_fold_interval: Option<Duration>,
     /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
@@ -512,7 +515,8 @@ impl Config {
         }
     }
 
-    /// Least time between the starts of two folds while writes keep coming: as configured,
+    /// How long the worker gathers rows between the starts of two folds while writes keep
+    /// coming (less once a batch has come in): as configured,
     /// else 50 ms on SQLite and 100 ms on PostgreSQL (see `--worker-fold-interval-ms`).
     pub fn fold_interval(&self) -> Duration {
         self.worker_fold_interval.unwrap_or(match self.database {

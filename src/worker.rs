@@ -65,18 +65,32 @@ impl WorkerWaker {
 /// gathering what comes meanwhile; otherwise at once. A full fold left rows behind: resting
 /// then would cap the fold at `batch_size` rows per interval (5,000 a second by default on
 /// PostgreSQL), below what the writes can reach, and the outbox would grow without end.
+///
+/// `gathered_over` is how long the rows of this fold had to come in (since the previous fold
+/// started, when there was one): at their rate, once a full batch would have come in before
+/// the interval is out, the next fold starts then instead. Waiting out the interval at a rate
+/// above `batch_size` per interval let the outbox reach a batch and more before each fold,
+/// and with what came in during the fold, close to two batches (the outbox's bound).
 fn rest_before_next_fold(
     rows: usize,
     batch_size: i64,
     since_start: Duration,
     interval: Duration,
+    gathered_over: Option<Duration>,
 ) -> Duration {
     let full = usize::try_from(batch_size).is_ok_and(|size| rows >= size);
-    if rows >= BUSY_FOLD_ROWS && !full {
-        interval.saturating_sub(since_start)
-    } else {
-        Duration::ZERO
+    if rows < BUSY_FOLD_ROWS || full {
+        return Duration::ZERO;
     }
+    let until_a_batch = match (
+        gathered_over,
+        u32::try_from(batch_size),
+        u32::try_from(rows),
+    ) {
+        (Some(over), Ok(batch), Ok(rows)) => over.saturating_mul(batch) / rows,
+        _ => interval,
+    };
+    interval.min(until_a_batch).saturating_sub(since_start)
 }
 
 pub struct Worker {
@@ -116,6 +130,8 @@ impl Worker {
         tracing::info!(batch_size, "outbox worker started");
         self.publisher.heal(self.store.as_ref()).await;
         let mut idle_ticks = 0u32;
+        // When the last fold that found rows started, while folds keep finding rows.
+        let mut previous_start: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
             // The span names the batch it carried (its outbox rows, one per submission, in id
             // order), so a submission can be followed from its write to its fold and push.
@@ -161,7 +177,9 @@ impl Worker {
                         batch_size,
                         started.elapsed(),
                         fold_interval,
+                        previous_start.map(|previous| started.duration_since(previous)),
                     );
+                    previous_start = Some(started);
                     if !rest.is_zero() {
                         tokio::select! {
                             _ = tokio::time::sleep(rest) => {}
@@ -170,8 +188,9 @@ impl Worker {
                     }
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => previous_start = None,
                 Err(error) => {
+                    previous_start = None;
                     self.metrics.fold_failed();
                     tracing::error!(%error, "fold failed; retrying");
                 }
@@ -198,13 +217,13 @@ mod tests {
     #[test]
     fn only_a_busy_fold_makes_the_next_wait_out_the_interval() {
         let ms = Duration::from_millis;
-        let rest = |rows, since_start| rest_before_next_fold(rows, 500, since_start, ms(50));
+        let rest = |rows, since_start| rest_before_next_fold(rows, 500, since_start, ms(50), None);
         assert_eq!(rest(BUSY_FOLD_ROWS, ms(8)), ms(42));
         assert_eq!(rest(499, ms(8)), ms(42));
         // A fold that took the whole interval, or none configured: at once.
         assert_eq!(rest(499, ms(60)), Duration::ZERO);
         assert_eq!(
-            rest_before_next_fold(499, 500, ms(8), Duration::ZERO),
+            rest_before_next_fold(499, 500, ms(8), Duration::ZERO, None),
             Duration::ZERO
         );
         // A few submissions are folded as soon as they come.
@@ -215,13 +234,39 @@ mod tests {
     fn a_full_fold_is_followed_at_once() {
         let ms = Duration::from_millis;
         assert_eq!(
-            rest_before_next_fold(500, 500, ms(8), ms(50)),
+            rest_before_next_fold(500, 500, ms(8), ms(50), Some(ms(50))),
             Duration::ZERO
         );
         assert_eq!(
-            rest_before_next_fold(20, 20, ms(1), ms(60_000)),
+            rest_before_next_fold(20, 20, ms(1), ms(60_000), None),
             Duration::ZERO
         );
-        assert_eq!(rest_before_next_fold(19, 20, ms(1), ms(50)), ms(49));
+        assert_eq!(rest_before_next_fold(19, 20, ms(1), ms(50), None), ms(49));
+    }
+
+    #[test]
+    fn at_more_than_a_batch_per_interval_the_next_fold_starts_when_a_batch_has_come_in() {
+        let ms = Duration::from_millis;
+        // 250 rows came in over 25 ms (10,000 a second): 500 take 50 ms, so the next fold
+        // starts 50 ms after this one did, not 100.
+        assert_eq!(
+            rest_before_next_fold(250, 500, ms(10), ms(100), Some(ms(25))),
+            ms(40)
+        );
+        // 200 rows over 100 ms (2,000 a second) fill no batch within the interval: wait it out.
+        assert_eq!(
+            rest_before_next_fold(200, 500, ms(10), ms(100), Some(ms(100))),
+            ms(90)
+        );
+        // The fold itself took longer than a batch takes to come in: at once.
+        assert_eq!(
+            rest_before_next_fold(400, 500, ms(30), ms(100), Some(ms(20))),
+            Duration::ZERO
+        );
+        // No rate known (the first fold after a quiet spell): the interval.
+        assert_eq!(
+            rest_before_next_fold(400, 500, ms(10), ms(100), None),
+            ms(90)
+        );
     }
 }

@@ -192,7 +192,8 @@ const FOLD_INTERVAL: Duration = Duration::from_secs(2);
 /// Fold pacing (`--worker-fold-interval-ms`): after a fold of at least `BUSY_FOLD_ROWS` rows,
 /// the worker folds again no sooner than the interval after that fold began, even when a
 /// submission nudges it meanwhile; and it does fold then, without a poll (the tests' workers
-/// poll once an hour).
+/// poll once an hour). The busy fold here is the worker's first, so no rate of writes is known
+/// that would start the next one sooner (`worker::rest_before_next_fold`).
 async fn after_a_busy_fold_the_next_waits_out_the_fold_interval(backend: Backend) {
     let options = Options {
         tweak: |c| c.worker_fold_interval = Some(FOLD_INTERVAL),
