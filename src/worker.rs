@@ -26,7 +26,8 @@ pub struct WorkerSettings {
     /// Test hook, see [`FoldBatch::pause_before_commit`].
     pub fold_pause: Duration,
     /// After a busy fold (at least [`BUSY_FOLD_ROWS`] rows, fewer than `batch_size`), the
-    /// next starts no sooner than this after it started.
+    /// next starts this long after it started, or sooner once a batch has come in at its
+    /// rate (see `rest_before_next_fold`).
     pub fold_interval: Duration,
 }
 

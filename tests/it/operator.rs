@@ -256,14 +256,8 @@ async fn a_stale_summary_is_rebuilt_when(backend: Backend, command: &[&str]) {
 
     app.app.store.mark_summary_stale().await.expect("stale");
     // The app's start-up resync (once its Redis subscription takes) may have read the summary
-    // before it was marked stale and write that copy into the cache after it was emptied:
-    // empty it until no such copy lands after it.
-    let live = eventually("a read from live SQL", || async {
-        app.app.cache.invalidate().await.expect("invalidate");
-        let read = app.aggregates().await;
-        (read.source == AggregateSource::Live).then_some(read)
-    })
-    .await;
+    // before it was marked stale and write that copy into the cache after it was emptied.
+    let live = app.read_past_the_cache(AggregateSource::Live).await;
     assert_eq!(live.total_submissions, 3);
     let (code, verify) = run(&["verify"], &app).await;
     let stale = verify.wait_for_line("summary is marked stale").await;

@@ -21,7 +21,7 @@ use tax_budget::config::{Config, DatabaseUrl, QueryLimitsConfig, DEFAULT_STATEME
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use gql::{AggregateSnapshot, GqlClient};
+use gql::{AggregateSnapshot, AggregateSource, GqlClient};
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -485,6 +485,18 @@ impl TestApp {
             let aggregates = self.aggregates().await;
             let folded = store.outbox_len().await.expect("outbox") == 0;
             (folded && aggregates.total_submissions == n).then_some(aggregates)
+        })
+        .await
+    }
+
+    /// Empties the cache until a read of the aggregates comes from `source`, and returns that
+    /// read. One invalidation is not enough when a cache write is in flight (a worker's publish
+    /// after its fold, the start-up resync): it can land after it.
+    pub async fn read_past_the_cache(&self, source: AggregateSource) -> AggregateSnapshot {
+        eventually(&format!("a read from {source:?}"), || async {
+            self.app.cache.invalidate().await.expect("invalidate");
+            let read = self.aggregates().await;
+            (read.source == source).then_some(read)
         })
         .await
     }
