@@ -163,12 +163,12 @@ pub struct WorkerArgs {
 
     /// While writes keep coming (a fold found 10 rows or more), the worker gathers rows this
     /// long (milliseconds) from the start of one fold to the next; an idle worker folds at
-    /// once when woken. Unset: 50 on SQLite,
-    /// where a fold and a batch of submissions take turns at the one write lock and fewer,
-    /// larger folds leave more turns to the writes; 100 on PostgreSQL, where a fold costs
-    /// about as much for a few dozen rows as for a few hundred. A full fold (the batch size)
-    /// is followed at once, and when writes come faster than a batch per interval the next
-    /// fold starts once a batch has come in at the last fold's rate.
+    /// once when woken. Unset: 50 on SQLite, where a fold and a batch of submissions take
+    /// turns at the one write lock and fewer, larger folds leave more turns to the writes; 100
+    /// on PostgreSQL, where a fold costs about as much for a few dozen rows as for a few
+    /// hundred. A full fold (the batch size) is followed at once, and when writes come faster
+    /// than a batch per interval the next fold starts once a batch has come in at the last
+    /// fold's rate.
     #[arg(long, env = "WORKER_FOLD_INTERVAL_MS")]
     pub worker_fold_interval_ms: Option<u64>,
 
@@ -376,8 +376,8 @@ pub struct Config {
     pub worker_poll: Duration,
     pub worker_fold_pause: Duration,
     /// How long the worker gathers rows between the starts of two folds while writes keep
-    /// coming (less once a batch has come in); `None`: the
-    /// backend's default, see [`Config::fold_interval`].
+    /// coming (less once a batch has come in); `None`: the backend's default, see
+    /// [`Config::fold_interval`].
     pub worker_fold_interval: Option<Duration>,
     /// `submitAllocation` calls per minute per client address; 0 is no limit. Only `serve`
     /// takes it from a flag; everything else, tests included, runs without a limit.
@@ -516,8 +516,8 @@ impl Config {
     }
 
     /// How long the worker gathers rows between the starts of two folds while writes keep
-    /// coming (less once a batch has come in): as configured,
-    /// else 50 ms on SQLite and 100 ms on PostgreSQL (see `--worker-fold-interval-ms`).
+    /// coming (less once a batch has come in): as configured, else 50 ms on SQLite and 100 ms
+    /// on PostgreSQL (see `--worker-fold-interval-ms`).
     pub fn fold_interval(&self) -> Duration {
         self.worker_fold_interval.unwrap_or(match self.database {
             DatabaseUrl::Sqlite(_) => Duration::from_millis(DEFAULT_SQLITE_FOLD_INTERVAL_MS),
