@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl, SqliteSync};
 
-use common::{env_number, percentile, scratch_dir, BenchDatabase};
+use common::{env_number, percentile, post_graphql, scratch_dir, BenchDatabase};
 
 const AGGREGATES: &str =
     "{ aggregates { version totalSubmissions source categories { averagePercentage } } }";
@@ -38,16 +38,7 @@ fn ms(d: Duration) -> String {
 
 impl Bench {
     async fn read(&self) -> Value {
-        let body: Value = self
-            .http
-            .post(&self.url)
-            .json(&json!({ "query": AGGREGATES }))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let body = post_graphql(&self.http, &self.url, &json!({ "query": AGGREGATES })).await;
         body["data"]["aggregates"].clone()
     }
 

@@ -19,11 +19,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tax_budget::app::{App, Server, ServerOptions};
 use tax_budget::config::{Config, DatabaseUrl};
 
-use common::{env_number, percentile, BenchDatabase};
+use common::{env_number, percentile, post_graphql, BenchDatabase};
 
 /// (name, query) of every read compared.
 const QUERIES: [(&str, &str); 4] = [
@@ -152,15 +152,7 @@ async fn seeded(submissions: usize, redis: Option<String>) -> Seeded {
 
 async fn read(http: &reqwest::Client, url: &str, query: &str) -> Duration {
     let started = Instant::now();
-    let body: Value = http
-        .post(url)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let body = post_graphql(http, url, &json!({ "query": query })).await;
     let elapsed = started.elapsed();
     assert!(body["errors"].is_null(), "{body}");
     elapsed

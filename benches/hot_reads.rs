@@ -148,7 +148,7 @@ async fn main() {
     tokio::spawn(async move { axum::serve(plain_listener, plain).await });
 
     let duration = Duration::from_secs(seconds);
-    let script = wrk::post_script(dir.path(), "dashboard.lua", &body);
+    let script = wrk::post_script(dir.path(), "dashboard.lua", &body, None);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("{seconds} s per run, {} bytes per answer", prepared.len());
     println!(

@@ -14,7 +14,10 @@
 //! the HTTP runs write, the outbox is sampled: its deepest point shows whether the fold keeps
 //! up (it should stay below two fold batches). When `wrk` is installed (Debian's `wrk`), each
 //! HTTP run is followed by the same load from wrk in a process of its own, whose answers are
-//! checked against the rows stored meanwhile. On PostgreSQL, when `pgbench` is installed, the
+//! checked against the rows stored meanwhile, and the group-commit run by a third with every
+//! submission sent as one voter, by its token. Each load generator has its own deepest
+//! outbox: the reqwest clients share the server's process and its worker's two threads, wrk
+//! does not. On PostgreSQL, when `pgbench` is installed, the
 //! by-hand run is followed by the same transaction written as plain statements and sent by
 //! pgbench (simple protocol, one commit each): the reference the figures were taken
 //! with. The app's own statement, kept prepared per connection, is the stronger of the two.
@@ -23,7 +26,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +38,7 @@ use tax_budget::store::{NewSubmission, VoterRef};
 use tax_budget::submissions::Credentials;
 use tax_budget::voter_token::VoterToken;
 
-use common::{env_number, percentile, pgbench, scratch_dir, wrk, BenchDatabase};
+use common::{env_number, percentile, pgbench, post_graphql, scratch_dir, wrk, BenchDatabase};
 use tax_budget::config::DatabaseUrl;
 
 const SUBMIT: &str =
@@ -52,7 +55,15 @@ struct Run {
     p99: Duration,
     deepest_outbox: Option<i64>,
     /// The same server driven by wrk right after, when wrk is installed.
-    by_wrk: Option<wrk::Figures>,
+    by_wrk: Vec<WrkLeg>,
+}
+
+/// A run of wrk against the server of an HTTP run.
+struct WrkLeg {
+    name: &'static str,
+    figures: wrk::Figures,
+    /// The deepest outbox seen while wrk wrote.
+    deepest_outbox: i64,
 }
 
 impl Run {
@@ -63,7 +74,7 @@ impl Run {
             p50: percentile(latencies, 0.5),
             p99: percentile(latencies, 0.99),
             deepest_outbox: None,
-            by_wrk: None,
+            by_wrk: Vec::new(),
         }
     }
 
@@ -72,9 +83,21 @@ impl Run {
             .deepest_outbox
             .map_or("-".to_owned(), |depth| depth.to_string());
         row(name, self.rate, self.p50, self.p99, &outbox, references);
-        if let Some(by_wrk) = &self.by_wrk {
-            let name = "  the same, wrk -t1 in its own process";
-            row(name, by_wrk.rate, by_wrk.p50, by_wrk.p99, "-", references);
+        for leg in &self.by_wrk {
+            let WrkLeg {
+                name,
+                figures,
+                deepest_outbox,
+            } = leg;
+            let outbox = deepest_outbox.to_string();
+            row(
+                name,
+                figures.rate,
+                figures.p50,
+                figures.p99,
+                &outbox,
+                references,
+            );
         }
     }
 }
@@ -258,12 +281,20 @@ async fn in_process(
     Run::measured(rate, &latencies)
 }
 
-/// `submitAllocation` over HTTP on a server started with `batches`, sampling the outbox.
+/// Which of `over_http`'s load generators was writing when the outbox was sampled.
+const IN_PROCESS_CLIENTS: usize = 0;
+const WRK: usize = 1;
+const WRK_ONE_VOTER: usize = 2;
+
+/// `submitAllocation` over HTTP on a server started with `batches`, sampling the outbox; with
+/// `one_voter`, a last run of wrk sends every submission as one voter, by its token (as the
+/// issue's figures were taken): each is looked up in its batch's transaction.
 async fn over_http(
     config: &Config,
     batches: GroupCommitSettings,
     concurrency: usize,
     duration: Duration,
+    one_voter: bool,
 ) -> Run {
     let app = start(config, batches).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -281,14 +312,23 @@ async fn over_http(
     let body = json!({ "query": SUBMIT, "variables": { "i": { "allocations": allocations } } })
         .to_string();
 
-    let deepest = Arc::new(AtomicI64::new(0));
+    // The deepest outbox per load generator: the reqwest clients share the server's process
+    // (and its worker's runtime), wrk runs in a process of its own, as real clients do.
+    let deepest = Arc::new([AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)]);
+    let leg = Arc::new(AtomicUsize::new(IN_PROCESS_CLIENTS));
     let writing = Arc::new(AtomicBool::new(true));
     let sampler = {
-        let (store, deepest, writing) = (app.store.clone(), deepest.clone(), writing.clone());
+        let (store, deepest, leg, writing) = (
+            app.store.clone(),
+            deepest.clone(),
+            leg.clone(),
+            writing.clone(),
+        );
         tokio::spawn(async move {
             while writing.load(Ordering::Relaxed) {
+                let sampled_during = leg.load(Ordering::Relaxed);
                 if let Ok(depth) = store.outbox_len().await {
-                    deepest.fetch_max(depth, Ordering::Relaxed);
+                    deepest[sampled_during].fetch_max(depth, Ordering::Relaxed);
                 }
                 // Not more often: on PostgreSQL a count reads every row the folds deleted and
                 // autovacuum has not yet reclaimed (100,000 and more within a run), and at
@@ -298,6 +338,11 @@ async fn over_http(
         })
     };
     let (wrk_url, wrk_body) = (url.clone(), body.clone());
+    let token = if one_voter {
+        Some(new_voter_token(&http, &url, &allocations).await)
+    } else {
+        None
+    };
     let (rate, latencies) = drive(concurrency, duration, move || {
         let (http, url, body) = (http.clone(), url.clone(), body.clone());
         async move {
@@ -327,7 +372,32 @@ async fn over_http(
             })
             .unwrap_or(0.0)
     };
-    let by_wrk = over_wrk(&app, &wrk_url, &wrk_body, concurrency, duration).await;
+    let mut by_wrk = Vec::new();
+    let legs = [
+        (WRK, "  the same, wrk -t1 in its own process", None),
+        (WRK_ONE_VOTER, "  one voter, by its token, wrk -t1", token),
+    ];
+    for (index, name, token) in legs {
+        if index == WRK_ONE_VOTER && !one_voter {
+            continue;
+        }
+        leg.store(index, Ordering::Relaxed);
+        let run = over_wrk(
+            &app,
+            &wrk_url,
+            &wrk_body,
+            token.as_deref(),
+            concurrency,
+            duration,
+        );
+        if let Some(figures) = run.await {
+            by_wrk.push(WrkLeg {
+                name,
+                figures,
+                deepest_outbox: deepest[index].load(Ordering::Relaxed),
+            });
+        }
+    }
     writing.store(false, Ordering::Relaxed);
     sampler.await.expect("sampler");
     let folds = value("tax_budget_folds_total");
@@ -339,23 +409,37 @@ async fn over_http(
     );
     server.shutdown(Duration::from_secs(5)).await;
     Run {
-        deepest_outbox: Some(deepest.load(Ordering::Relaxed)),
+        deepest_outbox: Some(deepest[IN_PROCESS_CLIENTS].load(Ordering::Relaxed)),
         by_wrk,
         ..Run::measured(rate, &latencies)
     }
 }
 
-/// The same `body` POSTed to `url` by wrk with `concurrency` connections for `duration`, when
-/// wrk is installed; every answered request must have its submission stored.
+/// The token of a new voter, from an anonymous submission of `allocations` to `url`.
+async fn new_voter_token(http: &reqwest::Client, url: &str, allocations: &[Value]) -> String {
+    let query =
+        "mutation($i: SubmitAllocationInput!) { submitAllocation(input: $i) { voterToken } }";
+    let body = json!({ "query": query, "variables": { "i": { "allocations": allocations } } });
+    let reply = post_graphql(http, url, &body).await;
+    reply["data"]["submitAllocation"]["voterToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no voter token: {reply}"))
+        .to_owned()
+}
+
+/// The same `body` POSTed to `url` by wrk with `concurrency` connections for `duration` (as
+/// the voter with `token`, if given), when wrk is installed; every answered request must have
+/// its submission stored.
 async fn over_wrk(
     app: &Arc<App>,
     url: &str,
     body: &str,
+    token: Option<&str>,
     concurrency: usize,
     duration: Duration,
 ) -> Option<wrk::Figures> {
     let dir = scratch_dir();
-    let script = wrk::post_script(dir.path(), "submit.lua", body);
+    let script = wrk::post_script(dir.path(), "submit.lua", body, token);
     let stored = async || {
         app.store
             .live_snapshot()
@@ -423,8 +507,8 @@ async fn main() {
     app.shutdown.cancel();
     drop(app);
     let grouped_in_process = in_process(&config, defaults, concurrency, duration).await;
-    let grouped = over_http(&config, defaults, concurrency, duration).await;
-    let single = over_http(&config, one_per_commit, concurrency, duration).await;
+    let grouped = over_http(&config, defaults, concurrency, duration, true).await;
+    let single = over_http(&config, one_per_commit, concurrency, duration, false).await;
 
     println!(
         "{}, {concurrency} clients, {} s per run, fold batch {} rows",
@@ -465,7 +549,7 @@ async fn main() {
     );
     single.print("submitAllocation, one commit per request", references);
     println!(
-        "(ratio: against the by-hand rate; × pgbench: against pgbench's; outbox: deepest seen while either load generator wrote)"
+        "(ratio: against the by-hand rate; × pgbench: against pgbench's; outbox: deepest seen while that load generator wrote)"
     );
 
     let (parse, clone) = parse_against_clone();

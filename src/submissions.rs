@@ -224,11 +224,18 @@ impl Submissions {
             let payload_hash = idempotency::payload_hash(allocation.entries());
             (key, payload_hash)
         });
-        let existing_voter = self.voter_of(credentials).await?;
-
-        let (voter, new_token) = match existing_voter {
-            Some(id) => (VoterRef::Existing(id), None),
-            None => {
+        let (voter, new_token) = match credentials {
+            // Looked up by the store in the batch's transaction: a lookup of its own first
+            // would cost a round trip per submission (measured: 30 % of the rate on
+            // PostgreSQL, 20 % on SQLite, for one voter submitting again and again).
+            Credentials::Bearer(token) => (
+                VoterRef::ByToken {
+                    token_hash: token.hash(),
+                },
+                None,
+            ),
+            Credentials::Malformed => return Err(AuthError::Malformed.into()),
+            Credentials::Anonymous => {
                 let token = VoterToken::generate();
                 let voter = VoterRef::New {
                     // Time-ordered for the reason of `NewSubmission::id`.
@@ -252,7 +259,11 @@ impl Submissions {
         let outcome = self
             .writer
             .submit(NewSubmission::new(voter, allocation, record))
-            .await?;
+            .await
+            .map_err(|error| match error {
+                StoreError::UnknownVoter => SubmitError::from(AuthError::Unknown),
+                error => error.into(),
+            })?;
         match (outcome, keyed) {
             (SubmitOutcome::Created(submission), _) => Ok(Submitted {
                 submission,

@@ -1,5 +1,5 @@
-//! What the benches share: their settings from the environment, percentiles, and a database of
-//! their own (a fresh PostgreSQL database under `BENCH_DATABASE_URL`, else a SQLite file in a
+//! What the benches share: their settings from the environment, percentiles, a GraphQL POST,
+//! and a database of their own (a fresh PostgreSQL database under `BENCH_DATABASE_URL`, else a SQLite file in a
 //! temporary directory), removed afterwards.
 
 // Each bench uses a part of this module.
@@ -12,6 +12,22 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use tax_budget::config::DatabaseUrl;
+
+/// The JSON answer to a GraphQL request `body` POSTed to `url`.
+pub async fn post_graphql(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
 
 /// `name` from the environment as a number, `default` when unset or not a number.
 pub fn env_number(name: &str, default: usize) -> usize {

@@ -16,14 +16,21 @@ pub struct Figures {
     pub p99: Duration,
 }
 
-/// A wrk script, written into `dir` as `name`, that POSTs `body` as `application/json`.
-pub fn post_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+/// A wrk script, written into `dir` as `name`, that POSTs `body` as `application/json`, with
+/// `Authorization: Bearer <bearer>` when given.
+pub fn post_script(dir: &Path, name: &str, body: &str, bearer: Option<&str>) -> PathBuf {
     let path = dir.join(name);
-    let script = format!(
+    let mut script = format!(
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}\n",
         // A JSON string is a valid Lua string literal for an ASCII body.
         serde_json::Value::from(body)
     );
+    if let Some(bearer) = bearer {
+        script += &format!(
+            "wrk.headers[\"Authorization\"] = {}\n",
+            serde_json::Value::from(format!("Bearer {bearer}"))
+        );
+    }
     std::fs::write(&path, script).expect("wrk script");
     path
 }

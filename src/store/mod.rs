@@ -76,6 +76,9 @@ pub enum StoreError {
     /// The group-commit writer stopped before answering (the process is shutting down).
     #[error("the submission writer stopped")]
     WriterStopped,
+    /// A submission's voter token belongs to no voter; nothing of it was written.
+    #[error("no voter has the submission's token")]
+    UnknownVoter,
 }
 
 /// A statement stopped by PostgreSQL's `statement_timeout`, or a SQLite statement that waited
@@ -192,6 +195,13 @@ impl Fold {
 #[derive(Debug, Clone)]
 pub enum VoterRef {
     Existing(Uuid),
+    /// An existing voter known by the stored key of the token it presented
+    /// ([`crate::voter_token::VoterToken::hash`]). The store looks the voter up in the
+    /// submission's own transaction, so a token costs no round trip of its own; an unknown one
+    /// fails that submission alone with [`StoreError::UnknownVoter`].
+    ByToken {
+        token_hash: String,
+    },
     /// Created in the submission's transaction, so a refused submission leaves no voter behind.
     New {
         id: Uuid,
@@ -248,9 +258,33 @@ impl NewSubmission {
         }
     }
 
-    pub fn voter_id(&self) -> Uuid {
+    /// `None` while the voter is known only by its token, until the store has looked it up.
+    pub fn voter_id(&self) -> Option<Uuid> {
         match &self.voter {
+            VoterRef::Existing(id) | VoterRef::New { id, .. } => Some(*id),
+            VoterRef::ByToken { .. } => None,
+        }
+    }
+
+    /// The submission with its voter known, and that voter's id: `found` is the voter the
+    /// store found for a presented token (`None`: no voter has it, which fails the submission).
+    fn with_voter(mut self, found: Option<Uuid>) -> Result<(NewSubmission, Uuid), StoreError> {
+        let id = match &self.voter {
             VoterRef::Existing(id) | VoterRef::New { id, .. } => *id,
+            VoterRef::ByToken { .. } => {
+                let id = found.ok_or(StoreError::UnknownVoter)?;
+                self.voter = VoterRef::Existing(id);
+                id
+            }
+        };
+        Ok((self, id))
+    }
+
+    /// The stored key of the token this submission's voter presented, if it is known by one.
+    fn presented_token(&self) -> Option<&str> {
+        match &self.voter {
+            VoterRef::ByToken { token_hash } => Some(token_hash),
+            VoterRef::Existing(_) | VoterRef::New { .. } => None,
         }
     }
 
@@ -265,6 +299,8 @@ impl NewSubmission {
         let scope = match self.voter {
             VoterRef::Existing(id) => KeyScope::Voter(id),
             VoterRef::New { .. } => KeyScope::NewVoter,
+            // Replays are looked for once the voter is known.
+            VoterRef::ByToken { .. } => return None,
         };
         Some((scope, key.key_hash.clone()))
     }

@@ -518,12 +518,12 @@ pub(super) fn delete_voter(id: Uuid) -> impl Statement {
 /// rows). No conflict target: the key's scope decides which unique index can conflict (a new
 /// voter's fresh id never meets `submissions_key_per_voter`, and an existing voter's row is
 /// outside `submissions_key_of_new_voter`), and one target could name only one of them.
-pub(super) fn insert_submission(new: &NewSubmission) -> impl Statement {
+pub(super) fn insert_submission(new: &NewSubmission, voter_id: Uuid) -> impl Statement {
     let key = new.key.as_ref();
     diesel::insert_into(submissions::table)
         .values(SubmissionInsert {
             id: new.id,
-            voter_id: new.voter_id(),
+            voter_id,
             created_at: new.created_at,
             idempotency_key_hash: key.map(|k| k.key_hash.clone()),
             payload_hash: key.map(|k| k.payload_hash.clone()),
@@ -1171,14 +1171,19 @@ pub(super) fn mark_summary_stale() -> impl Statement {
 
 // Rows to domain values.
 
-/// What a new submission becomes once written.
-pub(super) fn created(new: NewSubmission) -> SubmitOutcome {
-    SubmitOutcome::Created(StoredSubmission {
+/// What a new submission becomes once written (its voter known by then).
+pub(super) fn created(new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
+    Ok(SubmitOutcome::Created(StoredSubmission {
         id: new.id,
-        voter_id: new.voter_id(),
+        voter_id: new.voter_id().ok_or_else(voter_unresolved)?,
         created_at: new.created_at,
         allocations: new.allocation.entries().to_vec(),
-    })
+    }))
+}
+
+/// A submission written while its voter was known only by token: a store's bug.
+pub(super) fn voter_unresolved() -> StoreError {
+    StoreError::Corrupt("a submission's voter was not looked up before it was written".into())
 }
 
 /// A submission that wrote nothing: its idempotency key is taken. The row holding the key
@@ -1205,7 +1210,7 @@ pub(super) fn replayed(
 pub(super) fn new_voter(new: &NewSubmission) -> Option<(Uuid, &str)> {
     match &new.voter {
         VoterRef::New { id, token_hash } => Some((*id, token_hash.as_str())),
-        VoterRef::Existing(_) => None,
+        VoterRef::Existing(_) | VoterRef::ByToken { .. } => None,
     }
 }
 

@@ -480,23 +480,45 @@ const INSERT_ALLOCATIONS: &str =
 const INSERT_OUTBOX: &str = "INSERT INTO aggregate_outbox (submission_id, created_at) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(";
 
-/// Writes a batch of submissions in the caller's transaction; says of each whether it was
-/// written (`false`: its idempotency key is taken in its scope, and nothing of it was written).
+/// A batch's submission once written: with its voter known and whether it was written
+/// (`false`: its idempotency key is taken in its scope, and nothing of it was written), or why
+/// it could not be (its voter token is unknown).
+type Written = Result<(NewSubmission, bool), StoreError>;
+
+/// Writes a batch of submissions in the caller's transaction.
 ///
-/// Each submission row goes in by itself, since its key may be taken; a new voter goes in
-/// before it (the submission refers to it) and out again when its key is taken. Then the
-/// allocations and outbox rows of every written submission go in with one statement each.
-/// Any other failure fails the whole batch (the caller then writes its submissions one by one).
-fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryResult<Vec<bool>> {
+/// Each submission row goes in by itself, since its key may be taken; a presented token's
+/// voter is looked up first (on this connection: a lookup on the read pool would cost a hop to
+/// another thread of its own), and a new voter goes in before its submission (which refers to
+/// it) and out again when its key is taken. Then the allocations and outbox rows of every
+/// written submission go in with one statement each. Any other failure fails the whole batch
+/// (the caller then writes its submissions one by one).
+fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: Vec<NewSubmission>,
+) -> QueryResult<Vec<Written>> {
     let mut written = Vec::with_capacity(batch.len());
     let mut allocations = Vec::new();
     let mut outbox = Vec::new();
     for new in batch {
-        let voter = queries::new_voter(new);
+        let found = match new.presented_token() {
+            Some(token_hash) => queries::voter_by_token_hash(token_hash.to_owned())
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        let (new, voter_id) = match new.with_voter(found) {
+            Ok(known) => known,
+            Err(unknown) => {
+                written.push(Err(unknown));
+                continue;
+            }
+        };
+        let voter = queries::new_voter(&new);
         if let Some((id, token_hash)) = voter {
             exec(conn, queries::insert_voter(id, token_hash, new.created_at))?;
         }
-        let inserted = exec(conn, queries::insert_submission(new))? == 1;
+        let inserted = exec(conn, queries::insert_submission(&new, voter_id))? == 1;
         if inserted {
             let id = sql_types::sqlite_uuid(&new.id);
             for (category, value) in new.allocation.entries() {
@@ -506,7 +528,7 @@ fn write_batch(conn: &mut SqliteConnection, batch: &[NewSubmission]) -> QueryRes
         } else if let Some((id, _)) = voter {
             exec(conn, queries::delete_voter(id))?;
         }
-        written.push(inserted);
+        written.push(Ok((new, inserted)));
     }
     if !outbox.is_empty() {
         for (before_rows, rows) in [
@@ -593,17 +615,13 @@ impl Store for SqliteStore {
         self.write(move |c| {
             // One write transaction, so one commit (and one sync under `synchronous=FULL`) for
             // the batch.
-            let written = c.immediate_transaction(|c| write_batch(c, &batch))?;
+            let written = c.immediate_transaction(|c| write_batch(c, batch))?;
             // Under the write lock still: the rows holding the keys cannot change meanwhile.
-            Ok(batch
+            Ok(written
                 .into_iter()
-                .zip(written)
-                .map(|(new, written)| {
-                    if written {
-                        Ok(queries::created(new))
-                    } else {
-                        replay(c, &new)
-                    }
+                .map(|written| match written? {
+                    (new, true) => queries::created(new),
+                    (new, false) => replay(c, &new),
                 })
                 .collect())
         })

@@ -992,7 +992,13 @@ async fn voter_tokens_scope_history_and_bad_tokens_are_refused(backend: Backend)
     assert_eq!(error.extensions.field.as_deref(), Some("first"));
 
     let unknown = format!("tbv1_{}", "ab".repeat(32));
-    for bad in ["garbage", "tbv1_short", unknown.as_str()] {
+    let unknown_v2 = tax_budget::voter_token::VoterToken::generate();
+    for bad in [
+        "garbage",
+        "tbv1_short",
+        unknown.as_str(),
+        unknown_v2.as_str(),
+    ] {
         let refused = my_submissions(&app, None, Some(bad)).await;
         assert_eq!(
             refused.first_error().extensions.code,

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::harness::gql::{GqlResponse, SubmitData};
 use crate::harness::{allocation, on_both_backends, spawn_app_with, Backend, Options, EVEN};
+use tax_budget::voter_token::VoterToken;
 use tax_budget::worker::BUSY_FOLD_ROWS;
 
 on_both_backends!(
@@ -40,19 +41,25 @@ enum Call {
     RacedKey(bool),
     /// Percentages that add up to 99.99.
     Invalid,
+    /// A new submission of the voter who submitted before the burst, by its token.
+    Mine(usize),
+    /// That voter, with the key `SameKey` uses: a key of its own, not the anonymous callers'.
+    MineSameKey,
+    /// A well-formed voter token that no voter has.
+    UnknownToken,
 }
 
 impl Call {
     fn send(self) -> (Value, Option<&'static str>) {
         match self {
-            Call::Plain(i) => {
+            Call::Plain(i) | Call::Mine(i) => {
                 // Every plain call a different split, so that the sums tell them apart.
                 let mut values = EVEN;
                 values[i % 10] += 0.01 * (i / 10 + 1) as f64;
                 values[(i + 1) % 10] -= 0.01 * (i / 10 + 1) as f64;
                 (allocation(values), None)
             }
-            Call::SameKey => (allocation(UNEVEN), Some("burst-same")),
+            Call::SameKey | Call::MineSameKey => (allocation(UNEVEN), Some("burst-same")),
             Call::RacedKey(even) => (
                 allocation(if even { EVEN } else { UNEVEN }),
                 Some("burst-raced"),
@@ -62,6 +69,17 @@ impl Call {
                 values[0] -= 0.01;
                 (allocation(values), None)
             }
+            Call::UnknownToken => (allocation(EVEN), None),
+        }
+    }
+
+    /// The voter token the call presents: `mine` is the voter's who submitted before the
+    /// burst, `unknown` one that no voter has.
+    fn token<'a>(self, mine: &'a str, unknown: &'a str) -> Option<&'a str> {
+        match self {
+            Call::Mine(_) | Call::MineSameKey => Some(mine),
+            Call::UnknownToken => Some(unknown),
+            _ => None,
         }
     }
 }
@@ -71,11 +89,18 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
         return;
     };
     let app = Arc::new(app);
+    // A voter who submits again during the burst: the store looks its token up in the batch.
+    let before = app.submit(EVEN, None).await;
+    let mine: Arc<str> = before.voter_token.expect("a new voter's token").into();
+    let unknown: Arc<str> = VoterToken::generate().as_str().into();
     let calls: Vec<Call> = (0..40)
         .map(Call::Plain)
         .chain((0..8).map(|_| Call::SameKey))
         .chain((0..6).map(|i| Call::RacedKey(i % 2 == 0)))
         .chain((0..6).map(|_| Call::Invalid))
+        .chain((40..46).map(Call::Mine))
+        .chain((0..4).map(|_| Call::MineSameKey))
+        .chain((0..4).map(|_| Call::UnknownToken))
         .collect();
     // Interleaved, so that refused and replayed calls share batches with new ones.
     let mut order: Vec<usize> = (0..calls.len()).collect();
@@ -84,9 +109,11 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
         .iter()
         .map(|&i| {
             let (app, call) = (app.clone(), calls[i]);
+            let (mine, unknown) = (mine.clone(), unknown.clone());
             tokio::spawn(async move {
                 let (allocations, key) = call.send();
-                (call, app.submit_raw(allocations, key, None).await)
+                let token = call.token(&mine, &unknown);
+                (call, app.submit_raw(allocations, key, token).await)
             })
         })
         .collect();
@@ -97,6 +124,8 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
 
     let mut created = HashSet::new();
     let mut same_key_ids = HashSet::new();
+    let mut my_new_ids = HashSet::from([before.submission.id.clone()]);
+    let mut my_same_key_ids = HashSet::new();
     let mut raced: Vec<(bool, Result<String, String>)> = Vec::new();
     for (call, response) in answers {
         let outcome = if response.errors.is_empty() {
@@ -114,9 +143,31 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
             }
             Call::RacedKey(even) => raced.push((even, outcome)),
             Call::Invalid => assert_eq!(outcome, Err("BAD_USER_INPUT".into())),
+            Call::Mine(_) => {
+                let id = outcome.expect("the voter's new submission is stored");
+                assert!(my_new_ids.insert(id), "each caller gets its own submission");
+            }
+            Call::MineSameKey => {
+                my_same_key_ids.insert(outcome.expect("the voter's replay is answered"));
+            }
+            Call::UnknownToken => assert_eq!(outcome, Err("UNAUTHENTICATED".into())),
         }
     }
     assert_eq!(created.len(), 40);
+    assert_eq!(
+        my_new_ids.len(),
+        7,
+        "the one before the burst and six in it"
+    );
+    assert_eq!(
+        my_same_key_ids.len(),
+        1,
+        "every call of the voter with its key gets the first"
+    );
+    assert!(
+        same_key_ids.is_disjoint(&my_same_key_ids),
+        "the voter's key is its own, not the anonymous callers'"
+    );
     assert_eq!(
         same_key_ids.len(),
         1,
@@ -135,22 +186,35 @@ async fn a_burst_of_mixed_submissions_gets_one_answer_each(backend: Backend) {
         }
     }
 
-    // Every acknowledged submission is stored, and nothing else is.
+    // Every acknowledged submission is stored, and nothing else is; the voter's are its own.
+    my_new_ids.extend(my_same_key_ids);
+    let my_stored: HashSet<String> = app
+        .query_texts(&format!(
+            "SELECT CAST(id AS TEXT) AS text FROM submissions WHERE voter_id = \
+             (SELECT voter_id FROM submissions WHERE id = '{}')",
+            before.submission.id
+        ))
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(my_stored, my_new_ids);
     created.extend(same_key_ids);
     created.insert(winner.1);
+    created.extend(my_new_ids);
     let stored: HashSet<String> = app
         .query_texts("SELECT CAST(id AS TEXT) AS text FROM submissions")
         .await
         .into_iter()
         .collect();
     assert_eq!(stored, created);
-    // Every call was anonymous: each stored submission created its voter, and a call whose
-    // key was taken wrote nothing, not even the voter it would have created.
+    // Each anonymous submission stored created its voter, and a call whose key was taken
+    // wrote nothing, not even the voter it would have created; the voter who came back and
+    // the unknown token created none.
     let voters = app
         .query_texts("SELECT CAST(COUNT(*) AS TEXT) AS text FROM voters")
         .await;
-    assert_eq!(voters, vec!["42".to_owned()]);
-    app.assert_folded_exactly(42).await;
+    assert_eq!(voters, vec!["43".to_owned()]);
+    app.assert_folded_exactly(50).await;
 }
 
 /// On PostgreSQL the rows a transaction wrote share its id (`xmin`): a burst of 100
