@@ -116,7 +116,7 @@ fn row(name: &str, rate: f64, p50: Duration, p99: Duration, outbox: &str, to: Re
         .pgbench
         .map_or("-".to_owned(), |r| format!("{:.2}×", rate / r));
     println!(
-        "| {name:<44} | {rate:>8.0}/s | {:>5.2}× | {to_pgbench:>9} | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
+        "| {name:<47} | {rate:>8.0}/s | {:>5.2}× | {to_pgbench:>9} | {:>8.2} ms | {:>8.2} ms | {outbox:>7} |",
         rate / to.by_hand,
         p50.as_secs_f64() * 1000.0,
         p99.as_secs_f64() * 1000.0,
@@ -517,11 +517,11 @@ async fn main() {
         config.worker_batch_size
     );
     println!(
-        "| {:<44} | {:>10} | {:>6} | {:>9} | {:>11} | {:>11} | {:>7} |",
+        "| {:<47} | {:>10} | {:>6} | {:>9} | {:>11} | {:>11} | {:>7} |",
         "path", "rate", "ratio", "× pgbench", "p50", "p99", "outbox"
     );
     println!(
-        "|{:-<46}|{:-<12}|{:-<8}|{:-<11}|{:-<13}|{:-<13}|{:-<9}|",
+        "|{:-<49}|{:-<12}|{:-<8}|{:-<11}|{:-<13}|{:-<13}|{:-<9}|",
         "", "", "", "", "", "", ""
     );
     let references = References {
