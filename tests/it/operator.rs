@@ -202,12 +202,22 @@ async fn verify_compares_the_cache_with_the_summary_at_its_version(backend: Back
 on_both_backends!(verify_compares_the_cache_with_the_summary_at_its_version);
 
 async fn cache_reset_makes_the_next_read_come_from_the_summary(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = spawn_app_with(backend, Options::without_worker()).await else {
         return;
     };
     app.submit(EVEN, None).await;
+    let worker = app.app.spawn_worker();
     app.wait_folded(1).await;
+    worker.abort();
     let version = summary(&app).await.version;
+    // The worker writes the cache after its fold commits, so after the fold is seen: wait for
+    // that write (or a read's, which fills an empty cache), so that none lands after the reset.
+    eventually("the cache holds the folded version", || async {
+        app.aggregates().await;
+        let cached = app.app.cache.get().await.expect("cache read");
+        (cached.map(|snapshot| snapshot.version) == Some(version)).then_some(())
+    })
+    .await;
 
     let (code, reset) = run(&["cache", "reset"], &app).await;
     let line = reset.wait_for_line("cache reset: ").await;
