@@ -194,19 +194,16 @@ impl Fold {
 /// Which voter a new submission belongs to.
 #[derive(Debug, Clone)]
 pub enum VoterRef {
+    /// An existing voter by id: what a [`VoterRef::ByToken`] becomes once the store has found
+    /// its voter.
     Existing(Uuid),
     /// An existing voter known by the stored key of the token it presented
     /// ([`crate::voter_token::VoterToken::hash`]). The store looks the voter up in the
     /// submission's own transaction, so a token costs no round trip of its own; an unknown one
     /// fails that submission alone with [`StoreError::UnknownVoter`].
-    ByToken {
-        token_hash: String,
-    },
+    ByToken { token_hash: String },
     /// Created in the submission's transaction, so a refused submission leaves no voter behind.
-    New {
-        id: Uuid,
-        token_hash: String,
-    },
+    New { id: Uuid, token_hash: String },
 }
 
 /// What a submission sent with an idempotency key stores of it. The key itself is not stored:
@@ -522,6 +519,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn categories(&self) -> Result<Vec<Category>, StoreError>;
 
+    /// The voter whose token has this stored key, for reads by token (a voter's history);
+    /// a submission by token is looked up in its own batch instead ([`VoterRef::ByToken`]).
     async fn voter_by_token_hash(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError>;
 
     /// Stores a batch of submissions, each with its outbox row, in one transaction (group
