@@ -138,8 +138,9 @@ impl Submissions {
         }
     }
 
-    /// The voter behind the credentials: `None` for an anonymous caller.
-    pub async fn voter_of(&self, credentials: &Credentials) -> Result<Option<Uuid>, AuthError> {
+    /// The voter behind the credentials: `None` for an anonymous caller. For reads by token;
+    /// a submission's voter is looked up in its write batch instead (`VoterRef::ByToken`).
+    async fn voter_of(&self, credentials: &Credentials) -> Result<Option<Uuid>, AuthError> {
         match credentials {
             Credentials::Anonymous => Ok(None),
             Credentials::Malformed => Err(AuthError::Malformed),
