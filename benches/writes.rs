@@ -373,14 +373,15 @@ async fn over_http(
             .unwrap_or(0.0)
     };
     let mut by_wrk = Vec::new();
-    let legs = [
-        (WRK, "  the same, wrk -t1 in its own process", None),
-        (WRK_ONE_VOTER, "  one voter, by its token, wrk -t1", token),
-    ];
+    let mut legs = vec![(WRK, "  the same, wrk -t1 in its own process", None)];
+    if let Some(token) = token {
+        legs.push((
+            WRK_ONE_VOTER,
+            "  one voter, by its token, wrk -t1",
+            Some(token),
+        ));
+    }
     for (index, name, token) in legs {
-        if index == WRK_ONE_VOTER && !one_voter {
-            continue;
-        }
         leg.store(index, Ordering::Relaxed);
         let run = over_wrk(
             &app,

@@ -1,6 +1,6 @@
 //! What the benches share: their settings from the environment, percentiles, a GraphQL POST,
-//! and a database of their own (a fresh PostgreSQL database under `BENCH_DATABASE_URL`, else a SQLite file in a
-//! temporary directory), removed afterwards.
+//! and a database of their own (a fresh PostgreSQL database under `BENCH_DATABASE_URL`, else a
+//! SQLite file in a temporary directory), removed afterwards.
 
 // Each bench uses a part of this module.
 #![allow(dead_code)]

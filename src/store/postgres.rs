@@ -557,7 +557,7 @@ impl Store for PostgresStore {
                 StoreError::Corrupt("the batch statement left a submission out".into())
             })?;
             outcomes.push(match new.with_voter(row.voter_id) {
-                Ok((new, _)) if row.written => queries::created(new),
+                Ok((new, voter_id)) if row.written => Ok(queries::created(new, voter_id)),
                 Ok((new, _)) => replay(&mut conn, &new).await,
                 Err(unknown) => Err(unknown),
             });

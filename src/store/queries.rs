@@ -1171,19 +1171,14 @@ pub(super) fn mark_summary_stale() -> impl Statement {
 
 // Rows to domain values.
 
-/// What a new submission becomes once written (its voter known by then).
-pub(super) fn created(new: NewSubmission) -> Result<SubmitOutcome, StoreError> {
-    Ok(SubmitOutcome::Created(StoredSubmission {
+/// What a new submission of the voter `voter_id` becomes once written.
+pub(super) fn created(new: NewSubmission, voter_id: Uuid) -> SubmitOutcome {
+    SubmitOutcome::Created(StoredSubmission {
         id: new.id,
-        voter_id: new.voter_id().ok_or_else(voter_unresolved)?,
+        voter_id,
         created_at: new.created_at,
         allocations: new.allocation.entries().to_vec(),
-    }))
-}
-
-/// A submission written while its voter was known only by token: a store's bug.
-pub(super) fn voter_unresolved() -> StoreError {
-    StoreError::Corrupt("a submission's voter was not looked up before it was written".into())
+    })
 }
 
 /// A submission that wrote nothing: its idempotency key is taken. The row holding the key

@@ -480,10 +480,10 @@ const INSERT_ALLOCATIONS: &str =
 const INSERT_OUTBOX: &str = "INSERT INTO aggregate_outbox (submission_id, created_at) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(";
 
-/// A batch's submission once written: with its voter known and whether it was written
-/// (`false`: its idempotency key is taken in its scope, and nothing of it was written), or why
-/// it could not be (its voter token is unknown).
-type Written = Result<(NewSubmission, bool), StoreError>;
+/// A batch's submission once written: with its voter known, that voter's id, and whether it
+/// was written (`false`: its idempotency key is taken in its scope, and nothing of it was
+/// written), or why it could not be (its voter token is unknown).
+type Written = Result<(NewSubmission, Uuid, bool), StoreError>;
 
 /// Writes a batch of submissions in the caller's transaction.
 ///
@@ -528,7 +528,7 @@ fn write_batch(
         } else if let Some((id, _)) = voter {
             exec(conn, queries::delete_voter(id))?;
         }
-        written.push(Ok((new, inserted)));
+        written.push(Ok((new, voter_id, inserted)));
     }
     if !outbox.is_empty() {
         for (before_rows, rows) in [
@@ -620,8 +620,8 @@ impl Store for SqliteStore {
             Ok(written
                 .into_iter()
                 .map(|written| match written? {
-                    (new, true) => queries::created(new),
-                    (new, false) => replay(c, &new),
+                    (new, voter_id, true) => Ok(queries::created(new, voter_id)),
+                    (new, _, false) => replay(c, &new),
                 })
                 .collect())
         })
@@ -896,8 +896,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_fold_upsert_builds_no_temporary_table() {
-        let dir = std::env::temp_dir().join(format!("tax-budget-plan-{}", uuid::Uuid::new_v4()));
-        let path = dir.join("db.sqlite3");
+        // Removed when dropped, also when the test fails.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.sqlite3");
         migrate(&path).await.expect("migrate");
         let store = SqliteStore::connect(&path, 1, SqliteSync::Full)
             .await
@@ -923,7 +924,6 @@ mod tests {
             })
             .await
             .expect("plans");
-        let _ = std::fs::remove_dir_all(&dir);
         for opcodes in plans {
             // A CHECK (… IN (…)) on the table would show here as one per row written.
             assert!(opcodes.iter().any(|op| op == "Insert"), "{opcodes:?}");
@@ -948,8 +948,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn every_pooled_connection_syncs_each_commit() {
-        let dir = std::env::temp_dir().join(format!("tax-budget-sync-{}", uuid::Uuid::new_v4()));
-        let store = SqliteStore::connect(&dir.join("db.sqlite3"), 2, SqliteSync::Full)
+        // Removed when dropped, also when the test fails.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::connect(&dir.path().join("db.sqlite3"), 2, SqliteSync::Full)
             .await
             .expect("connect");
         let level = store
@@ -960,7 +961,6 @@ mod tests {
             .run(|c| Ok(sql_query("PRAGMA wal_autocheckpoint").get_result::<Checkpoint>(c)?))
             .await
             .expect("pragma");
-        let _ = std::fs::remove_dir_all(&dir);
         // 2 is FULL.
         assert_eq!(level.synchronous, 2);
         assert_eq!(checkpoint.wal_autocheckpoint, WAL_CHECKPOINT_PAGES);
@@ -981,9 +981,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn writes_reach_the_database_file_before_the_automatic_checkpoint_and_the_thread_ends_with_the_store(
     ) {
-        let dir = std::env::temp_dir().join(format!("tax-budget-ckpt-{}", uuid::Uuid::new_v4()));
-        let path = dir.join("db.sqlite3");
-        let wal = dir.join("db.sqlite3-wal");
+        // Removed when dropped, also when the test fails.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.sqlite3");
+        let wal = dir.path().join("db.sqlite3-wal");
         let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let store = SqliteStore::connect(&path, 1, SqliteSync::Full)
             .await
@@ -1007,7 +1008,6 @@ mod tests {
         // SQLite removes the WAL file when the last connection to the database closes, so
         // this also shows that the checkpoint thread let go of its connection.
         let closed = eventually(|| !wal.exists()).await;
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(copied, "database file {before} -> {grown} bytes");
         assert!(
             closed,
