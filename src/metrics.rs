@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::error_code::ErrorCode;
+
 /// The operation names the web app and GraphiQL send; any other name is counted as `other`.
 const KNOWN_OPERATIONS: [&str; 9] = [
     "Categories",
@@ -27,25 +29,6 @@ const KNOWN_OPERATIONS: [&str; 9] = [
     "Dashboard",
     "Trend",
     "IntrospectionQuery",
-];
-
-/// The `extensions.code`s the API answers with; any other is counted as `other`.
-const KNOWN_CODES: [&str; 15] = [
-    "BAD_REQUEST",
-    "BAD_USER_INPUT",
-    "GRAPHQL_VALIDATION_FAILED",
-    "IDEMPOTENCY_KEY_REUSED",
-    "INTERNAL",
-    "INTROSPECTION_DISABLED",
-    "NOT_ACCEPTABLE",
-    "OVERLOADED",
-    "PERSISTED_QUERY_NOT_FOUND",
-    "QUERY_TOO_COSTLY",
-    "QUERY_TOO_DEEP",
-    "RATE_LIMITED",
-    "SERVICE_UNAVAILABLE",
-    "TOO_MANY_OPERATIONS",
-    "UNAUTHENTICATED",
 ];
 
 /// Request and fold latencies: from a prepared answer (tens of microseconds) to a live SQL
@@ -79,11 +62,7 @@ pub fn operation_label(name: Option<&str>) -> &'static str {
 pub fn outcome_label(code: Option<&str>) -> &'static str {
     match code {
         None => "ok",
-        Some(code) => KNOWN_CODES
-            .iter()
-            .find(|known| **known == code)
-            .copied()
-            .unwrap_or("other"),
+        Some(code) => ErrorCode::parse(code).map_or("other", ErrorCode::as_str),
     }
 }
 

@@ -7,6 +7,7 @@
 use async_graphql::{Error, ErrorExtensions, ServerError, Value};
 
 use crate::domain::AllocationError;
+use crate::error_code::ErrorCode;
 use crate::store::StoreError;
 use crate::submissions::{AuthError, SealError, SubmitError};
 
@@ -84,19 +85,21 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
-            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
-            ApiError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
-            ApiError::RateLimited { .. } | ApiError::ReadRateLimited { .. } => "RATE_LIMITED",
-            ApiError::QueryTooCostly { .. } => "QUERY_TOO_COSTLY",
-            ApiError::QueryTooDeep { .. } => "QUERY_TOO_DEEP",
-            ApiError::FragmentCycle(_) => "GRAPHQL_VALIDATION_FAILED",
-            ApiError::IntrospectionDisabled => "INTROSPECTION_DISABLED",
-            ApiError::Overloaded { .. } => "OVERLOADED",
-            ApiError::Unavailable => "SERVICE_UNAVAILABLE",
-            ApiError::Internal => "INTERNAL",
+            ApiError::BadUserInput { .. } => ErrorCode::BadUserInput,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::IdempotencyKeyReused { .. } => ErrorCode::IdempotencyKeyReused,
+            ApiError::RateLimited { .. } | ApiError::ReadRateLimited { .. } => {
+                ErrorCode::RateLimited
+            }
+            ApiError::QueryTooCostly { .. } => ErrorCode::QueryTooCostly,
+            ApiError::QueryTooDeep { .. } => ErrorCode::QueryTooDeep,
+            ApiError::FragmentCycle(_) => ErrorCode::GraphqlValidationFailed,
+            ApiError::IntrospectionDisabled => ErrorCode::IntrospectionDisabled,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
+            ApiError::Unavailable => ErrorCode::ServiceUnavailable,
+            ApiError::Internal => ErrorCode::Internal,
         }
     }
 

@@ -210,6 +210,7 @@ impl Extension for RequestLoaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_code::ErrorCode;
 
     #[tokio::test]
     async fn keeps_a_quarter_of_the_pool_for_writes() {
@@ -224,7 +225,7 @@ mod tests {
         let permits = ReadPermits::new(1, Duration::from_millis(50));
         let held = permits.acquire().await.expect("a free permit");
         let refused = permits.acquire().await.expect_err("none free");
-        assert_eq!(refused.code(), "OVERLOADED");
+        assert_eq!(refused.code(), ErrorCode::Overloaded);
         drop(held);
         assert!(permits.acquire().await.is_ok());
     }

@@ -9,6 +9,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Request, Response, ServerResult, Value};
 
+use crate::error_code::ErrorCode;
 use crate::metrics::Metrics;
 
 /// async-graphql's message for a hash it does not know, which Apollo clients look for.
@@ -22,17 +23,17 @@ pub const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
 ///
 /// Automatic Persisted Queries' errors keep async-graphql's messages, which Apollo clients
 /// match (`PersistedQueryNotFound` makes them send the query with its hash).
-pub fn request_error_code(message: &str) -> &'static str {
+pub fn request_error_code(message: &str) -> ErrorCode {
     if message == PERSISTED_QUERY_NOT_FOUND {
-        "PERSISTED_QUERY_NOT_FOUND"
+        ErrorCode::PersistedQueryNotFound
     } else if message == "provided sha does not match query"
         || message.contains("\"PersistedQuery\" extension")
     {
-        "BAD_REQUEST"
+        ErrorCode::BadRequest
     } else if is_bad_value(message) {
-        "BAD_USER_INPUT"
+        ErrorCode::BadUserInput
     } else {
-        "GRAPHQL_VALIDATION_FAILED"
+        ErrorCode::GraphqlValidationFailed
     }
 }
 
@@ -60,7 +61,7 @@ fn code_bad_values(response: &mut Response) {
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
+                .set("code", ErrorCode::BadUserInput);
         }
     }
 }
@@ -72,9 +73,9 @@ fn outcome(response: &Response) -> Option<String> {
     match error.extensions.as_ref().and_then(|e| e.get("code")) {
         Some(Value::String(code)) => Some(code.clone()),
         _ if error.path.is_empty() && response.data == Value::Null => {
-            Some(request_error_code(&error.message).to_owned())
+            Some(request_error_code(&error.message).as_str().to_owned())
         }
-        _ => Some("INTERNAL".to_owned()),
+        _ => Some(ErrorCode::Internal.as_str().to_owned()),
     }
 }
 

@@ -22,6 +22,7 @@ use super::read_cache::{self, CACHE_SNAPSHOT, NO_STORE};
 use super::websocket;
 use super::HttpState;
 use crate::domain::Snapshot;
+use crate::error_code::ErrorCode;
 use crate::graphql::{
     request_error_code, KeptDocument, LearnsValidation, SnapshotReads, PERSISTED_QUERY_NOT_FOUND,
 };
@@ -99,8 +100,9 @@ fn client_addr(ConnectInfo(addr): &ConnectInfo<SocketAddr>) -> ClientAddr {
 }
 
 /// A request the server refuses before running it, in the shape GraphQL clients read.
-fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()
@@ -149,8 +151,11 @@ fn throttled(response: &GqlResponse) -> Option<(StatusCode, u64)> {
     response.errors.iter().find_map(|error| {
         let extensions = error.extensions.as_ref()?;
         let status = match extensions.get("code")? {
-            Value::String(code) if code == "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
-            Value::String(code) if code == "OVERLOADED" => StatusCode::SERVICE_UNAVAILABLE,
+            Value::String(code) => match ErrorCode::parse(code)? {
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                _ => return None,
+            },
             _ => return None,
         };
         let retry_after = match extensions.get("retryAfterSeconds") {
@@ -164,7 +169,7 @@ fn throttled(response: &GqlResponse) -> Option<(StatusCode, u64)> {
 fn not_acceptable() -> Response {
     refusal(
         StatusCode::NOT_ACCEPTABLE,
-        "NOT_ACCEPTABLE",
+        ErrorCode::NotAcceptable,
         "accept application/graphql-response+json or application/json",
     )
 }
@@ -228,7 +233,11 @@ async fn post_uncached(state: &HttpState, request: Request) -> Response {
     let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
         Ok(body) => body,
         Err(rejection) => {
-            return refusal(rejection.status(), "BAD_REQUEST", &rejection.body_text());
+            return refusal(
+                rejection.status(),
+                ErrorCode::BadRequest,
+                &rejection.body_text(),
+            );
         }
     };
     let content_type = headers
@@ -244,7 +253,7 @@ async fn post_uncached(state: &HttpState, request: Request) -> Response {
     if content_type.as_deref() != Some(JSON) {
         return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "send the request as application/json",
         );
     }
@@ -259,7 +268,7 @@ async fn post_uncached(state: &HttpState, request: Request) -> Response {
         Err(error) => {
             return refusal(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 &format!("the body is not a GraphQL request: {error}"),
             )
         }
@@ -484,7 +493,7 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
         _ => {
             return refusal(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 "pass the query as ?query=…, or use GraphiQL at /graphiql",
             )
         }
@@ -499,7 +508,7 @@ async fn get(state: &HttpState, parts: &axum::http::request::Parts) -> Response 
     if prepared.is_mutation {
         let mut response = refusal(
             StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "mutations are only accepted by POST",
         );
         response

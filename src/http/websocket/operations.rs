@@ -8,6 +8,8 @@ use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::error_code::ErrorCode;
+
 use crate::metrics::Metrics;
 
 #[derive(Deserialize)]
@@ -198,7 +200,7 @@ impl Operations {
             "too many operations on this connection (at most {}); complete one first",
             self.limit
         );
-        let error = json!({ "message": message, "extensions": { "code": "TOO_MANY_OPERATIONS" } });
+        let error = json!({ "message": message, "extensions": { "code": ErrorCode::TooManyOperations.as_str() } });
         match self.protocol {
             WebSocketProtocols::GraphQLWS => {
                 json!({ "id": id, "type": "error", "payload": [error] })
