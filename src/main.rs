@@ -230,13 +230,15 @@ async fn main() -> anyhow::Result<ExitCode> {
             backend,
             worker,
         } => {
-            let _telemetry = init_logging(&backend)?;
+            // The long-running commands log a line per request or fold: batched writes.
+            let telemetry = init_logging_to(&backend, LogStream::StdoutBatched)?;
             let app = App::start(Config::serve(&backend, &worker, &serve)).await?;
             let options = ServerOptions {
                 run_worker: serve.run_worker,
                 web_dir: serve.web_dir,
             };
             let server = Server::bind(app, serve.bind, options).await?;
+            telemetry.write_logs_now();
             println!(
                 "tax-budget listening on http://{}/ (GraphiQL: http://{}/graphiql)",
                 server.addr, server.addr
@@ -245,13 +247,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             server
                 .shutdown(Duration::from_secs(serve.shutdown_grace_secs))
                 .await;
+            tracing::info!("server stopped");
         }
         Command::Worker {
             backend,
             worker,
             metrics_bind,
         } => {
-            let _telemetry = init_logging(&backend)?;
+            let _telemetry = init_logging_to(&backend, LogStream::StdoutBatched)?;
             let app = App::start(Config::worker(&backend, &worker)).await?;
             if let Some(addr) = metrics_bind {
                 app.serve_metrics(addr)
@@ -261,6 +264,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             shutdown_signal().await;
             app.shutdown.cancel();
             running.await.context("worker task")?;
+            tracing::info!("worker process stopped");
         }
         Command::Migrate { backend } => {
             let _telemetry = init_logging(&backend)?;

@@ -4,6 +4,8 @@
 //! (`fold_batch`) the outbox rows it folded, so a submission can be followed from its write to
 //! its fold in either the log or a trace viewer.
 
+mod batched;
+
 use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -15,6 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
+use self::batched::BatchedWriterGuard;
 use crate::config::LogFormat;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,13 +28,28 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    #[error("cannot start the log writer's thread: {0}")]
+    LogWriter(#[source] std::io::Error),
     #[error("a global logger is already installed: {0}")]
     AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
 }
 
-/// Flushes the traces not yet exported when dropped (at the end of `main`).
+/// Flushes the traces not yet exported and the log lines not yet written when dropped (at the
+/// end of `main`).
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
+    /// Writes the last lines and ends the log writer's thread when dropped.
+    log_writer: Option<BatchedWriterGuard>,
+}
+
+impl Telemetry {
+    /// Writes the log lines still waiting (see [`LogStream::StdoutBatched`]) before the
+    /// process prints a line of its own on standard output.
+    pub fn write_logs_now(&self) {
+        if let Some(writer) = &self.log_writer {
+            writer.write_now();
+        }
+    }
 }
 
 impl Drop for Telemetry {
@@ -53,6 +71,12 @@ fn traces_url(endpoint: &str) -> String {
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
+    /// Standard output, written by a thread of its own every 10 ms, as one write (see
+    /// [`batched`]): for `serve` and `worker`, whose requests and folds then never wait on a
+    /// write of their own.
+    StdoutBatched,
+    /// Standard output, each line written as it is logged: for one-shot commands, whose lines
+    /// then keep their order with what the command prints.
     Stdout,
     /// For commands whose standard output is their result (`stats`, `seed`, …).
     Stderr,
@@ -68,7 +92,14 @@ pub fn init(
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes help a person at a terminal and litter a file or a log collector: only when
     // the log's stream is a terminal.
+    let mut log_writer = None;
     let (writer, terminal) = match stream {
+        LogStream::StdoutBatched => {
+            let (writer, guard) =
+                batched::batched(std::io::stdout()).map_err(TelemetryError::LogWriter)?;
+            log_writer = Some(guard);
+            (BoxMakeWriter::new(writer), std::io::stdout().is_terminal())
+        }
         LogStream::Stdout => (
             BoxMakeWriter::new(std::io::stdout),
             std::io::stdout().is_terminal(),
@@ -117,7 +148,7 @@ pub fn init(
     if let Some(endpoint) = otlp_endpoint {
         tracing::info!(endpoint, "exporting traces over OTLP");
     }
-    Ok(Telemetry { traces })
+    Ok(Telemetry { traces, log_writer })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Real processes of the `tax-budget` binary: several servers on one PostgreSQL + Redis, a
 //! worker killed in the middle of a fold, the rebuild command, graceful shutdown, the
-//! submission rate limit as the flags set it.
+//! submission rate limit as the flags set it, the log lines.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -288,6 +288,32 @@ async fn shutdown_closes_websockets_and_exits_cleanly() {
     }
     assert!(saw_close, "the server sent a close frame");
     assert!(server.wait_exit().await.success());
+}
+
+/// `serve` writes its log lines from a thread of its own, in batches: each response's line
+/// still comes out, naming its request, and the lines logged while the process ends are
+/// written before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_come_out_promptly_and_the_last_ones_at_exit() {
+    let backend = TestBackend::create(Backend::Sqlite).await.expect("db");
+    let (mut server, addr) = Process::serve(&backend.env()).await;
+    let id = format!("log-line-{}", uuid::Uuid::new_v4());
+    let answered = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .header("x-request-id", &id)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answered.status(), 200);
+    let line = server.wait_for_line(&id).await;
+    assert!(line.contains("finished processing request"), "{line}");
+    assert!(line.contains("status=200"), "{line}");
+
+    server.signal("TERM");
+    assert!(server.wait_exit().await.success());
+    // The last line is logged just before the process ends.
+    server.wait_for_line("server stopped").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
