@@ -24,28 +24,45 @@ const INTERVAL: Duration = Duration::from_millis(10);
 const MAX_PENDING: usize = 1 << 20;
 
 /// The [`MakeWriter`] to give the log layer.
-#[derive(Clone)]
 pub struct BatchedWriter<W> {
-    shared: Arc<Mutex<Pending<W>>>,
+    shared: Arc<Shared<W>>,
 }
 
-struct Pending<W> {
-    bytes: Vec<u8>,
+impl<W> Clone for BatchedWriter<W> {
+    fn clone(&self) -> Self {
+        BatchedWriter {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Shared<W> {
+    /// Lines gathered since the last write: the only lock a logging thread takes, held for a
+    /// copy of its line, never during a write.
+    pending: Mutex<Vec<u8>>,
+    /// The output and the buffer being written, held while writing. Taken before `pending`,
+    /// so that batches are written in the order they were gathered.
+    output: Mutex<Output<W>>,
+}
+
+struct Output<W> {
     out: W,
+    writing: Vec<u8>,
 }
 
-impl<W: Write> Pending<W> {
-    fn write_out(&mut self) -> io::Result<()> {
-        if self.bytes.is_empty() {
+impl<W: Write> Shared<W> {
+    /// Writes every line gathered so far.
+    fn write_out(&self) -> io::Result<()> {
+        let mut output = lock(&self.output);
+        let Output { out, writing } = &mut *output;
+        std::mem::swap(&mut *lock(&self.pending), writing);
+        if writing.is_empty() {
             return Ok(());
         }
-        let written = self
-            .out
-            .write_all(&self.bytes)
-            .and_then(|()| self.out.flush());
+        let written = out.write_all(writing).and_then(|()| out.flush());
         // Lines that could not be written are dropped, not retried forever: a log whose
         // output is gone must not grow without end.
-        self.bytes.clear();
+        writing.clear();
         written
     }
 }
@@ -78,10 +95,13 @@ impl Drop for BatchedWriterGuard {
 pub fn batched<W: Write + Send + 'static>(
     out: W,
 ) -> io::Result<(BatchedWriter<W>, BatchedWriterGuard)> {
-    let shared = Arc::new(Mutex::new(Pending {
-        bytes: Vec::with_capacity(64 * 1024),
-        out,
-    }));
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+        output: Mutex::new(Output {
+            out,
+            writing: Vec::with_capacity(64 * 1024),
+        }),
+    });
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
@@ -93,7 +113,7 @@ pub fn batched<W: Write + Send + 'static>(
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                 };
                 // An error of standard output has nowhere to be logged.
-                let _ = lock(&shared).write_out();
+                let _ = shared.write_out();
                 if last {
                     return;
                 }
@@ -102,7 +122,7 @@ pub fn batched<W: Write + Send + 'static>(
     let write_now = {
         let shared = shared.clone();
         Box::new(move || {
-            let _ = lock(&shared).write_out();
+            let _ = shared.write_out();
         })
     };
     Ok((
@@ -115,22 +135,25 @@ pub fn batched<W: Write + Send + 'static>(
     ))
 }
 
-fn lock<W>(shared: &Mutex<Pending<W>>) -> MutexGuard<'_, Pending<W>> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while appending leaves at worst a partial line: keep logging.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One line (the log layer writes each event in one call).
 pub struct LineWriter<'a, W> {
-    shared: &'a Mutex<Pending<W>>,
+    shared: &'a Shared<W>,
 }
 
 impl<W: Write> Write for LineWriter<'_, W> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let mut pending = lock(self.shared);
-        pending.bytes.extend_from_slice(line);
-        if pending.bytes.len() >= MAX_PENDING {
-            pending.write_out()?;
+        let full = {
+            let mut pending = lock(&self.shared.pending);
+            pending.extend_from_slice(line);
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.shared.write_out()?;
         }
         Ok(line.len())
     }
@@ -206,6 +229,54 @@ mod tests {
         writer.make_writer().write_all(b"before\n").expect("append");
         guard.write_now();
         assert_eq!(written(&out), "before\n");
+    }
+
+    /// An output whose writes wait until the test lets them through.
+    struct Gate {
+        entered: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+        out: Shared,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let _ = self.entered.send(());
+            let _ = self.release.recv_timeout(Duration::from_secs(10));
+            self.out.write(bytes)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_is_taken_while_a_write_is_stuck() {
+        let (entered, writing) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        let out = Shared::default();
+        let gate = Gate {
+            entered,
+            release: released,
+            out: out.clone(),
+        };
+        let (writer, guard) = batched(gate).expect("thread starts");
+        writer.make_writer().write_all(b"first\n").expect("append");
+        writing
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the writer thread writes the first line");
+        // The output is stuck in that write; logging goes on.
+        let (appended, done) = mpsc::channel();
+        let logger = writer.clone();
+        std::thread::spawn(move || {
+            logger.make_writer().write_all(b"second\n").expect("append");
+            let _ = appended.send(());
+        });
+        let taken = done.recv_timeout(Duration::from_secs(5));
+        release.send(()).expect("release the first write");
+        release.send(()).expect("release the second write");
+        assert!(taken.is_ok(), "a line waited for the output");
+        drop(guard);
+        assert_eq!(written(&out), "first\nsecond\n");
     }
 
     #[test]
