@@ -31,8 +31,8 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    /// A request that cannot be read as one: malformed JSON, a bad Automatic Persisted Queries
-    /// extension, a mutation over GET.
+    /// A request that cannot be read as one: a body that is not JSON (or not of a JSON media
+    /// type), a bad Automatic Persisted Queries extension, a mutation over GET.
     BadRequest => "BAD_REQUEST",
     /// A value the API refuses; `extensions.field` says where.
     BadUserInput => "BAD_USER_INPUT",
