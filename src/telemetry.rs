@@ -39,7 +39,7 @@ pub enum TelemetryError {
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
     /// Writes the last lines and ends the log writer's thread when dropped.
-    log_writer: Option<BatchedWriterGuard>,
+    log_writer: Option<BatchedWriterGuard<std::io::Stdout>>,
 }
 
 impl Telemetry {
@@ -72,7 +72,7 @@ fn traces_url(endpoint: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
     /// Standard output, written by a thread of its own every 10 ms, as one write (see
-    /// [`batched`]): for `serve` and `worker`, whose requests and folds then never wait on a
+    /// `telemetry/batched.rs`): for `serve` and `worker`, whose requests and folds then never wait on a
     /// write of their own.
     StdoutBatched,
     /// Standard output, each line written as it is logged: for one-shot commands, whose lines

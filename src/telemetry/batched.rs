@@ -68,21 +68,22 @@ impl<W: Write> Shared<W> {
 }
 
 /// Writes what is still waiting and stops the thread when dropped.
-pub struct BatchedWriterGuard {
+pub struct BatchedWriterGuard<W> {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    write_now: Box<dyn Fn() + Send + Sync>,
+    shared: Arc<Shared<W>>,
 }
 
-impl BatchedWriterGuard {
+impl<W: Write> BatchedWriterGuard<W> {
     /// Writes the waiting lines now: before the process prints on the same stream itself,
     /// so that what it prints comes after the lines logged before it.
     pub fn write_now(&self) {
-        (self.write_now)();
+        // An error of standard output has nowhere to be logged.
+        let _ = self.shared.write_out();
     }
 }
 
-impl Drop for BatchedWriterGuard {
+impl<W> Drop for BatchedWriterGuard<W> {
     fn drop(&mut self) {
         self.stop.take();
         if let Some(thread) = self.thread.take() {
@@ -94,7 +95,7 @@ impl Drop for BatchedWriterGuard {
 /// A writer of batched lines into `out`, and the guard that writes the last of them.
 pub fn batched<W: Write + Send + 'static>(
     out: W,
-) -> io::Result<(BatchedWriter<W>, BatchedWriterGuard)> {
+) -> io::Result<(BatchedWriter<W>, BatchedWriterGuard<W>)> {
     let shared = Arc::new(Shared {
         pending: Mutex::new(Vec::with_capacity(64 * 1024)),
         output: Mutex::new(Output {
@@ -119,18 +120,14 @@ pub fn batched<W: Write + Send + 'static>(
                 }
             }
         })?;
-    let write_now = {
-        let shared = shared.clone();
-        Box::new(move || {
-            let _ = shared.write_out();
-        })
-    };
     Ok((
-        BatchedWriter { shared },
+        BatchedWriter {
+            shared: shared.clone(),
+        },
         BatchedWriterGuard {
             stop: Some(stop),
             thread: Some(thread),
-            write_now,
+            shared,
         },
     ))
 }
@@ -140,12 +137,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One line (the log layer writes each event in one call).
-pub struct LineWriter<'a, W> {
+/// Appends a line to those gathered (the log layer writes each event in one call).
+pub struct LineAppender<'a, W> {
     shared: &'a Shared<W>,
 }
 
-impl<W: Write> Write for LineWriter<'_, W> {
+impl<W: Write> Write for LineAppender<'_, W> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let full = {
             let mut pending = lock(&self.shared.pending);
@@ -164,10 +161,10 @@ impl<W: Write> Write for LineWriter<'_, W> {
 }
 
 impl<'a, W: Write + 'a> MakeWriter<'a> for BatchedWriter<W> {
-    type Writer = LineWriter<'a, W>;
+    type Writer = LineAppender<'a, W>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter {
+        LineAppender {
             shared: &self.shared,
         }
     }

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error_code::ErrorCode;
-
 use crate::metrics::Metrics;
 
 #[derive(Deserialize)]
@@ -200,7 +199,8 @@ impl Operations {
             "too many operations on this connection (at most {}); complete one first",
             self.limit
         );
-        let error = json!({ "message": message, "extensions": { "code": ErrorCode::TooManyOperations.as_str() } });
+        let code = ErrorCode::TooManyOperations.as_str();
+        let error = json!({ "message": message, "extensions": { "code": code } });
         match self.protocol {
             WebSocketProtocols::GraphQLWS => {
                 json!({ "id": id, "type": "error", "payload": [error] })
